@@ -1,0 +1,229 @@
+"""Data-parallel training (DDP or FSDP2) for SageMaker and for any CPU machine.
+
+Runs unchanged under SageMaker's torch_distributed launcher, under ``torchrun --nproc_per_node N``, and
+as plain ``python train.py``. Uses NCCL on GPUs and gloo on CPU. Rank 0 prints metric lines
+(``step=.. loss=.. samples_per_s=..``) that the job's metric definitions match and saves the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this file, under any launcher
+
+from common import sagemaker_env  # noqa: E402
+from common.hparams import boolean, json_dict, json_list  # noqa: E402
+from common.models import build_model, synthetic_batch  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", choices=["mlp", "cnn", "gpt"], default="mlp")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--global_batch_size", type=int, default=32)
+    p.add_argument("--grad_accum_steps", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", type=json_dict, default={"name": "adamw"})
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log_every", type=int, default=10)
+    p.add_argument("--checkpoint_every", type=int, default=0, help="0: no periodic checkpoints")
+    # model shapes
+    p.add_argument("--in_features", type=int, default=32)
+    p.add_argument("--hidden_sizes", type=json_list, default=[64, 64])
+    p.add_argument("--vocab_size", type=int, default=256)
+    p.add_argument("--d_model", type=int, default=64)
+    p.add_argument("--n_layers", type=int, default=2)
+    p.add_argument("--n_heads", type=int, default=4)
+    p.add_argument("--seq_len", type=int, default=32)
+    # set by the job's distribution strategy
+    p.add_argument("--parallel", choices=["none", "ddp", "fsdp"], default="ddp")
+    p.add_argument("--backend", choices=["auto", "nccl", "gloo", "smddp"], default="auto")
+    p.add_argument("--mixed_precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--fsdp_sharding", choices=["full_shard", "shard_grad_op", "hybrid_shard"], default="full_shard")
+    p.add_argument("--fsdp_shard_degree", type=int, default=0)
+    p.add_argument("--fsdp_cpu_offload", type=boolean, default=False)
+    args = p.parse_args(argv)
+    if args.global_batch_size % args.grad_accum_steps:
+        p.error("--global_batch_size must be a multiple of --grad_accum_steps")
+    return args
+
+
+def init_distributed(env: sagemaker_env.SageMakerEnv, backend: str) -> torch.device:
+    if torch.cuda.is_available():
+        device = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if env.distributed:
+        if backend == "smddp":
+            import smdistributed.dataparallel.torch.torch_smddp  # noqa: F401  registers the backend
+        elif backend == "auto":
+            backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=300))
+    return device
+
+
+def wrap(model: torch.nn.Module, args, env, device) -> torch.nn.Module:
+    if not env.distributed or args.parallel == "none":
+        return model
+    if args.parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+    if args.fsdp_sharding == "hybrid_shard":
+        shard = args.fsdp_shard_degree or env.local_world_size
+        mesh = init_device_mesh(device.type, (env.world_size // shard, shard), mesh_dim_names=("replicate", "shard"))
+    else:
+        mesh = init_device_mesh(device.type, (env.world_size,))
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.mixed_precision]
+    options = {
+        "mesh": mesh,
+        "reshard_after_forward": args.fsdp_sharding != "shard_grad_op",
+        "mp_policy": MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32 if dtype else None),
+    }
+    if args.fsdp_cpu_offload:
+        options["offload_policy"] = CPUOffloadPolicy()
+    for module in model.modules():  # shard each block, then the root
+        if module is not model and type(module).__name__ in ("Block", "Linear", "Conv2d") and not any(
+            isinstance(p, torch.distributed.tensor.DTensor) for p in module.parameters()
+        ):
+            fully_shard(module, **options)
+    return fully_shard(model, **options)
+
+
+def make_optimizer(model, args):
+    settings = dict(args.optimizer)
+    name = settings.pop("name", "adamw").lower()
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=args.lr, **settings)
+    if name in ("adam", "adamw"):
+        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+        if "betas" in settings:
+            settings["betas"] = tuple(settings["betas"])
+        return cls(model.parameters(), lr=args.lr, **settings)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
+
+
+def state(model, optimizer):
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optim_state = get_state_dict(model, optimizer)
+    return {"model": model_state, "optim": optim_state}
+
+
+def save_checkpoint(model, optimizer, step: int, env) -> None:
+    import torch.distributed.checkpoint as dcp
+
+    path = env.checkpoint_dir / f"step_{step:08d}"
+    dcp.save({**state(model, optimizer), "step": torch.tensor(step)}, checkpoint_id=str(path))
+    if env.rank == 0:
+        (path / "COMPLETE").touch()  # a checkpoint cut short by an interruption has no marker
+
+
+def load_latest_checkpoint(model, optimizer, env) -> int:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    done = sorted(p for p in env.checkpoint_dir.glob("step_*") if (p / "COMPLETE").exists())
+    if not done:
+        return 0
+    loaded = {**state(model, optimizer), "step": torch.tensor(0)}
+    dcp.load(loaded, checkpoint_id=str(done[-1]))
+    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+    return int(loaded["step"])
+
+
+def train(args, env) -> None:
+    device = init_distributed(env, args.backend)
+    torch.manual_seed(args.seed)
+    model = wrap(build_model(args).to(device), args, env, device)
+    loss_fn = type(model.module if hasattr(model, "module") else model).loss
+    optimizer = make_optimizer(model, args)
+    start = load_latest_checkpoint(model, optimizer, env)
+    if args.global_batch_size % (env.world_size * args.grad_accum_steps):
+        raise ValueError(
+            f"global_batch_size {args.global_batch_size} must divide evenly over {env.world_size} processes "
+            f"x {args.grad_accum_steps} accumulation steps"
+        )
+    local = args.global_batch_size // env.world_size
+    micro = local // args.grad_accum_steps
+    autocast = args.mixed_precision == "bf16" and args.parallel != "fsdp" and (
+        device.type == "cpu" or torch.cuda.is_bf16_supported()
+    )
+    stop = {"signal": None}
+    signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
+    if env.rank == 0:
+        print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
+              f"device {device.type}, from step {start}", flush=True)
+    t0, seen = time.perf_counter(), 0
+    for step in range(start, args.steps):
+        x, y = synthetic_batch(args, step, args.global_batch_size)
+        x, y = x[env.rank * local:(env.rank + 1) * local].to(device), y[env.rank * local:(env.rank + 1) * local].to(device)
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=device)
+        for k in range(args.grad_accum_steps):
+            xs, ys = x[k * micro:(k + 1) * micro], y[k * micro:(k + 1) * micro]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(model(xs), ys) / args.grad_accum_steps
+            loss.backward()
+            total += loss.detach()
+        optimizer.step()
+        seen += args.global_batch_size
+        done = step + 1
+        if env.distributed:  # gloo has no AVG: sum and divide
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+            total /= env.world_size
+        if env.rank == 0 and (done % args.log_every == 0 or done == args.steps):
+            rate = seen / (time.perf_counter() - t0)
+            print(f"step={done} loss={total.item():.6f} samples_per_s={rate:.1f}", flush=True)
+        interrupted = stop["signal"] is not None
+        if args.checkpoint_every and (done % args.checkpoint_every == 0 or interrupted):
+            save_checkpoint(model, optimizer, done, env)
+        if interrupted:
+            if env.rank == 0:
+                print(f"stopping at step {done} on signal {stop['signal']}; checkpoint saved", flush=True)
+            return
+    save_model(model, args, env)
+
+
+def save_model(model, args, env) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if env.rank == 0:
+        env.model_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": full, "args": vars(args)}, env.model_dir / "model.pt")
+        print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    env = sagemaker_env.from_environ()
+    try:
+        train(args, env)
+    except Exception:
+        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        with env.failure_file.open("a") as f:
+            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()

@@ -1,0 +1,110 @@
+"""Catalogs as data: GPU training instance types and PyTorch framework images.
+
+Each JSON file beside this module records where its facts come from and when they were retrieved.
+Code reads them through the frozen views below; nothing here imports the SageMaker SDK or touches AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+_HERE = Path(__file__).parent
+INSTANCES_PATH = _HERE / "instances.json"
+FRAMEWORKS_PATH = _HERE / "frameworks.json"
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """One GPU training instance type."""
+
+    name: str
+    family: str
+    gpu_count: int
+    gpu_model: str
+    gpu_architecture: str
+    gpu_memory_gb: float
+    """Device memory of one GPU."""
+    vcpus: int
+    memory_gib: float
+    """Host memory."""
+    nvlink: bool
+    """GPUs within the instance are connected by NVLink/NVSwitch."""
+    efa: bool
+    """The instance supports Elastic Fabric Adapter."""
+    network_gbps: float
+
+
+@dataclass(frozen=True)
+class InstanceCatalog:
+    source: str
+    retrieved: str
+    types: dict[str, InstanceType]
+    excluded: dict[str, str]
+    """Instance types botocore lists that the catalog leaves out, with the reason."""
+
+    def get(self, name: str) -> InstanceType | None:
+        return self.types.get(name)
+
+
+@dataclass(frozen=True)
+class FrameworkCatalog:
+    source: str
+    retrieved: str
+    version_aliases: dict[str, str]
+    py_versions: dict[str, tuple[str, ...]]
+    """Full PyTorch version -> Python versions with a GPU training image."""
+    image_tags: dict[str, dict[str, str]]
+    """Full PyTorch version -> Python version -> GPU image tag."""
+    repositories: dict[str, str]
+    registries: dict[str, dict[str, str]]
+    """Full PyTorch version -> region -> ECR account."""
+    domains: dict[str, str]
+    torch_distributed_gpu_versions: tuple[str, ...]
+    smddp_versions: tuple[str, ...]
+    smddp_instance_types: tuple[str, ...]
+
+    def resolve(self, version: str) -> str | None:
+        """Full version for ``version`` or its alias ("2.3" -> "2.3.0"); None when no image exists."""
+        if version in self.py_versions:
+            return version
+        return self.version_aliases.get(version) if self.version_aliases.get(version) in self.py_versions else None
+
+    def image_uri(self, version: str, py_version: str, region: str) -> str | None:
+        """The GPU training image URI the SDK would pick, or None when there is none in that region."""
+        full = self.resolve(version)
+        if full is None or py_version not in self.py_versions[full]:
+            return None
+        account = self.registries[full].get(region)
+        if account is None:
+            return None
+        domain = self.domains.get(region, "amazonaws.com")
+        return f"{account}.dkr.ecr.{region}.{domain}/{self.repositories[full]}:{self.image_tags[full][py_version]}"
+
+
+@cache
+def instances() -> InstanceCatalog:
+    data = json.loads(INSTANCES_PATH.read_text())
+    types = {name: InstanceType(name=name, **fields) for name, fields in data["instance_types"].items()}
+    return InstanceCatalog(data["source"], data["retrieved"], types, dict(data["excluded"]))
+
+
+@cache
+def frameworks() -> FrameworkCatalog:
+    data = json.loads(FRAMEWORKS_PATH.read_text())
+    versions = data["versions"]
+    return FrameworkCatalog(
+        source=data["source"],
+        retrieved=data["retrieved"],
+        version_aliases=dict(data["version_aliases"]),
+        py_versions={v: tuple(e["py_versions"]) for v, e in versions.items()},
+        image_tags={v: dict(e["image_tags"]) for v, e in versions.items()},
+        repositories={v: e["repository"] for v, e in versions.items()},
+        registries={v: data["registry_sets"][e["registries"]] for v, e in versions.items()},
+        domains=dict(data["domains"]),
+        torch_distributed_gpu_versions=tuple(data["torch_distributed_gpu_versions"]),
+        smddp_versions=tuple(data["smddp_versions"]),
+        smddp_instance_types=tuple(data["smddp_instance_types"]),
+    )

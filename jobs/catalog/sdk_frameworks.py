@@ -1,0 +1,88 @@
+"""Regenerate ``frameworks.json`` from the installed SageMaker Python SDK.
+
+The SDK is the authority on which PyTorch training images exist and which versions its distributed
+launchers accept, but importing it costs seconds. smjobs validates specs without importing it, so this
+tool copies the facts into a dated data file once:
+
+    python -m jobs.catalog.sdk_frameworks        # rewrites jobs/catalog/frameworks.json
+
+A test checks that every version in the data file still has an image in the installed SDK.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from importlib import metadata
+from pathlib import Path
+
+from jobs.catalog import FRAMEWORKS_PATH
+
+# AWS's SMDDP documentation ("Supported frameworks, AWS Regions, and instances types") lists these for
+# SMDDP v2; the SDK's own list still admits ml.p3.16xlarge and ml.p3dn.24xlarge, which v2 dropped.
+SMDDP_INSTANCE_TYPES = ["ml.p4d.24xlarge", "ml.p4de.24xlarge"]
+
+
+def frameworks_from_sdk() -> dict:
+    """Read the PyTorch training image table and the distributed-launcher rules from the installed SDK."""
+    from sagemaker import fw_utils, image_uris, utils  # slow import, only here
+
+    config = image_uris.config_for_framework("pytorch")["training"]
+    versions = {}
+    registries_seen: dict[str, dict] = {}
+    for version, entry in config["versions"].items():
+        py_versions = [p for p in entry["py_versions"] if p.startswith("py3") and p != "py3"]
+        if not py_versions:
+            continue  # py2-era images: nothing current runs there
+        key = json.dumps(entry["registries"], sort_keys=True)
+        registries_seen.setdefault(key, entry["registries"])
+        region = "us-east-1" if "us-east-1" in entry["registries"] else next(iter(entry["registries"]))
+        tags = {
+            py: image_uris.retrieve(
+                "pytorch", region, version=version, py_version=py, instance_type="ml.p4d.24xlarge", image_scope="training"
+            ).rsplit(":", 1)[1]
+            for py in py_versions
+        }
+        versions[version] = {
+            "py_versions": py_versions,
+            "image_tags": tags,
+            "repository": entry["repository"],
+            "registries": f"set{list(registries_seen).index(key)}",
+        }
+    registry_sets = {f"set{i}": regs for i, regs in enumerate(registries_seen.values())}
+    regions = sorted({r for regs in registry_sets.values() for r in regs})
+    # The SDK builds the image host from botocore's ECR endpoint for the region: keep its DNS suffix.
+    resolver = utils._botocore_resolver()
+    domains = {}
+    for region in regions:
+        endpoint = resolver.construct_endpoint("ecr", region) or {"hostname": f"ecr.{region}.amazonaws.com"}
+        domains[region] = endpoint["hostname"].split(f"{region}.", 1)[1]
+    smddp = [
+        v for v in fw_utils.SM_DATAPARALLEL_SUPPORTED_FRAMEWORK_VERSIONS["pytorch"] if v in versions
+    ]
+    return {
+        "description": "PyTorch training images and distributed-launcher support, copied from the SageMaker Python SDK.",
+        "source": f"sagemaker=={metadata.version('sagemaker')}: image_uri_config/pytorch.json (training), "
+        "fw_utils.TORCH_DISTRIBUTED_GPU_SUPPORTED_FRAMEWORK_VERSIONS, "
+        "fw_utils.SM_DATAPARALLEL_SUPPORTED_FRAMEWORK_VERSIONS; SMDDP instance types from the AWS SMDDP documentation",
+        "retrieved": _dt.date.today().isoformat(),
+        "version_aliases": config["version_aliases"],
+        "versions": versions,
+        "registry_sets": registry_sets,
+        "domains": domains,
+        "torch_distributed_gpu_versions": [
+            v for v in fw_utils.TORCH_DISTRIBUTED_GPU_SUPPORTED_FRAMEWORK_VERSIONS if v in versions
+        ],
+        "smddp_versions": smddp,
+        "smddp_instance_types": SMDDP_INSTANCE_TYPES,
+    }
+
+
+def main() -> None:
+    data = frameworks_from_sdk()
+    Path(FRAMEWORKS_PATH).write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {FRAMEWORKS_PATH}: {len(data['versions'])} PyTorch versions ({data['source']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The ``smjobs`` command line: validate, submit (or dry-run), status, logs.
+
+Bad input exits with code 2 and a list of problems, never a traceback; nothing is uploaded and no job is
+created. The SageMaker SDK is imported only when a job is really submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from jobs.errors import SpecError
+from jobs.request import build_request
+from jobs.spec import JobSpec, example_path, read_spec_data
+from jobs.validate import validate_spec
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
+out = Console()
+err = Console(stderr=True)
+
+SpecArg = Annotated[str, typer.Argument(help="Job spec file (YAML or JSON), or the name of a shipped example.")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: the spec's, then AWS config).")]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint-url", help="Send every AWS call to this endpoint, e.g. a moto server.")
+]
+
+
+class UsageError(Exception):
+    """Input the command cannot use; reported with exit code 2."""
+
+
+def load(spec: str, region: str | None = None) -> JobSpec:
+    """Read and validate a spec file (or shipped example by name)."""
+    path = Path(spec)
+    if not path.exists():
+        try:
+            path = example_path(spec)
+        except FileNotFoundError as exc:
+            raise UsageError(f"{spec}: no such file. {exc}") from None
+    try:
+        data = read_spec_data(path)
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the spec: {exc}") from None
+    if data.get("source_dir") and not Path(data["source_dir"]).is_absolute():
+        data["source_dir"] = str((path.parent / data["source_dir"]).resolve())  # relative to the spec file
+    return validate_spec(data, region=region)
+
+
+def _region(spec: JobSpec, region: str | None) -> str | None:
+    return region or spec.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def _fail(exc: Exception) -> None:
+    if isinstance(exc, SpecError):
+        err.print(f"[bold red]{len(exc.problems)} problem(s) in the job spec[/] (nothing was sent to AWS):")
+        for problem in exc.problems:
+            err.print(f"  [red]-[/] [bold]{problem.path or '<spec>'}[/]: {problem.message}", highlight=False)
+            if problem.fix:
+                err.print(f"      To fix: {problem.fix}", highlight=False)
+    else:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def validate(spec: SpecArg, region: RegionOpt = None) -> None:
+    """Check a spec against every rule; print a summary, or every problem and exit 2."""
+    try:
+        job = load(spec, region)
+        request = build_request(job, region=_region(job, region))
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    table = Table(title=f"{job.name}: valid", show_header=False)
+    compute = job.compute
+    table.add_row("strategy", f"{job.distribution.type} ({job.distribution.launcher})")
+    table.add_row("instances", f"{compute.instance_count} x {compute.instance_type}")
+    table.add_row("processes", f"{request.processes_per_host} per host, world size {request.world_size}")
+    table.add_row("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"])
+    table.add_row("entry point", f"{request.source_dir}/{request.entry_point}")
+    table.add_row("hyperparameters", str(len(request.create_training_job["HyperParameters"])))
+    out.print(table)
+
+
+@app.command()
+def submit(
+    spec: SpecArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request as YAML; call no AWS API.")] = False,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
+    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output.")] = None,
+    job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
+) -> None:
+    """Validate and submit a job (fit with wait=False), or print its request with --dry-run."""
+    try:
+        job = load(spec, region)
+        if role is not None:
+            job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
+        if dry_run:
+            request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
+            out.print(request.to_yaml(), end="", highlight=False, markup=False, soft_wrap=True)
+            return
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jobs import sagemaker_edge
+    from jobs.aws import AwsContext
+
+    aws = AwsContext.create(region=_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
+    try:
+        resolved = sagemaker_edge.resolve(job, aws, role_arn=role, bucket=bucket)
+        request = sagemaker_edge.resolved_request(job, aws, resolved, job_name=job_name)
+        name = sagemaker_edge.submit(request, aws)
+    except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
+        _fail(exc)
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[bold red]AWS error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"[green]submitted[/] {name} ({request.world_size} processes on "
+              f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
+    out.print(f"  status: smjobs status {name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""))
+
+
+def _aws_call(fn, *args: Any):
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn(*args)
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[bold red]AWS error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+    """Show a training job's status, timings and final metrics."""
+    from jobs import sagemaker_edge
+    from jobs.aws import AwsContext
+
+    aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
+    summary = _aws_call(sagemaker_edge.status, aws, job)
+    table = Table(title=job, show_header=False)
+    for key, value in summary.items():
+        if value not in (None, {}, ""):
+            table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    out.print(table)
+
+
+@app.command()
+def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+    """Print a training job's CloudWatch log so far."""
+    from jobs import sagemaker_edge
+    from jobs.aws import AwsContext
+
+    aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
+    lines = _aws_call(lambda: list(sagemaker_edge.logs(aws, job)))
+    if not lines:
+        out.print(f"no log streams for {job} yet")
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""``make demo``: validate the example DDP job, print its dry-run request, submit it to an in-process moto.
+
+No AWS account is used: ``moto.mock_aws()`` stands in for S3, IAM, STS and SageMaker. What the demo shows
+as "sent" is the CreateTrainingJob request captured from the SDK itself, not moto's echo.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+
+from rich.console import Console
+from rich.syntax import Syntax
+
+from jobs.errors import SpecError
+from jobs.request import build_request
+from jobs.spec import example_path, read_spec_data
+from jobs.validate import validate_spec
+
+EXAMPLE = "ddp_mlp"
+REGION = "us-east-1"
+
+
+def main(example: str = EXAMPLE) -> int:
+    console = Console()
+    path = example_path(example)
+    console.rule(f"1. validate {path.name}")
+    try:
+        spec = validate_spec(read_spec_data(path), region=REGION)
+    except SpecError as exc:
+        console.print(str(exc))
+        return 2
+    console.print(f"[green]valid[/]: {spec.distribution.type} on {spec.compute.instance_count} x {spec.compute.instance_type}")
+
+    console.rule("2. dry run (no AWS call)")
+    console.print(Syntax(build_request(spec, region=REGION).to_yaml(), "yaml", word_wrap=True))
+
+    console.rule("3. submit to moto (in process)")
+    from moto import mock_aws
+
+    from jobs import sagemaker_edge
+    from jobs.aws import AwsContext
+
+    with mock_aws():
+        aws = AwsContext.create(region=REGION)
+        sent: list[dict] = []
+        aws.client("sagemaker").meta.events.register(
+            sagemaker_edge.CREATE_TRAINING_JOB_EVENT, lambda params, **_: sent.append(copy.deepcopy(params))
+        )
+        resolved = sagemaker_edge.resolve(spec, aws)
+        request = sagemaker_edge.resolved_request(spec, aws, resolved)
+        name = sagemaker_edge.submit(request, aws)
+        console.print(f"[green]submitted[/] {name}; role {resolved.role_arn}; bucket {resolved.bucket}")
+        console.print("CreateTrainingJob as the SDK sent it:")
+        console.print(Syntax(json.dumps(sent[0], indent=2, default=str), "json", word_wrap=True))
+        same = sent[0] == request.create_training_job
+        console.print(f"dry-run prediction equals the request sent: [{'green' if same else 'red'}]{same}[/]")
+        keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=resolved.bucket)["Contents"]]
+        console.print(f"uploaded: {', '.join(keys)}")
+        console.print(f"status (moto): {sagemaker_edge.status(aws, name)['status']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

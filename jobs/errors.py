@@ -1,0 +1,35 @@
+"""The one error type validation raises: every problem found in a spec, each with its field path and fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec."""
+
+    path: str
+    """Dotted field path inside the spec, e.g. ``compute.instance_type`` or ``inputs.train.uri``."""
+    message: str
+    """What is wrong, with the offending value."""
+    fix: str = ""
+    """What to change; rendered after "To fix:"."""
+
+    def render(self) -> str:
+        text = f"{self.path or '<spec>'}: {self.message}"
+        return f"{text} To fix: {self.fix}" if self.fix else text
+
+
+class SpecError(ValueError):
+    """A spec (or the request built from it) has one or more problems. Nothing was sent to AWS."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = [f"{count} problem{'s' if count != 1 else ''} in the job spec:"]
+        lines += [f"  - {p.render()}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+    def paths(self) -> list[str]:
+        return [p.path for p in self.problems]

@@ -1,0 +1,249 @@
+"""spec -> TrainingRequest: the plain data that is submitted, run locally, printed by --dry-run and tested.
+
+``build_request`` is a pure function: no AWS call, no SDK import. The request carries both the
+keyword arguments for ``sagemaker.pytorch.PyTorch`` and the CreateTrainingJob request those arguments
+make the SDK send (predicted here, and checked against what the SDK really sends in the tests).
+Values only AWS can supply (role, default bucket) show as ``<role>`` / ``<bucket>`` until resolved.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobs import catalog
+from jobs.hyperparameters import to_estimator_value, to_wire
+from jobs.spec import ENTRY_POINTS_DIR, JobSpec
+
+UNRESOLVED_BUCKET = "<bucket>"
+UNRESOLVED_ROLE = "<role>"
+DEFAULT_REGION = "us-east-1"
+JOB_NAME_SUFFIX_CHARS = len("-20260101-000000")
+CONTAINER_LOG_LEVEL = 20  # logging.INFO, the SDK's default
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything needed to create one training job, as plain data."""
+
+    job_name: str
+    region: str
+    role_arn: str
+    """The execution role, or ``<role>`` before it is resolved."""
+    bucket: str
+    """Bucket for code and default output, or ``<bucket>`` before it is resolved."""
+    source_dir: str
+    entry_point: str
+    estimator: dict[str, Any]
+    """Keyword arguments for ``sagemaker.pytorch.PyTorch`` (without role and session)."""
+    inputs: dict[str, dict[str, Any]]
+    """Channels for ``fit()``: name -> uri, input_mode, s3_distribution, content_type."""
+    processes_per_host: int
+    world_size: int
+    create_training_job: dict[str, Any] = field(default_factory=dict)
+    """The CreateTrainingJob request the SDK will send for this estimator."""
+
+    @property
+    def resolved(self) -> bool:
+        return self.role_arn != UNRESOLVED_ROLE and self.bucket != UNRESOLVED_BUCKET
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
+
+
+def unique_job_name(base: str, now: _dt.datetime | None = None) -> str:
+    """``base`` plus a UTC timestamp, the way the SDK names jobs (``name-YYYYMMDD-HHMMSS``)."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{base}-{now:%Y%m%d-%H%M%S}"
+
+
+def processes_per_host(spec: JobSpec) -> int:
+    """The strategy's setting, else the instance's GPU count (1 for an unknown type)."""
+    if spec.distribution.processes_per_host is not None:
+        return spec.distribution.processes_per_host
+    instance = catalog.instances().get(spec.compute.instance_type)
+    return instance.gpu_count if instance else 1
+
+
+def source_dir(spec: JobSpec) -> Path:
+    return Path(spec.source_dir).resolve() if spec.source_dir else ENTRY_POINTS_DIR
+
+
+def script_hyperparameters(spec: JobSpec) -> dict[str, Any]:
+    """Hyperparameters as handed to the SDK: the user's (lists/dicts as JSON text) plus the strategy's."""
+    hps = {key: to_estimator_value(value) for key, value in spec.hyperparameters.items()}
+    for key, value in spec.distribution.script_hyperparameters().items():
+        hps.setdefault(key, to_estimator_value(value))
+    hps["sagemaker_mpi_num_of_processes_per_host"] = processes_per_host(spec)
+    return hps
+
+
+def build_request(
+    spec: JobSpec,
+    *,
+    job_name: str | None = None,
+    region: str | None = None,
+    bucket: str | None = None,
+    role_arn: str | None = None,
+) -> TrainingRequest:
+    """Turn a (validated) spec into the request. Pure: the same inputs give the same request."""
+    region = region or spec.region or DEFAULT_REGION
+    bucket = bucket or UNRESOLVED_BUCKET
+    role_arn = role_arn or spec.role_arn or UNRESOLVED_ROLE
+    job_name = job_name or unique_job_name(spec.name)
+    compute, security = spec.compute, spec.security
+    output_path = spec.output_path or f"s3://{bucket}/"
+    hps = script_hyperparameters(spec)
+    ppn = processes_per_host(spec)
+
+    estimator: dict[str, Any] = {
+        "entry_point": spec.entry_point,
+        "source_dir": str(source_dir(spec)),
+        "framework_version": spec.framework_version,
+        "py_version": spec.py_version,
+        "instance_type": compute.instance_type,
+        "instance_count": compute.instance_count,
+        "volume_size": compute.volume_size_gb,
+        "max_run": compute.max_run_s,
+        "use_spot_instances": compute.use_spot,
+        "hyperparameters": hps,
+        "distribution": spec.distribution.distribution(),
+        "output_path": output_path,
+        "code_location": f"s3://{bucket}",
+        "enable_network_isolation": security.network_isolation,
+        "encrypt_inter_container_traffic": security.encrypt_inter_container_traffic,
+        "enable_sagemaker_metrics": True,
+        "disable_profiler": True,
+        "debugger_hook_config": False,
+    }
+    # Optional collections are left out when empty: the SDK would send empty ones.
+    if spec.environment:
+        estimator["environment"] = dict(spec.environment)
+    if spec.tags:
+        estimator["tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
+    if spec.metric_definitions:
+        estimator["metric_definitions"] = [{"Name": m.name, "Regex": m.regex} for m in spec.metric_definitions]
+    if compute.use_spot and compute.max_wait_s is not None:
+        estimator["max_wait"] = compute.max_wait_s
+    if spec.checkpoint_s3_uri:
+        estimator["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
+        estimator["checkpoint_local_path"] = spec.checkpoint_local_path
+    if security.subnets:
+        estimator["subnets"] = list(security.subnets)
+    if security.security_group_ids:
+        estimator["security_group_ids"] = list(security.security_group_ids)
+    if security.volume_kms_key:
+        estimator["volume_kms_key"] = security.volume_kms_key
+    if security.output_kms_key:
+        estimator["output_kms_key"] = security.output_kms_key
+
+    inputs = {
+        name: {k: v for k, v in channel.model_dump().items() if v is not None}
+        for name, channel in spec.inputs.items()
+    }
+    request = TrainingRequest(
+        job_name=job_name,
+        region=region,
+        role_arn=role_arn,
+        bucket=bucket,
+        source_dir=str(source_dir(spec)),
+        entry_point=spec.entry_point,
+        estimator=estimator,
+        inputs=inputs,
+        processes_per_host=ppn,
+        world_size=ppn * compute.instance_count,
+    )
+    return _with_create_training_job(request, spec)
+
+
+def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> TrainingRequest:
+    est = request.estimator
+    image = catalog.frameworks().image_uri(spec.framework_version, spec.py_version, request.region)
+    code_uri = f"s3://{request.bucket}/{request.job_name}/source/sourcedir.tar.gz"
+    isolated = est["enable_network_isolation"]
+    sdk_hps = {
+        # With network isolation the container cannot fetch the code: the SDK mounts it as a channel.
+        "sagemaker_submit_directory": "/opt/ml/input/data/code/sourcedir.tar.gz" if isolated else code_uri,
+        "sagemaker_program": request.entry_point,
+        "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
+        "sagemaker_job_name": request.job_name,
+        "sagemaker_region": request.region,
+        **spec.distribution.sdk_hyperparameters(spec.compute.instance_type),
+    }
+    algorithm: dict[str, Any] = {"TrainingInputMode": "File", "TrainingImage": image or "<no image>"}
+    if "metric_definitions" in est:
+        algorithm["MetricDefinitions"] = est["metric_definitions"]
+    algorithm["EnableSageMakerMetricsTimeSeries"] = est["enable_sagemaker_metrics"]
+    output: dict[str, Any] = {"S3OutputPath": est["output_path"]}
+    if "output_kms_key" in est:
+        output["KmsKeyId"] = est["output_kms_key"]
+    stopping: dict[str, Any] = {"MaxRuntimeInSeconds": est["max_run"]}
+    if "max_wait" in est:
+        stopping["MaxWaitTimeInSeconds"] = est["max_wait"]
+    resources: dict[str, Any] = {
+        "VolumeSizeInGB": est["volume_size"],
+        "InstanceCount": est["instance_count"],
+        "InstanceType": est["instance_type"],
+    }
+    if "volume_kms_key" in est:
+        resources["VolumeKmsKeyId"] = est["volume_kms_key"]
+    ctj: dict[str, Any] = {
+        "AlgorithmSpecification": algorithm,
+        "OutputDataConfig": output,
+        "TrainingJobName": request.job_name,
+        "StoppingCondition": stopping,
+        "ResourceConfig": resources,
+        "RoleArn": request.role_arn,
+        "HyperParameters": {k: to_wire(v) for k, v in {**est["hyperparameters"], **sdk_hps}.items()},
+    }
+    channels = []
+    for name, channel in request.inputs.items():
+        uri = channel["uri"]
+        if not uri.startswith("s3://"):  # a local directory, uploaded at submit under the job's prefix
+            uri = f"s3://{request.bucket}/{request.job_name}/input/{name}"
+        entry: dict[str, Any] = {
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": uri,
+                    "S3DataDistributionType": channel["s3_distribution"],
+                }
+            },
+            "InputMode": channel["input_mode"],
+            "ChannelName": name,
+        }
+        if "content_type" in channel:
+            entry["ContentType"] = channel["content_type"]
+        channels.append(entry)
+    if isolated:
+        channels.append({
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": code_uri, "S3DataDistributionType": "FullyReplicated"}
+            },
+            "ChannelName": "code",
+        })
+    if channels:
+        ctj["InputDataConfig"] = channels
+    if "environment" in est:
+        ctj["Environment"] = est["environment"]
+    if "tags" in est:
+        ctj["Tags"] = est["tags"]
+    if "subnets" in est or "security_group_ids" in est:
+        ctj["VpcConfig"] = {"Subnets": est.get("subnets", []), "SecurityGroupIds": est.get("security_group_ids", [])}
+    if est["enable_network_isolation"]:
+        ctj["EnableNetworkIsolation"] = True
+    if est["encrypt_inter_container_traffic"]:
+        ctj["EnableInterContainerTrafficEncryption"] = True
+    if est["use_spot_instances"]:
+        ctj["EnableManagedSpotTraining"] = True
+    if "checkpoint_s3_uri" in est:
+        ctj["CheckpointConfig"] = {"S3Uri": est["checkpoint_s3_uri"], "LocalPath": est["checkpoint_local_path"]}
+    ctj["ProfilerConfig"] = {"DisableProfiler": True}  # disable_profiler=True; the debugger hook is off too
+    return TrainingRequest(**{**asdict(request), "create_training_job": ctj})

@@ -1,0 +1,167 @@
+"""The submission edge: the only module that imports the SageMaker SDK.
+
+It resolves what only AWS knows (account, bucket, role), turns a TrainingRequest into a
+``sagemaker.pytorch.PyTorch`` estimator and starts it with ``fit(wait=False)``. Just before the SDK
+sends CreateTrainingJob, a hook checks the real request against botocore's service model and stops it
+if the service would reject it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jobs import service_model
+from jobs.aws import AwsContext
+from jobs.errors import SpecError
+from jobs.request import TrainingRequest, build_request
+from jobs.spec import JobSpec
+
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+
+CREATE_TRAINING_JOB_EVENT = "provide-client-params.sagemaker.CreateTrainingJob"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+class NoCredentialsError(RuntimeError):
+    """No AWS credentials are configured and no emulator endpoint was given."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    account_id: str
+    bucket: str
+    role_arn: str
+
+
+def resolve(spec: JobSpec, aws: AwsContext, *, role_arn: str | None = None, bucket: str | None = None) -> Resolved:
+    """Find the account; ensure the bucket and (unless given) the execution role exist."""
+    from infra import default_bucket_name, ensure_bucket, ensure_execution_role
+
+    if not aws.has_credentials():
+        raise NoCredentialsError(
+            "No AWS credentials found. Configure them (aws configure, AWS_PROFILE, or an instance role), "
+            "or pass --endpoint-url to submit to an emulator such as moto_server; "
+            "`smjobs submit --dry-run` shows the request without AWS."
+        )
+    region = aws.region
+    account_id = aws.client("sts").get_caller_identity()["Account"]
+    bucket = ensure_bucket(aws.client("s3"), bucket or default_bucket_name(account_id, region), region)
+    role_arn = role_arn or spec.role_arn
+    if role_arn is None:
+        data_buckets = tuple(
+            uri.split("/")[2]
+            for uri in [spec.output_path, spec.checkpoint_s3_uri, *(c.uri for c in spec.inputs.values())]
+            if uri and uri.startswith("s3://")
+        )
+        role_arn = ensure_execution_role(
+            aws.client("iam"),
+            bucket,
+            account_id=account_id,
+            extra_buckets=data_buckets,
+            vpc=bool(spec.security.subnets),
+        )
+    return Resolved(account_id, bucket, role_arn)
+
+
+def resolved_request(spec: JobSpec, aws: AwsContext, resolved: Resolved, job_name: str | None = None) -> TrainingRequest:
+    request = build_request(spec, job_name=job_name, region=aws.region, bucket=resolved.bucket, role_arn=resolved.role_arn)
+    problems = service_model.check(request.create_training_job)
+    if problems:
+        raise SpecError(problems)
+    return request
+
+
+def sagemaker_session(aws: AwsContext, bucket: str):
+    import sagemaker
+
+    return sagemaker.Session(boto_session=aws.session, sagemaker_client=aws.client("sagemaker"), default_bucket=bucket)
+
+
+def build_estimator(request: TrainingRequest, session) -> Any:
+    """The SDK estimator for ``request``: every argument comes from the request."""
+    from sagemaker.pytorch import PyTorch
+
+    return PyTorch(role=request.role_arn, sagemaker_session=session, **request.estimator)
+
+
+def guard_create_training_job(sagemaker_client) -> None:
+    """Refuse to send a CreateTrainingJob request that botocore's service model says is invalid."""
+
+    def check(params, **_):
+        problems = service_model.check(params)
+        if problems:
+            raise SpecError(problems)
+
+    sagemaker_client.meta.events.register(CREATE_TRAINING_JOB_EVENT, check, unique_id="smjobs-service-model-guard")
+
+
+def submit(request: TrainingRequest, aws: AwsContext) -> str:
+    """Upload local channels, create the estimator and start the job without waiting; return its name."""
+    from sagemaker.inputs import TrainingInput
+
+    if not request.resolved:
+        raise ValueError("the request's role and bucket are unresolved; build it with resolve() first")
+    session = sagemaker_session(aws, request.bucket)
+    guard_create_training_job(session.sagemaker_client)
+    inputs = {}
+    for name, channel in request.inputs.items():
+        uri = channel["uri"]
+        if not uri.startswith("s3://"):
+            uri = session.upload_data(uri, bucket=request.bucket, key_prefix=f"{request.job_name}/input/{name}")
+        inputs[name] = TrainingInput(
+            uri,
+            input_mode=channel["input_mode"],
+            distribution=channel["s3_distribution"],
+            content_type=channel.get("content_type"),
+        )
+    estimator = build_estimator(request, session)
+    estimator.fit(inputs or None, wait=False, logs=False, job_name=request.job_name)
+    return request.job_name
+
+
+def status(aws: AwsContext, job_name: str) -> dict[str, Any]:
+    """A summary of DescribeTrainingJob."""
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    resources = job.get("ResourceConfig", {})
+    return {
+        "name": job["TrainingJobName"],
+        "status": job.get("TrainingJobStatus"),
+        "secondary_status": job.get("SecondaryStatus"),
+        "instances": f"{resources.get('InstanceCount')} x {resources.get('InstanceType')}",
+        "created": _iso(job.get("CreationTime")),
+        "started": _iso(job.get("TrainingStartTime")),
+        "ended": _iso(job.get("TrainingEndTime")),
+        "billable_s": job.get("BillableTimeInSeconds"),
+        "failure_reason": job.get("FailureReason"),
+        "model_artifacts": job.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+        "metrics": {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])},
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if isinstance(value, _dt.datetime) else value
+
+
+def logs(aws: AwsContext, job_name: str) -> Iterator[str]:
+    """Every log line of the job so far, prefixed with its stream (one stream per host)."""
+    client = aws.client("logs")
+    paginator = client.get_paginator("describe_log_streams")
+    try:
+        pages = list(paginator.paginate(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/"))
+    except client.exceptions.ResourceNotFoundException:
+        return
+    for page in pages:
+        for stream in page["logStreams"]:
+            host = stream["logStreamName"].split("/", 1)[-1]
+            kwargs = {"logGroupName": LOG_GROUP, "logStreamName": stream["logStreamName"], "startFromHead": True}
+            while True:
+                events = client.get_log_events(**kwargs)
+                for event in events["events"]:
+                    yield f"[{host}] {event['message']}"
+                if not events["events"] or events["nextForwardToken"] == kwargs.get("nextToken"):
+                    break
+                kwargs["nextToken"] = events["nextForwardToken"]

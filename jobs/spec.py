@@ -1,0 +1,157 @@
+"""JobSpec: the one frozen, documented description of a training job, loaded from YAML/JSON or built in Python.
+
+The spec says what the user wants; it holds no AWS state. ``jobs.validate`` checks it,
+``jobs.request.build_request`` turns it into the request that is submitted or run locally.
+Every field carries its unit in its name (``_gb``, ``_s``) and a docstring.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobs.strategies import DDP, Strategy
+
+ENTRY_POINTS_DIR = Path(__file__).resolve().parent.parent / "entry_points"
+"""The bundled training scripts: the default ``source_dir``."""
+
+HyperparameterValue = str | bool | int | float | list | dict | None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class Compute(_Frozen):
+    """Where the job runs and for how long."""
+
+    instance_type: str
+    """A GPU training instance type, e.g. ``ml.g5.12xlarge``."""
+    instance_count: int = 1
+    """Number of instances (hosts)."""
+    volume_size_gb: int = 100
+    """EBS volume attached to each instance, in GB."""
+    max_run_s: int = 24 * 3600
+    """Hard limit on training time, in seconds."""
+    use_spot: bool = False
+    """Run on managed spot capacity (cheaper, interruptible; needs checkpoint_s3_uri and max_wait_s)."""
+    max_wait_s: int | None = None
+    """With spot: how long to wait for capacity plus run, in seconds; at least max_run_s."""
+
+
+class Channel(_Frozen):
+    """One input data channel, mounted at ``/opt/ml/input/data/<name>`` (``SM_CHANNEL_<NAME>``)."""
+
+    uri: str
+    """An ``s3://bucket/prefix`` URI, or a local directory that is uploaded at submit."""
+    input_mode: Literal["File", "FastFile"] = "File"
+    """File copies the data before training; FastFile streams it from S3 on demand."""
+    s3_distribution: Literal["FullyReplicated", "ShardedByS3Key"] = "FullyReplicated"
+    """FullyReplicated gives every instance all objects; ShardedByS3Key splits objects across instances."""
+    content_type: str | None = None
+    """MIME type passed to the container, if the script wants it."""
+
+
+class Security(_Frozen):
+    """Network placement and encryption."""
+
+    subnets: tuple[str, ...] = ()
+    """VPC subnet IDs (``subnet-...``); give security_group_ids with them."""
+    security_group_ids: tuple[str, ...] = ()
+    """VPC security group IDs (``sg-...``)."""
+    network_isolation: bool = False
+    """No outbound network from the training container."""
+    encrypt_inter_container_traffic: bool = False
+    """Encrypt traffic between instances of a multi-instance job."""
+    volume_kms_key: str | None = None
+    """KMS key (ID, ARN or alias) for the instances' EBS volumes."""
+    output_kms_key: str | None = None
+    """KMS key for the model artefacts and output written to S3."""
+
+
+class MetricDefinition(_Frozen):
+    """A metric SageMaker scrapes from the job's log with a regular expression."""
+
+    name: str
+    """Metric name shown in CloudWatch and the console, e.g. ``train:loss``."""
+    regex: str
+    """Regular expression with one capture group for the value, e.g. ``loss=([0-9.eE+-]+)``."""
+
+
+class JobSpec(_Frozen):
+    """A distributed PyTorch training job for SageMaker."""
+
+    name: str
+    """Base job name; a timestamp is appended per submission (at most 47 characters)."""
+    entry_point: str
+    """Training script, relative to source_dir, e.g. ``train.py``."""
+    compute: Compute
+    """Instances and limits."""
+    source_dir: str | None = None
+    """Directory uploaded as the job's code; defaults to smjobs' bundled ``entry_points/``."""
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+    """Script arguments (``--key value``); lists, dicts, bools and numbers reach the script intact."""
+    distribution: Strategy = Field(default_factory=DDP)
+    """How the job spreads over GPUs: ddp, fsdp or smddp."""
+    framework_version: str = "2.8.0"
+    """PyTorch version of the SageMaker training image."""
+    py_version: str = "py312"
+    """Python version of the training image, e.g. ``py312``."""
+    inputs: dict[str, Channel] = Field(default_factory=dict)
+    """Input channels by name."""
+    output_path: str | None = None
+    """S3 URI for model artefacts; defaults to the session's bucket."""
+    checkpoint_s3_uri: str | None = None
+    """S3 URI that SageMaker syncs with checkpoint_local_path; required with spot."""
+    checkpoint_local_path: str = "/opt/ml/checkpoints"
+    """Directory in the container that is synced to checkpoint_s3_uri."""
+    environment: dict[str, str] = Field(default_factory=dict)
+    """Environment variables for the training container."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """AWS tags on the training job."""
+    security: Security = Field(default_factory=Security)
+    """VPC and encryption settings."""
+    metric_definitions: tuple[MetricDefinition, ...] = ()
+    """Metrics scraped from the log."""
+    role_arn: str | None = None
+    """IAM execution role; when absent, submit uses --role or creates smjobs' own role."""
+    region: str | None = None
+    """AWS region; when absent, the CLI's --region or the AWS configuration decides."""
+
+    # ----- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that ``JobSpec.model_validate`` turns back into an equal spec."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        if "distribution" in data:  # the tag selects the strategy class: keep it even though it is a default
+            data["distribution"] = {"type": self.distribution.type, **data["distribution"]}
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def read_spec_data(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON spec file into plain data (no validation)."""
+    path = Path(path)
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a job spec is a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def example_path(name: str) -> Path:
+    """Path of a spec shipped in ``jobs/examples`` (``ddp_mlp`` or ``ddp_mlp.yaml``)."""
+    examples = Path(__file__).parent / "examples"
+    candidate = examples / (name if name.endswith((".yaml", ".json")) else f"{name}.yaml")
+    if not candidate.exists():
+        known = sorted(p.stem for p in examples.glob("*.yaml"))
+        raise FileNotFoundError(f"no example spec {name!r}; shipped examples: {', '.join(known)}")
+    return candidate

@@ -1,0 +1,63 @@
+"""Shared test set-up: no real AWS, no SDK telemetry, no instance-metadata lookups."""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_config = Path(tempfile.mkdtemp(prefix="smjobs-tests-")) / "sagemaker-config.yaml"
+_config.write_text(
+    "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+)
+os.environ["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
+os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(_config)
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for _var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_var, None)
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(_config.parent / "no-credentials")
+os.environ["AWS_CONFIG_FILE"] = str(_config.parent / "no-config")
+
+BASE_SPEC = {
+    "name": "unit-ddp",
+    "entry_point": "train.py",
+    "compute": {"instance_type": "ml.g5.12xlarge", "instance_count": 2},
+    "distribution": {"type": "ddp"},
+    "hyperparameters": {"model": "mlp", "steps": 5},
+}
+
+
+@pytest.fixture
+def spec_data():
+    """A fresh copy of a valid spec as plain data."""
+    return copy.deepcopy(BASE_SPEC)
+
+
+@pytest.fixture
+def fake_credentials(monkeypatch):
+    """Credentials for in-process moto (which accepts any)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@pytest.fixture
+def moto_aws(fake_credentials):
+    """An in-process moto and an AwsContext on it; ``sent`` collects every CreateTrainingJob the SDK sends."""
+    from moto import mock_aws
+
+    from jobs.aws import AwsContext
+    from jobs.sagemaker_edge import CREATE_TRAINING_JOB_EVENT
+
+    with mock_aws():
+        aws = AwsContext.create(region="us-east-1")
+        aws.sent = []
+        aws.client("sagemaker").meta.events.register(
+            CREATE_TRAINING_JOB_EVENT, lambda params, **_: aws.sent.append(copy.deepcopy(params))
+        )
+        yield aws

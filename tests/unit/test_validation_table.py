@@ -1,0 +1,186 @@
+"""Tables of valid and invalid specs: every rule, with the field path and message it must produce."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from jobs.errors import SpecError
+from jobs.validate import validate_spec
+
+DELETE = object()
+
+
+def apply(data: dict, changes: dict) -> dict:
+    data = copy.deepcopy(data)
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is DELETE:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return data
+
+
+AKIA = "AKIA" + "IOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY"
+
+VALID = {
+    "ddp-default": {},
+    "ddp-one-gpu-instance": {"compute.instance_type": "ml.g5.xlarge", "compute.instance_count": 1},
+    "ddp-fewer-processes": {"distribution.processes_per_host": 2},
+    "version-alias": {"framework_version": "2.7", "py_version": "py312"},
+    "fsdp-full-shard": {"distribution": {"type": "fsdp"}},
+    "fsdp-hybrid": {"distribution": {"type": "fsdp", "sharding": "hybrid_shard", "shard_degree": 4}},
+    "fsdp-fp16-on-v100": {"compute.instance_type": "ml.p3.16xlarge", "distribution": {"type": "fsdp", "mixed_precision": "fp16"}},
+    "smddp-p4d": {"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"},
+    "smddp-p4de": {"compute.instance_type": "ml.p4de.24xlarge", "distribution": {"type": "smddp"}, "framework_version": "2.1.0", "py_version": "py310"},
+    "spot": {"compute.use_spot": True, "compute.max_wait_s": 100000, "checkpoint_s3_uri": "s3://ckpt-bucket/run1"},
+    "channels": {"inputs": {"train": {"uri": "s3://data-bucket/train", "input_mode": "FastFile", "s3_distribution": "ShardedByS3Key"}}},
+    "local-channel": {"inputs": {"train": {"uri": "."}}},
+    "vpc-and-kms": {"security": {"subnets": ["subnet-0a1b2c3d"], "security_group_ids": ["sg-0a1b2c3d"],
+                                  "volume_kms_key": "alias/train", "output_kms_key": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                                  "network_isolation": True, "encrypt_inter_container_traffic": True}},
+    "typed-hyperparameters": {"hyperparameters": {"layers": [1, 2], "opt": {"b": [0.9, 0.95]}, "flag": False, "lr": 1e-4, "name": "x"}},
+    "metrics": {"metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}]},
+    "tags-env": {"tags": {"team": "ml"}, "environment": {"NCCL_DEBUG": "INFO"}},
+    "max-name": {"name": "a" * 47},
+    "newest-gpu": {"compute.instance_type": "ml.p5en.48xlarge"},
+    "region": {"region": "eu-west-1"},
+}
+
+
+@pytest.mark.parametrize("changes", VALID.values(), ids=VALID.keys())
+def test_valid_specs(spec_data, changes):
+    spec = validate_spec(apply(spec_data, changes))
+    assert spec.name == apply(spec_data, changes)["name"]
+
+
+# (changes, expected path, expected message fragment)
+INVALID = {
+    # structure
+    "typo-processes-per-host": ({"distribution.process_per_host": 4}, "distribution.process_per_host", "did you mean 'processes_per_host'"),
+    "typo-top-level": ({"hyperparameter": {}}, "hyperparameter", "did you mean 'hyperparameters'"),
+    "typo-compute": ({"compute.instance_typ": "x"}, "compute.instance_typ", "did you mean 'instance_type'"),
+    "typo-channel": ({"inputs": {"train": {"uri": "s3://b-bucket/x", "inputmode": "File"}}}, "inputs.train.inputmode", "did you mean 'input_mode'"),
+    "typo-fsdp-field": ({"distribution": {"type": "fsdp", "shardding": "full_shard"}}, "distribution.shardding", "did you mean 'sharding'"),
+    "missing-compute": ({"compute": DELETE}, "compute", "is required"),
+    "missing-instance-type": ({"compute.instance_type": DELETE}, "compute.instance_type", "is required"),
+    "count-not-int": ({"compute.instance_count": "two"}, "compute.instance_count", "valid integer"),
+    "unknown-strategy": ({"distribution": {"type": "horovod"}}, "distribution.type", "'horovod' is not a known strategy"),
+    "bad-input-mode": ({"inputs": {"train": {"uri": "s3://b-bucket/x", "input_mode": "Pipe"}}}, "inputs.train.input_mode", "'File' or 'FastFile'"),
+    "bad-s3-distribution": ({"inputs": {"train": {"uri": "s3://b-bucket/x", "s3_distribution": "Sharded"}}}, "inputs.train.s3_distribution", "FullyReplicated"),
+    "bad-fsdp-sharding": ({"distribution": {"type": "fsdp", "sharding": "zero3"}}, "distribution.sharding", "full_shard"),
+    # name
+    "name-underscore": ({"name": "my_job"}, "name", "not a valid SageMaker job name"),
+    "name-too-long": ({"name": "a" * 48}, "name", "at most 47"),
+    "name-leading-hyphen": ({"name": "-job"}, "name", "not a valid SageMaker job name"),
+    # code
+    "entry-point-missing": ({"entry_point": "trian.py"}, "entry_point", "did you mean 'train.py'"),
+    "entry-point-not-py": ({"entry_point": "train.sh"}, "entry_point", "not a Python file"),
+    "entry-point-escapes": ({"entry_point": "../setup.py"}, "entry_point", "inside source_dir"),
+    "source-dir-missing": ({"source_dir": "/nonexistent/dir"}, "source_dir", "is not a directory"),
+    # compute
+    "cpu-instance": ({"compute.instance_type": "ml.m5.xlarge"}, "compute.instance_type", "is a CPU instance"),
+    "trainium-instance": ({"compute.instance_type": "ml.trn1.32xlarge"}, "compute.instance_type", "Trainium"),
+    "unknown-instance": ({"compute.instance_type": "ml.g5.13xlarge"}, "compute.instance_type", "did you mean"),
+    "excluded-instance": ({"compute.instance_type": "ml.p2.xlarge"}, "compute.instance_type", "K80"),
+    "zero-instances": ({"compute.instance_count": 0}, "compute.instance_count", "at least one instance"),
+    "zero-volume": ({"compute.volume_size_gb": 0}, "compute.volume_size_gb", "at least 1 GB"),
+    "max-run-too-long": ({"compute.max_run_s": 30 * 24 * 3600}, "compute.max_run_s", "28 days"),
+    "spot-without-wait": ({"compute.use_spot": True, "checkpoint_s3_uri": "s3://ckpt-bucket/x"}, "compute.max_wait_s", "is required with use_spot"),
+    "spot-wait-too-short": ({"compute.use_spot": True, "compute.max_run_s": 3600, "compute.max_wait_s": 600, "checkpoint_s3_uri": "s3://ckpt-bucket/x"}, "compute.max_wait_s", "less than max_run_s"),
+    "spot-without-checkpoint": ({"compute.use_spot": True, "compute.max_wait_s": 100000}, "checkpoint_s3_uri", "required with use_spot"),
+    "wait-without-spot": ({"compute.max_wait_s": 100000}, "compute.max_wait_s", "only applies to spot"),
+    # framework
+    "no-image-version": ({"framework_version": "2.9.0"}, "framework_version", "has no SageMaker training image"),
+    "py-version-mismatch": ({"framework_version": "2.3.0", "py_version": "py312"}, "py_version", "py311"),
+    "torch-distributed-version": ({"framework_version": "2.4.0", "py_version": "py311"}, "framework_version", "torch_distributed launcher does not support PyTorch 2.4.0"),
+    "region-without-image": ({"region": "mars-east-1"}, "region", "not published"),
+    # distribution
+    "too-many-processes": ({"compute.instance_type": "ml.p3.8xlarge", "distribution.processes_per_host": 8}, "distribution.processes_per_host", "8 processes on ml.p3.8xlarge, which has 4 GPUs"),
+    "zero-processes": ({"distribution.processes_per_host": 0}, "distribution.processes_per_host", "greater than or equal to 1"),
+    "smddp-on-g5": ({"distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"}, "compute.instance_type", "SMDDP does not run on ml.g5.12xlarge"),
+    "smddp-on-p5": ({"compute.instance_type": "ml.p5.48xlarge", "distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"}, "compute.instance_type", "SMDDP does not run on ml.p5.48xlarge"),
+    "smddp-new-torch": ({"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smddp"}}, "framework_version", "SMDDP has no release for PyTorch 2.8.0"),
+    "fsdp-bf16-on-v100": ({"compute.instance_type": "ml.p3.16xlarge", "distribution": {"type": "fsdp"}}, "distribution.mixed_precision", "bf16 needs Ampere"),
+    "fsdp-shard-degree-without-hybrid": ({"distribution": {"type": "fsdp", "shard_degree": 4}}, "distribution.shard_degree", "only applies to sharding: hybrid_shard"),
+    "fsdp-hybrid-not-dividing": ({"distribution": {"type": "fsdp", "sharding": "hybrid_shard", "shard_degree": 3}}, "distribution.shard_degree", "do not divide the 8 processes"),
+    # hyperparameters
+    "hp-reserved-prefix": ({"hyperparameters": {"sagemaker_program": "x.py"}}, "hyperparameters.sagemaker_program", "reserved"),
+    "hp-bad-key": ({"hyperparameters": {"learning rate": 0.1}}, "hyperparameters.learning rate", "cannot be a command-line flag"),
+    "hp-key-too-long": ({"hyperparameters": {"k" * 257: 1}}, "hyperparameters." + "k" * 257, "SageMaker allows 256"),
+    "hp-value-too-long": ({"hyperparameters": {"notes": "x" * 2600}}, "hyperparameters.notes", "SageMaker allows 2500"),
+    "hp-too-many": ({"hyperparameters": {f"h{i}": i for i in range(95)}}, "hyperparameters", "SageMaker allows 100"),
+    "hp-null": ({"hyperparameters": {"resume": None}}, "hyperparameters.resume", "empty string"),
+    "hp-owned-by-strategy": ({"hyperparameters": {"parallel": "fsdp"}}, "hyperparameters.parallel", "set by distribution.type 'ddp'"),
+    "hp-secret-key": ({"hyperparameters": {"wandb_api_key": "abc"}}, "hyperparameters.wandb_api_key", "looks like a secret"),
+    "hp-aws-access-key": ({"hyperparameters": {"creds_hint": AKIA}}, "hyperparameters.creds_hint", "AWS access key ID"),
+    "hp-aws-secret-in-list": ({"hyperparameters": {"extra": ["a", SECRET]}}, "hyperparameters.extra", "secret access key"),
+    "env-secret": ({"environment": {"HF_TOKEN": "hf_abc"}}, "environment.HF_TOKEN", "looks like a secret"),
+    # storage
+    "output-not-s3": ({"output_path": "https://example.com/out"}, "output_path", "not an s3:// URI"),
+    "checkpoint-bad-bucket": ({"checkpoint_s3_uri": "s3://Bad_Bucket/x"}, "checkpoint_s3_uri", "not a valid S3 bucket name"),
+    "checkpoint-local-relative": ({"checkpoint_local_path": "checkpoints"}, "checkpoint_local_path", "absolute path"),
+    "channel-local-missing": ({"inputs": {"train": {"uri": "/nonexistent/data"}}}, "inputs.train.uri", "does not exist"),
+    "channel-other-scheme": ({"inputs": {"train": {"uri": "gs://bucket/x"}}}, "inputs.train.uri", "only s3://"),
+    "channel-bad-name": ({"inputs": {"train data": {"uri": "s3://b-bucket/x"}}}, "inputs.train data", "channel name"),
+    # security, tags, metrics
+    "subnets-without-groups": ({"security": {"subnets": ["subnet-0a1b2c3d"]}}, "security.security_group_ids", "needs both"),
+    "bad-subnet-id": ({"security": {"subnets": ["my-subnet"], "security_group_ids": ["sg-0a1b2c3d"]}}, "security.subnets.0", "not a subnet ID"),
+    "bad-kms-key": ({"security": {"volume_kms_key": "my key"}}, "security.volume_kms_key", "not a KMS key"),
+    "reserved-tag": ({"tags": {"aws:team": "ml"}}, "tags.aws:team", "reserved for AWS"),
+    "metric-no-group": ({"metric_definitions": [{"name": "loss", "regex": "loss=[0-9.]+"}]}, "metric_definitions.0.regex", "no capture group"),
+    "metric-bad-regex": ({"metric_definitions": [{"name": "loss", "regex": "loss=([0-9"}]}, "metric_definitions.0.regex", "not a valid regular expression"),
+    "metric-duplicate": ({"metric_definitions": [{"name": "loss", "regex": "a=(1)"}, {"name": "loss", "regex": "b=(2)"}]}, "metric_definitions.1.name", "defined twice"),
+    # the service-model net (no hand-written rule covers these)
+    "net-env-key-pattern": ({"environment": {"1BAD": "x"}}, "environment", "does not match the service pattern"),
+    "net-tag-value-pattern": ({"tags": {"team": "ml#1"}}, "tags", "does not match the service pattern"),
+    "net-too-many-tags": ({"tags": {f"t{i}": "v" for i in range(51)}}, "tags", "at most 50"),
+    "net-role-arn": ({"role_arn": "arn:aws:iam::123:role/x"}, "role_arn", "does not match the service pattern"),
+}
+
+
+@pytest.mark.parametrize("changes,path,fragment", INVALID.values(), ids=INVALID.keys())
+def test_invalid_specs(spec_data, changes, path, fragment):
+    data = apply(spec_data, changes)
+    before = copy.deepcopy(data)
+    with pytest.raises(SpecError) as info:
+        validate_spec(data)
+    matching = [p for p in info.value.problems if p.path == path]
+    assert matching, f"no problem at {path!r}; got {info.value.paths()}"
+    assert any(fragment in p.message or fragment in p.fix for p in matching), str(info.value)
+    assert data == before, "validation must not change its input"
+
+
+def test_table_is_large_enough():
+    assert len(INVALID) >= 40
+
+
+def test_every_problem_is_reported_at_once(spec_data):
+    data = apply(spec_data, {
+        "distribution.process_per_host": 4,      # structural
+        "name": "bad_name",                      # name rule
+        "compute.instance_type": "ml.m5.large",  # compute rule
+        "framework_version": "9.9",              # framework rule
+        "hyperparameters": {"db_password": "x"},  # secret rule
+    })
+    with pytest.raises(SpecError) as info:
+        validate_spec(data)
+    assert {"distribution.process_per_host", "name", "compute.instance_type", "framework_version",
+            "hyperparameters.db_password"} <= set(info.value.paths())
+    text = str(info.value)
+    assert text.startswith(f"{len(info.value.problems)} problems in the job spec:")
+    assert "To fix:" in text
+
+
+def test_messages_name_the_fix_with_alternatives(spec_data):
+    data = apply(spec_data, {"compute.instance_type": "ml.p3.8xlarge", "distribution.processes_per_host": 8})
+    with pytest.raises(SpecError) as info:
+        validate_spec(data)
+    (problem,) = info.value.problems
+    assert "at most 4" in problem.fix and "ml.p3.16xlarge" in problem.fix
