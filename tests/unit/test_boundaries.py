@@ -1,0 +1,46 @@
+"""Import boundaries: what the uploaded code may import, and what the fast paths must not load."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from jobs.spec import ENTRY_POINTS_DIR
+
+ALLOWED_THIRD_PARTY = {"torch"}
+LOCAL = {"common"}  # entry_points' own helpers, imported beside the scripts
+
+
+def imported_roots(path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_entry_points_import_only_torch_and_the_standard_library():
+    offenders = {}
+    for path in ENTRY_POINTS_DIR.rglob("*.py"):
+        bad = {r for r in imported_roots(path) if r not in sys.stdlib_module_names
+               and r not in ALLOWED_THIRD_PARTY | LOCAL | {"smdistributed", "entry_points"}}
+        if bad:
+            offenders[str(path.relative_to(ENTRY_POINTS_DIR))] = bad
+    assert not offenders
+
+
+def test_smdistributed_is_imported_only_when_the_smddp_backend_is_asked_for():
+    source = (ENTRY_POINTS_DIR / "train.py").read_text()
+    tree = ast.parse(source)
+    top_level = {n.names[0].name for n in tree.body if isinstance(n, ast.Import)}
+    assert not any(name.startswith("smdistributed") for name in top_level)
+
+
+def test_validate_path_does_not_import_the_sdk_or_boto3():
+    code = ("import sys, jobs.cli, jobs.validate, jobs.request; "
+            "print(sorted(m for m in ('sagemaker', 'boto3') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

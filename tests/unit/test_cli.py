@@ -1,0 +1,104 @@
+"""The smjobs CLI: exit codes, plain messages, dry runs that touch no AWS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+from typer.testing import CliRunner
+
+from jobs.cli import app
+
+runner = CliRunner()
+
+
+def write(tmp_path, data, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_validate_valid_spec(tmp_path, spec_data):
+    result = runner.invoke(app, ["validate", write(tmp_path, spec_data)])
+    assert result.exit_code == 0, result.output
+    assert "unit-ddp: valid" in result.output and "world size 8" in result.output
+
+
+def test_validate_shipped_example_by_name():
+    result = runner.invoke(app, ["validate", "fsdp_gpt_spot"])
+    assert result.exit_code == 0, result.output
+    assert "fsdp" in result.output
+
+
+def test_invalid_spec_exits_2_with_every_problem(tmp_path, spec_data):
+    spec_data["distribution"] = {"type": "ddp", "process_per_host": 8}
+    spec_data["compute"]["instance_type"] = "ml.p3.8xlarge"
+    spec_data["name"] = "bad_name"
+    result = runner.invoke(app, ["validate", write(tmp_path, spec_data)])
+    assert result.exit_code == 2
+    assert "did you mean 'processes_per_host'" in result.output
+    assert "not a valid SageMaker job name" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unreadable_spec_exits_2(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "cannot read the spec" in result.output
+    result = runner.invoke(app, ["validate", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_dry_run_prints_the_request_as_yaml_without_aws(tmp_path, spec_data):
+    result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--dry-run", "--region", "eu-west-1",
+                                 "--job-name", "fixed-name"])
+    assert result.exit_code == 0, result.output
+    request = yaml.safe_load(result.output)
+    ctj = request["create_training_job"]
+    assert ctj["TrainingJobName"] == "fixed-name"
+    assert ctj["AlgorithmSpecification"]["TrainingImage"].startswith("763104351884.dkr.ecr.eu-west-1.amazonaws.com/")
+    assert ctj["HyperParameters"]["sagemaker_region"] == '"eu-west-1"'
+    assert request["role_arn"] == "<role>" and request["world_size"] == 8
+
+
+def test_submit_without_credentials_says_so(tmp_path, spec_data):
+    result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--region", "us-east-1"])
+    assert result.exit_code == 2
+    assert "No AWS credentials found" in result.output and "--endpoint-url" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_submit_invalid_spec_touches_no_aws(tmp_path, spec_data, moto_aws):
+    spec_data["compute"]["instance_count"] = 0
+    result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--region", "us-east-1"])
+    assert result.exit_code == 2
+    assert moto_aws.client("s3").list_buckets()["Buckets"] == []
+    assert moto_aws.client("iam").list_roles()["Roles"] == []
+
+
+def test_submit_status_and_logs_in_process_moto(tmp_path, spec_data, moto_aws):
+    result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--region", "us-east-1", "--job-name", "cli-job"])
+    assert result.exit_code == 0, result.output
+    assert "submitted cli-job" in result.output
+    assert moto_aws.client("sagemaker").describe_training_job(TrainingJobName="cli-job")["ResourceConfig"]["InstanceCount"] == 2
+    status = runner.invoke(app, ["status", "cli-job", "--region", "us-east-1"])
+    assert status.exit_code == 0 and "ml.g5.12xlarge" in status.output
+    logs = runner.invoke(app, ["logs", "cli-job", "--region", "us-east-1"])
+    assert logs.exit_code == 0 and "no log streams" in logs.output
+    missing = runner.invoke(app, ["status", "no-such-job", "--region", "us-east-1"])
+    assert missing.exit_code == 1 and "AWS error" in missing.output
+
+
+def test_role_option_is_validated(tmp_path, spec_data):
+    result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--dry-run", "--role", "not-an-arn"])
+    assert result.exit_code == 2 and "role_arn" in result.output
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path, spec_data):
+    spec_data["compute"]["instance_type"] = "ml.c5.xlarge"
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "validate", write(tmp_path, spec_data)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "is a CPU instance" in done.stderr and "Traceback" not in done.stderr + done.stdout
