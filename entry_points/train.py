@@ -26,6 +26,22 @@ from common.hparams import boolean, json_dict, json_list  # noqa: E402
 from common.models import build_model, synthetic_batch  # noqa: E402
 
 
+class ChannelData:
+    """Tensors from ``*.pt`` files in a channel directory (each a dict with ``x`` and ``y``), read in order."""
+
+    def __init__(self, directory: Path):
+        files = sorted(directory.glob("*.pt"))
+        if not files:
+            raise FileNotFoundError(f"no *.pt files in channel directory {directory}")
+        parts = [torch.load(f, weights_only=True) for f in files]
+        self.x = torch.cat([p["x"] for p in parts])
+        self.y = torch.cat([p["y"] for p in parts])
+
+    def batch(self, step: int, batch_size: int):
+        index = (torch.arange(batch_size) + step * batch_size) % len(self.x)
+        return self.x[index], self.y[index]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", choices=["mlp", "cnn", "gpt"], default="mlp")
@@ -36,7 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--optimizer", type=json_dict, default={"name": "adamw"})
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=10)
-    p.add_argument("--checkpoint_every", type=int, default=0, help="0: no periodic checkpoints")
+    p.add_argument("--checkpoint_every", type=int, default=0, help="0: checkpoint only on SIGTERM")
+    p.add_argument("--data_channel", default="", help="read tensors from this input channel; empty: synthetic data")
+    # fault injection, for testing how a job fails: rank `fail_rank` raises at step `fail_at_step`
+    p.add_argument("--fail_at_step", type=int, default=-1)
+    p.add_argument("--fail_rank", type=int, default=0)
     # model shapes
     p.add_argument("--in_features", type=int, default=32)
     p.add_argument("--hidden_sizes", type=json_list, default=[64, 64])
@@ -160,6 +180,14 @@ def train(args, env) -> None:
         )
     local = args.global_batch_size // env.world_size
     micro = local // args.grad_accum_steps
+    if args.data_channel:
+        if args.data_channel not in env.channels:
+            raise ValueError(f"--data_channel {args.data_channel!r}: no such input channel (have: {sorted(env.channels)})")
+        data = ChannelData(env.channels[args.data_channel])
+        next_batch = data.batch
+    else:
+        def next_batch(step, size):
+            return synthetic_batch(args, step, size)
     autocast = args.mixed_precision == "bf16" and args.parallel != "fsdp" and (
         device.type == "cpu" or torch.cuda.is_bf16_supported()
     )
@@ -170,7 +198,9 @@ def train(args, env) -> None:
               f"device {device.type}, from step {start}", flush=True)
     t0, seen = time.perf_counter(), 0
     for step in range(start, args.steps):
-        x, y = synthetic_batch(args, step, args.global_batch_size)
+        if step == args.fail_at_step and env.rank == args.fail_rank:
+            raise RuntimeError(f"injected failure at step {step} on rank {env.rank} (--fail_at_step)")
+        x, y = next_batch(step, args.global_batch_size)
         x, y = x[env.rank * local:(env.rank + 1) * local].to(device), y[env.rank * local:(env.rank + 1) * local].to(device)
         optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=device)
@@ -183,18 +213,21 @@ def train(args, env) -> None:
         optimizer.step()
         seen += args.global_batch_size
         done = step + 1
-        if env.distributed:  # gloo has no AVG: sum and divide
-            dist.all_reduce(total, op=dist.ReduceOp.SUM)
-            total /= env.world_size
+        # One small all-reduce per step carries the loss and whether any rank was asked to stop, so that
+        # every rank stops after the same step (the checkpoint is collective).
+        flags = torch.stack([total.float(), torch.tensor(float(stop["signal"] is not None), device=device)])
+        if env.distributed:
+            dist.all_reduce(flags, op=dist.ReduceOp.SUM)  # gloo has no AVG
+        loss_mean, interrupted = flags[0].item() / env.world_size, flags[1].item() > 0
         if env.rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            rate = seen / (time.perf_counter() - t0)
-            print(f"step={done} loss={total.item():.6f} samples_per_s={rate:.1f}", flush=True)
-        interrupted = stop["signal"] is not None
-        if args.checkpoint_every and (done % args.checkpoint_every == 0 or interrupted):
+            now = time.perf_counter()
+            print(f"step={done} loss={loss_mean:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
+            t0, seen = now, 0
+        if interrupted or (args.checkpoint_every and done % args.checkpoint_every == 0):
             save_checkpoint(model, optimizer, done, env)
         if interrupted:
             if env.rank == 0:
-                print(f"stopping at step {done} on signal {stop['signal']}; checkpoint saved", flush=True)
+                print(f"stopping after step {done} on SIGTERM; checkpoint saved", flush=True)
             return
     save_model(model, args, env)
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from jobs.errors import SpecError
@@ -23,7 +26,7 @@ from jobs.validate import validate_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # problems stay one line each: easy to read in CI logs and to grep
 
 SpecArg = Annotated[str, typer.Argument(help="Job spec file (YAML or JSON), or the name of a shipped example.")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: the spec's, then AWS config).")]
@@ -32,12 +35,47 @@ EndpointOpt = Annotated[
 ]
 
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a field: key=value sets a hyperparameter, a.b=value any spec field. Repeatable."),
+]
+
+
 class UsageError(Exception):
     """Input the command cannot use; reported with exit code 2."""
 
 
-def load(spec: str, region: str | None = None) -> JobSpec:
-    """Read and validate a spec file (or shipped example by name)."""
+def parse_value(raw: str):
+    """A --set value: JSON when it parses (numbers, true, lists), else YAML, else the text itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``--set`` overrides to spec data (a copy): ``steps=10``, ``compute.instance_count=1``."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected key=value")
+        path = key.split(".") if "." in key else ["hyperparameters", key]
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {item!r}: {part} is not a mapping")
+        node[path[-1]] = parse_value(raw)
+    return data
+
+
+def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
+    """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
     path = Path(spec)
     if not path.exists():
         try:
@@ -50,7 +88,7 @@ def load(spec: str, region: str | None = None) -> JobSpec:
         raise UsageError(f"{path}: cannot read the spec: {exc}") from None
     if data.get("source_dir") and not Path(data["source_dir"]).is_absolute():
         data["source_dir"] = str((path.parent / data["source_dir"]).resolve())  # relative to the spec file
-    return validate_spec(data, region=region)
+    return validate_spec(apply_overrides(data, overrides or []), region=region)
 
 
 def _region(spec: JobSpec, region: str | None) -> str | None:
@@ -70,14 +108,16 @@ def _fail(exc: Exception) -> None:
 
 
 @app.command()
-def validate(spec: SpecArg, region: RegionOpt = None) -> None:
+def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) -> None:
     """Check a spec against every rule; print a summary, or every problem and exit 2."""
     try:
-        job = load(spec, region)
+        job = load(spec, region, overrides)
         request = build_request(job, region=_region(job, region))
     except (SpecError, UsageError) as exc:
         _fail(exc)
     table = Table(title=f"{job.name}: valid", show_header=False)
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
     compute = job.compute
     table.add_row("strategy", f"{job.distribution.type} ({job.distribution.launcher})")
     table.add_row("instances", f"{compute.instance_count} x {compute.instance_type}")
@@ -97,10 +137,11 @@ def submit(
     role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output.")] = None,
     job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Validate and submit a job (fit with wait=False), or print its request with --dry-run."""
     try:
-        job = load(spec, region)
+        job = load(spec, region, overrides)
         if role is not None:
             job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
         if dry_run:
@@ -127,6 +168,84 @@ def submit(
     out.print(f"[green]submitted[/] {name} ({request.world_size} processes on "
               f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
     out.print(f"  status: smjobs status {name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""))
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    local: Annotated[bool, typer.Option("--local", help="Run on this machine (the only mode so far).")] = False,
+    processes: Annotated[int | None, typer.Option("--processes", min=1, help="Processes on this host (default: the job's per-host count, at most the CPUs).")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the /opt/ml tree goes (default: runs/<name>); kept, so a re-run resumes from its checkpoints.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the work dir's checkpoints and model first.")] = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Run the job as SageMaker would, on this machine, under the container toolkit (no Docker)."""
+    from jobs import local as local_run
+
+    if not local:
+        err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
+        raise typer.Exit(2)
+    try:
+        job = load(spec, None, overrides)
+        request = build_request(job, region=_region(job, None))
+        procs = processes or local_run.default_processes(request)
+        work = work_dir or Path("runs") / job.name
+        if fresh:
+            for sub in ("checkpoints", "model", "output"):
+                shutil.rmtree(work / sub, ignore_errors=True)
+        layout = local_run.prepare(request, work, procs)
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    compute = job.compute
+    out.print(f"[bold]local run[/] of {job.name}: 1 host x {procs} process(es) standing in for "
+              f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
+              f"work dir {layout.base_dir}", highlight=False)
+    result = _run_with_progress(request, layout)
+    _report(result)
+    raise typer.Exit(result.exit_code)
+
+
+STEP = re.compile(r"\bstep=(\d+)")
+RANK_PREFIX = re.compile(r"^\[default(\d+)\]:")
+
+
+def _run_with_progress(request, layout):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from jobs import local as local_run
+
+    total = request.estimator["hyperparameters"].get("steps")
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out, transient=True, disable=not isinstance(total, int)) as progress:
+        task = progress.add_task("train", total=total if isinstance(total, int) else None)
+
+        def show(line: str) -> None:
+            match = RANK_PREFIX.match(line)
+            if match:
+                out.print(f"[cyan]\\[rank {match.group(1)}][/] {line[match.end():]}", highlight=False)
+                step = STEP.search(line)
+                if step:
+                    progress.update(task, completed=int(step.group(1)))
+            else:
+                out.print(f"[dim]{escape(line)}[/]", highlight=False)
+
+        return local_run.launch(request, layout, on_line=show)
+
+
+def _report(result) -> None:
+    status = "[green]succeeded[/]" if result.exit_code == 0 else f"[red]failed (exit code {result.exit_code})[/]"
+    table = Table(title=f"local run {status} in {result.duration_s:.1f} s", show_header=False)
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
+    models = sorted(str(p) for p in result.layout.model_dir.rglob("*") if p.is_file())
+    table.add_row("model", ", ".join(models) or "(none saved)")
+    table.add_row("output", str(result.layout.output_dir))
+    table.add_row("checkpoints", str(result.layout.checkpoint_dir))
+    for name, value in result.metrics.items():
+        table.add_row(f"metric {name}", f"{value:g}")
+    if result.failure:
+        table.add_row("failure", escape(result.failure.strip().splitlines()[-1]))
+    out.print(table)
 
 
 def _aws_call(fn, *args: Any):

@@ -40,6 +40,7 @@ from jobs.request import (
     processes_per_host,
     source_dir,
 )
+from jobs.script_args import accepted_flags
 from jobs.spec import JobSpec
 from jobs.strategies import FSDP, SMDDP, STRATEGY_TYPES
 
@@ -226,6 +227,7 @@ def check_spec(spec: JobSpec, *, region: str | None = None) -> list[Problem]:
         _check_framework,
         _check_distribution,
         _check_hyperparameters,
+        _check_script_arguments,
         _check_environment_and_tags,
         _check_storage,
         _check_security,
@@ -412,6 +414,25 @@ def _check_hyperparameters(spec: JobSpec) -> list[Problem]:
     if total > MAX_HYPERPARAMETERS:
         out.append(Problem("hyperparameters", f"the job would have {total} hyperparameters ({len(spec.hyperparameters)} yours, the rest added by the SDK and smjobs); SageMaker allows {MAX_HYPERPARAMETERS}.",
                            "group related settings into one list or dict value, or a config file."))
+    return out
+
+
+def _check_script_arguments(spec: JobSpec) -> list[Problem]:
+    script = source_dir(spec) / spec.entry_point
+    flags = accepted_flags(script) if script.is_file() else None
+    if flags is None:
+        return []
+    out = []
+    for key in spec.hyperparameters:
+        if key not in flags:
+            near = difflib.get_close_matches(key, sorted(flags), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            out.append(Problem(f"hyperparameters.{key}", f"{spec.entry_point} does not accept --{key}; argparse would stop the job at start-up.",
+                               f"{hint}Its options: {', '.join(sorted(flags))}."))
+    for key in spec.distribution.script_hyperparameters():
+        if key not in flags:
+            out.append(Problem("distribution.type", f"distribution {spec.distribution.type!r} passes --{key}, which {spec.entry_point} does not accept.",
+                               f"add a --{key} option to the script, or choose a strategy the script supports."))
     return out
 
 

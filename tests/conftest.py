@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PROBE_DIR = ROOT / "tests" / "fixtures" / "probe"
 
 _config = Path(tempfile.mkdtemp(prefix="smjobs-tests-")) / "sagemaker-config.yaml"
 _config.write_text(
@@ -24,9 +25,11 @@ for _var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", 
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(_config.parent / "no-credentials")
 os.environ["AWS_CONFIG_FILE"] = str(_config.parent / "no-config")
 
+# A valid spec whose script (tests/fixtures/probe/probe.py) accepts any hyperparameter.
 BASE_SPEC = {
     "name": "unit-ddp",
-    "entry_point": "train.py",
+    "entry_point": "probe.py",
+    "source_dir": str(PROBE_DIR),
     "compute": {"instance_type": "ml.g5.12xlarge", "instance_count": 2},
     "distribution": {"type": "ddp"},
     "hyperparameters": {"model": "mlp", "steps": 5},

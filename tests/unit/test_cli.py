@@ -102,3 +102,32 @@ def test_real_process_exit_code_and_no_traceback(tmp_path, spec_data):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "is a CPU instance" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+def test_run_local_refuses_bad_input_before_any_process(tmp_path, spec_data):
+    work = tmp_path / "work"
+    cases = [
+        ({**spec_data, "inputs": {"train": {"uri": str(tmp_path / "missing")}}}, "does not exist"),
+        ({**spec_data, "entry_point": "nope.py"}, "does not exist"),
+        ({**{k: v for k, v in spec_data.items() if k != "source_dir"}, "entry_point": "train.py", "hyperparameters": {"stpes": 3}},
+         "does not accept --stpes"),
+        ({**spec_data, "inputs": {"train": {"uri": "s3://data-bucket/train"}}}, "a local run reads channels from local"),
+    ]
+    for i, (data, fragment) in enumerate(cases):
+        result = runner.invoke(app, ["run", write(tmp_path, data, f"s{i}.yaml"), "--local", "--work-dir", str(work)])
+        assert result.exit_code == 2, result.output
+        assert fragment in result.output
+        assert not work.exists(), "no process may start and no tree be laid out"
+
+
+def test_set_overrides_reach_the_spec(tmp_path, spec_data):
+    result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--dry-run", "--job-name", "j",
+                                 "--set", "steps=7", "--set", "layers=[1,2]", "--set", "lr=1e-3",
+                                 "--set", "compute.instance_count=1"])
+    assert result.exit_code == 0, result.output
+    request = yaml.safe_load(result.output)
+    hps = request["create_training_job"]["HyperParameters"]
+    assert (hps["steps"], hps["layers"], hps["lr"]) == ("7", '"[1,2]"', "0.001")
+    assert request["world_size"] == 4
+    bad = runner.invoke(app, ["validate", write(tmp_path, spec_data), "--set", "novalue"])
+    assert bad.exit_code == 2 and "expected key=value" in bad.output

@@ -84,7 +84,9 @@ def test_train_script_parses_the_toolkit_argv(spec_data, tmp_path):
     from entry_points.train import parse_args
 
     hps = {"hidden_sizes": [32, 16], "optimizer": {"name": "adamw", "betas": [0.8, 0.9]}}
-    spec = validate_spec({**spec_data, "hyperparameters": hps, "distribution": {"type": "fsdp", "cpu_offload": True}})
+    spec_data.pop("source_dir")
+    spec = validate_spec({**spec_data, "entry_point": "train.py", "hyperparameters": hps,
+                          "distribution": {"type": "fsdp", "cpu_offload": True}})
     view = container_view(tmp_path, build_request(spec).create_training_job["HyperParameters"])
     args = parse_args(view["argv"])
     assert args.hidden_sizes == [32, 16]

@@ -93,8 +93,8 @@ def test_network_isolation_env_tags_and_local_channel(moto_aws, spec_data, tmp_p
     assert sent == request.create_training_job
 
 
-def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws, spec_data):
-    request, name, sent = submit(moto_aws, spec_data)
+def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws):
+    request, name, sent = submit(moto_aws, read_spec_data(example_path("ddp_mlp")))
     uri = json.loads(sent["HyperParameters"]["sagemaker_submit_directory"])
     bucket, key = uri[len("s3://"):].split("/", 1)
     body = moto_aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -51,6 +51,7 @@ VALID = {
     "max-name": {"name": "a" * 47},
     "newest-gpu": {"compute.instance_type": "ml.p5en.48xlarge"},
     "region": {"region": "eu-west-1"},
+    "bundled-train-script": {"source_dir": DELETE, "entry_point": "train.py", "hyperparameters": {"hidden_sizes": [8], "steps": 3}},
 }
 
 
@@ -80,7 +81,10 @@ INVALID = {
     "name-too-long": ({"name": "a" * 48}, "name", "at most 47"),
     "name-leading-hyphen": ({"name": "-job"}, "name", "not a valid SageMaker job name"),
     # code
-    "entry-point-missing": ({"entry_point": "trian.py"}, "entry_point", "did you mean 'train.py'"),
+    "entry-point-missing": ({"entry_point": "prbe.py"}, "entry_point", "did you mean 'probe.py'"),
+    "hp-not-accepted-by-script": ({"source_dir": DELETE, "entry_point": "train.py", "hyperparameters": {"hidden_size": [8]}},
+                                  "hyperparameters.hidden_size", "did you mean 'hidden_sizes'"),
+    "strategy-flag-not-accepted": ({"entry_point": "strict.py", "hyperparameters": {}}, "distribution.type", "passes --parallel"),
     "entry-point-not-py": ({"entry_point": "train.sh"}, "entry_point", "not a Python file"),
     "entry-point-escapes": ({"entry_point": "../setup.py"}, "entry_point", "inside source_dir"),
     "source-dir-missing": ({"source_dir": "/nonexistent/dir"}, "source_dir", "is not a directory"),

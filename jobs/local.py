@@ -1,0 +1,284 @@
+"""Run a TrainingRequest on this machine under the SageMaker container contract, without Docker.
+
+The request that would be submitted is laid out as the ``/opt/ml`` tree SageMaker builds inside the
+container (config JSON files, channel directories, model/output/checkpoint directories) in a work
+directory, and started by SageMaker's own container toolkit from PyPI (``sagemaker-training`` with
+``sagemaker-pytorch-training``): the ``SM_*`` environment and the torchrun command line are the ones
+SageMaker produces. What differs, and why:
+- one host instead of ``instance_count``: ``--processes`` processes stand in for the whole cluster, with the
+  same global batch;
+- the code is the local ``source_dir`` instead of the uploaded tarball, and channels are local directories;
+- ``SM_STUDIO_LOCAL_MODE=true`` skips the toolkit's wait for other hosts' DNS names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.errors import Problem, SpecError
+from jobs.request import TrainingRequest
+
+HOST = "algo-1"
+INSTANCE_GROUP = "homogeneousCluster"
+TOOLKIT_MODULE = "sagemaker_pytorch_container.training:main"
+STOP_GRACE_S = 30.0  # like `docker stop`: SIGTERM, then SIGKILL after a grace period
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """Paths of one local run's ``/opt/ml`` tree."""
+
+    base_dir: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base_dir / "input" / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "input" / "data"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_dir / "output"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base_dir / "checkpoints"
+
+
+def local_problems(request: TrainingRequest) -> list[Problem]:
+    """What keeps a request from running locally (checked before any process starts)."""
+    problems = []
+    for name, channel in request.inputs.items():
+        uri = channel["uri"]
+        if uri.startswith("s3://"):
+            problems.append(Problem(f"inputs.{name}.uri", f"{uri} is in S3; a local run reads channels from local directories.",
+                                    f"download the data and run with --set inputs.{name}.uri=./local/dir."))
+        elif not Path(uri).expanduser().is_dir():
+            problems.append(Problem(f"inputs.{name}.uri", f"local directory {uri!r} does not exist.", "create it or fix the path."))
+    if request.estimator["distribution"].get("smdistributed", {}).get("dataparallel", {}).get("enabled"):
+        if shutil.which("mpirun") is None:
+            problems.append(Problem("distribution.type", "SMDDP jobs start with mpirun, which is not installed here.",
+                                    "install Open MPI, or run the job locally as distribution.type: ddp."))
+    return problems
+
+
+def container_files(request: TrainingRequest, processes: int) -> dict[str, dict]:
+    """The config files SageMaker writes to ``/opt/ml/input/config`` for this request, on one host.
+
+    Hyperparameters are the request's own JSON-encoded strings, as SageMaker copies them; two entries
+    are pointed at this machine: the code directory and the number of processes.
+    """
+    ctj = request.create_training_job
+    hyperparameters = dict(ctj["HyperParameters"])
+    hyperparameters["sagemaker_submit_directory"] = json.dumps(request.source_dir)
+    hyperparameters["sagemaker_mpi_num_of_processes_per_host"] = json.dumps(processes)
+    instance_type = ctj["ResourceConfig"]["InstanceType"]
+    resource = {
+        "current_host": HOST,
+        "current_instance_type": instance_type,
+        "current_group_name": INSTANCE_GROUP,
+        "hosts": [HOST],
+        "instance_groups": [{"instance_group_name": INSTANCE_GROUP, "instance_type": instance_type, "hosts": [HOST]}],
+        "network_interface_name": "lo",
+    }
+    data_config = {}
+    for channel in ctj.get("InputDataConfig", []):
+        if channel["ChannelName"] == "code":
+            continue  # network isolation's code channel: the code comes from source_dir here
+        s3 = channel["DataSource"]["S3DataSource"]
+        entry = {
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": s3["S3DataDistributionType"],
+            "RecordWrapperType": "None",
+        }
+        if "ContentType" in channel:
+            entry["ContentType"] = channel["ContentType"]
+        data_config[channel["ChannelName"]] = entry
+    return {"hyperparameters.json": hyperparameters, "resourceconfig.json": resource, "inputdataconfig.json": data_config}
+
+
+def prepare(request: TrainingRequest, work_dir: Path, processes: int) -> LocalLayout:
+    """Lay out the ``/opt/ml`` tree for ``request`` under ``work_dir`` (kept between runs: checkpoints resume)."""
+    problems = local_problems(request)
+    if problems:
+        raise SpecError(problems)
+    layout = LocalLayout(Path(work_dir).resolve())
+    layout.config_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in container_files(request, processes).items():
+        (layout.config_dir / name).write_text(json.dumps(content, indent=1))
+    if layout.data_dir.exists():
+        shutil.rmtree(layout.data_dir)
+    layout.data_dir.mkdir(parents=True)
+    for name, channel in request.inputs.items():
+        (layout.data_dir / name).symlink_to(Path(channel["uri"]).expanduser().resolve(), target_is_directory=True)
+    for path in (layout.model_dir, layout.output_dir / "data", layout.checkpoint_dir, layout.base_dir / "code"):
+        path.mkdir(parents=True, exist_ok=True)
+    layout.failure_file.unlink(missing_ok=True)
+    return layout
+
+
+def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "PET_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(
+        SAGEMAKER_BASE_DIR=str(layout.base_dir),
+        SM_STUDIO_LOCAL_MODE="true",
+        SAGEMAKER_TRAINING_MODULE=TOOLKIT_MODULE,
+        PET_TEE="3",  # torchrun's --tee: every line prefixed with its rank
+        PATH=bin_dir + os.pathsep + env.get("PATH", ""),  # the toolkit runs `torchrun` from PATH
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    layout: LocalLayout
+    lines: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Last value of each metric definition found in the log."""
+    duration_s: float = 0.0
+
+    @property
+    def failure(self) -> str | None:
+        path = self.layout.failure_file
+        return path.read_text() if path.exists() else None
+
+
+def launch(
+    request: TrainingRequest,
+    layout: LocalLayout,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+    timeout_s: float | None = None,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Start the container toolkit on ``layout``, stream its log, and return when every process has ended."""
+    cmd = [sys.executable, "-m", "sagemaker_training.cli.train"]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=layout.base_dir, env=toolkit_environment(layout, env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+    result = RunResult(exit_code=-1, layout=layout)
+    if on_start:
+        on_start(proc)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def forward(signum, _frame):  # Ctrl-C or SIGTERM to the runner stops the training like a spot interruption
+        interrupt(proc)
+
+    in_main_thread = _is_main_thread()
+    if in_main_thread:
+        for sig in previous:
+            signal.signal(sig, forward)
+    try:
+        assert proc.stdout is not None  # noqa: S101  (Popen with stdout=PIPE always has it)
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            result.lines.append(line)
+            if on_line:
+                on_line(line)
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                interrupt(proc)
+        result.exit_code = proc.wait()
+    finally:
+        stop_group(proc.pid)
+        if in_main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    result.duration_s = time.monotonic() - start
+    result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
+    return result
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def interrupt(toolkit: subprocess.Popen) -> None:
+    """Stop a run the way a spot interruption or StopTrainingJob does: SIGTERM to the training processes.
+
+    The toolkit itself is spared so that it can relay the processes' last words (the checkpoint they
+    save) and report their exit; ``stop_group`` ends whatever is left after the grace period.
+    """
+    for pid in _group_members(toolkit.pid):
+        if pid != toolkit.pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_group(pgid: int, grace_s: float = STOP_GRACE_S) -> None:
+    """Make sure no process of the run is left: SIGTERM the group, then SIGKILL after ``grace_s``."""
+    if not _signal_group(pgid, 0):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _signal_group(pgid, 0):
+            return
+        time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def parse_metrics(lines: list[str], definitions: list[dict]) -> dict[str, float]:
+    """Apply the job's metric definitions to its log the way SageMaker does: the last match wins."""
+    metrics = {}
+    for definition in definitions:
+        pattern = re.compile(definition["Regex"])
+        for line in lines:
+            for match in pattern.finditer(line):
+                try:
+                    metrics[definition["Name"]] = float(match.group(1))
+                except ValueError:
+                    continue
+    return metrics
+
+
+def default_processes(request: TrainingRequest) -> int:
+    return max(1, min(request.processes_per_host, os.cpu_count() or 1))
