@@ -200,8 +200,8 @@ def run(
     out.print(f"[bold]local run[/] of {job.name}: 1 host x {procs} process(es) standing in for "
               f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
               f"work dir {layout.base_dir}", highlight=False)
-    result = _run_with_progress(request, layout)
-    _report(result)
+    result = run_with_progress(request, layout)
+    report(result)
     raise typer.Exit(result.exit_code)
 
 
@@ -209,7 +209,8 @@ STEP = re.compile(r"\bstep=(\d+)")
 RANK_PREFIX = re.compile(r"^\[default(\d+)\]:")
 
 
-def _run_with_progress(request, layout):
+def run_with_progress(request, layout, *, show_toolkit: bool = True):
+    """Launch a prepared local run; print rank lines (and the toolkit's own, dimmed) with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from jobs import local as local_run
@@ -226,13 +227,14 @@ def _run_with_progress(request, layout):
                 step = STEP.search(line)
                 if step:
                     progress.update(task, completed=int(step.group(1)))
-            else:
+            elif show_toolkit:
                 out.print(f"[dim]{escape(line)}[/]", highlight=False)
 
         return local_run.launch(request, layout, on_line=show)
 
 
-def _report(result) -> None:
+def report(result) -> None:
+    """Where the model, output and checkpoints of a local run are, its metrics and any failure."""
     status = "[green]succeeded[/]" if result.exit_code == 0 else f"[red]failed (exit code {result.exit_code})[/]"
     table = Table(title=f"local run {status} in {result.duration_s:.1f} s", show_header=False)
     table.add_column(overflow="fold")

@@ -1,5 +1,6 @@
-"""``make demo``: validate the example DDP job, print its dry-run request, submit it to an in-process moto.
+"""``make demo``: validate the example DDP job, run it locally with 2 processes, print the request, submit to moto.
 
+The local run goes through SageMaker's own container toolkit on this machine (no Docker, no GPU).
 No AWS account is used: ``moto.mock_aws()`` stands in for S3, IAM, STS and SageMaker. What the demo shows
 as "sent" is the CreateTrainingJob request captured from the SDK itself, not moto's echo.
 """
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.syntax import Syntax
@@ -33,10 +36,24 @@ def main(example: str = EXAMPLE) -> int:
         return 2
     console.print(f"[green]valid[/]: {spec.distribution.type} on {spec.compute.instance_count} x {spec.compute.instance_type}")
 
-    console.rule("2. dry run (no AWS call)")
-    console.print(Syntax(build_request(spec, region=REGION).to_yaml(), "yaml", word_wrap=True))
+    console.rule("2. local run: 2 processes under the SageMaker container toolkit")
+    from jobs import local
+    from jobs.cli import report, run_with_progress
 
-    console.rule("3. submit to moto (in process)")
+    request = build_request(spec, region=REGION)
+    layout = local.prepare(request, Path("runs") / spec.name, processes=2)
+    for stale in ("checkpoints", "model"):  # start fresh: a kept checkpoint would resume a finished run
+        shutil.rmtree(layout.base_dir / stale, ignore_errors=True)
+        (layout.base_dir / stale).mkdir()
+    result = run_with_progress(request, layout, show_toolkit=False)
+    report(result)
+    if result.exit_code != 0:
+        return result.exit_code
+
+    console.rule("3. the request SageMaker would get (dry run, no AWS call)")
+    console.print(Syntax(request.to_yaml(), "yaml", word_wrap=True))
+
+    console.rule("4. submit to moto (in process)")
     from moto import mock_aws
 
     from jobs import sagemaker_edge

@@ -47,3 +47,22 @@ def test_two_process_ddp_under_torchrun(tmp_path):
     done = run([str(torchrun), "--nproc_per_node", "2", str(ENTRY_POINTS_DIR / "train.py"), *args], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "on 2 process(es)" in done.stdout and "step=4 " in done.stdout
+
+
+def test_reads_a_channel_directory(tmp_path):
+    import torch
+
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    x = torch.randn(64, 32)
+    torch.save({"x": x[:40], "y": x[:40].sum(1, keepdim=True)}, channel / "part-0.pt")
+    torch.save({"x": x[40:], "y": x[40:].sum(1, keepdim=True)}, channel / "part-1.pt")
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path), "SM_CHANNEL_TRAIN": str(channel)}
+    cmd = [sys.executable, str(ENTRY_POINTS_DIR / "train.py"), "--data_channel", "train", "--steps", "6",
+           "--global_batch_size", "16", "--log_every", "3", "--parallel", "none"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "step=6 " in done.stdout
+    missing = subprocess.run([*cmd[:3], "nope", *cmd[4:]], capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode != 0 and "no such input channel" in missing.stderr
+    assert "no such input channel" in (tmp_path / "output" / "failure").read_text()
