@@ -72,6 +72,7 @@ def overhead_rounds(repeats: int, steps: int, log_every: int) -> None:
     """In this process: train.py's train() and a bare loop, alternately; prints one rate per run."""
     sys.path.insert(0, str(ROOT / "entry_points"))
     import torch
+
     import train as smjobs_train
     from common import sagemaker_env
     from common.models import MLP, synthetic_batch

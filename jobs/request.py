@@ -85,6 +85,14 @@ def script_hyperparameters(spec: JobSpec) -> dict[str, Any]:
     return hps
 
 
+def training_image(spec: JobSpec, region: str) -> str | None:
+    """The image the SDK picks: SMP v2 jobs run in smdistributed-modelparallel, the rest in pytorch-training."""
+    fw = catalog.frameworks()
+    if spec.distribution.type == "smp_v2":
+        return fw.smp_v2_image_uri(spec.framework_version, region, spec.compute.instance_type)
+    return fw.image_uri(spec.framework_version, spec.py_version, region)
+
+
 def build_request(
     spec: JobSpec,
     *,
@@ -114,7 +122,7 @@ def build_request(
         "max_run": compute.max_run_s,
         "use_spot_instances": compute.use_spot,
         "hyperparameters": hps,
-        "distribution": spec.distribution.distribution(),
+        "distribution": spec.distribution.distribution(ppn),
         "output_path": output_path,
         "code_location": f"s3://{bucket}",
         "enable_network_isolation": security.network_isolation,
@@ -165,7 +173,7 @@ def build_request(
 
 def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> TrainingRequest:
     est = request.estimator
-    image = catalog.frameworks().image_uri(spec.framework_version, spec.py_version, request.region)
+    image = training_image(spec, request.region)
     code_uri = f"s3://{request.bucket}/{request.job_name}/source/sourcedir.tar.gz"
     isolated = est["enable_network_isolation"]
     sdk_hps = {

@@ -1,7 +1,7 @@
 """Distribution strategies: typed settings that render the SDK's ``distribution=`` dict and the script's flags.
 
 Each class is one way to spread a training job over GPUs. It renders
-- ``distribution()``: the dict the SageMaker SDK's PyTorch estimator takes,
+- ``distribution(processes_per_host)``: the dict the SageMaker SDK's PyTorch estimator takes,
 - ``script_hyperparameters()``: settings the training script reads (the launcher knows nothing of them),
 - ``sdk_hyperparameters()``: the ``sagemaker_*`` entries the SDK adds for it (counted against the
   100-hyperparameter limit and shown in the dry run; a test checks them against what the SDK sends).
@@ -23,7 +23,7 @@ class _Strategy(BaseModel):
     launcher: ClassVar[str] = "torchrun"
     """How SageMaker starts the processes."""
 
-    def distribution(self) -> dict:
+    def distribution(self, processes_per_host: int) -> dict:
         raise NotImplementedError
 
     def script_hyperparameters(self) -> dict:
@@ -38,7 +38,7 @@ class DDP(_Strategy):
 
     type: Literal["ddp"] = "ddp"
 
-    def distribution(self) -> dict:
+    def distribution(self, processes_per_host: int) -> dict:
         return {"torch_distributed": {"enabled": True}}
 
     def script_hyperparameters(self) -> dict:
@@ -62,7 +62,7 @@ class FSDP(_Strategy):
     cpu_offload: bool = False
     """Keep sharded parameters and optimizer state in host memory."""
 
-    def distribution(self) -> dict:
+    def distribution(self, processes_per_host: int) -> dict:
         return {"torch_distributed": {"enabled": True}}
 
     def script_hyperparameters(self) -> dict:
@@ -88,7 +88,7 @@ class SMDDP(_Strategy):
     custom_mpi_options: str = ""
     """Extra ``mpirun`` options, e.g. ``-verbose -x NCCL_DEBUG=VERSION``."""
 
-    def distribution(self) -> dict:
+    def distribution(self, processes_per_host: int) -> dict:
         dataparallel: dict = {"enabled": True}
         if self.custom_mpi_options:
             dataparallel["custom_mpi_options"] = self.custom_mpi_options
@@ -105,5 +105,177 @@ class SMDDP(_Strategy):
         }
 
 
-Strategy = Annotated[DDP | FSDP | SMDDP, Field(discriminator="type")]
-STRATEGY_TYPES = {cls.model_fields["type"].default: cls for cls in (DDP, FSDP, SMDDP)}
+PIPELINE_SCHEDULES = (
+    "GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV",
+)
+"""torch.distributed.pipelining's schedules (torch 2.13); a test checks the installed torch has each."""
+MULTI_STAGE_SCHEDULES = ("Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV")
+V_SHAPED_SCHEDULES = ("ZBVZeroBubble", "DualPipeV")
+
+
+class _TorchrunStrategy(_Strategy):
+    def distribution(self, processes_per_host: int) -> dict:
+        return {"torch_distributed": {"enabled": True}}
+
+    def sdk_hyperparameters(self, instance_type: str) -> dict:
+        return {"sagemaker_torch_distributed_enabled": True, "sagemaker_instance_type": instance_type}
+
+
+class PipelineParallel(_TorchrunStrategy):
+    """Native ``torch.distributed.pipelining`` under torchrun, on a dp x pp x tp DeviceMesh."""
+
+    type: Literal["pipeline"] = "pipeline"
+    pp_degree: int = Field(default=2, ge=1)
+    """Pipeline ranks (stages per replica, divided by virtual_stages)."""
+    microbatches: int = Field(default=4, ge=1)
+    """Micro-batches each replica's batch is split into."""
+    schedule: Literal[PIPELINE_SCHEDULES] = "1F1B"  # type: ignore[valid-type]
+    """GPipe, 1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble or DualPipeV."""
+    virtual_stages: int = Field(default=1, ge=1)
+    """Stages per pipeline rank: 1 for GPipe and 1F1B, >= 2 for the interleaved schedules, 2 for V-shaped ones."""
+    dp_degree: int = Field(default=1, ge=1)
+    """Data-parallel replicas of the whole pipeline."""
+    tp_degree: int = Field(default=1, ge=1)
+    """Tensor-parallel ranks within each stage (DTensor)."""
+    num_layers: int | None = Field(default=None, ge=1)
+    """Layers the model splits into; defaults to what the bundled scripts' hyperparameters say."""
+
+    def script_hyperparameters(self) -> dict:
+        return {
+            "parallel": "pipeline",
+            "pp_degree": self.pp_degree,
+            "dp_degree": self.dp_degree,
+            "tp_degree": self.tp_degree,
+            "pp_schedule": self.schedule,
+            "pp_microbatches": self.microbatches,
+            "pp_virtual_stages": self.virtual_stages,
+        }
+
+
+class NaiveModelParallel(_TorchrunStrategy):
+    """Vertical split without micro-batches: each process holds consecutive layers and waits for the others.
+    For comparison with the pipeline schedules."""
+
+    type: Literal["naive_mp"] = "naive_mp"
+    num_layers: int | None = Field(default=None, ge=1)
+    """Layers the model splits into; defaults to what the bundled scripts' hyperparameters say."""
+
+    def script_hyperparameters(self) -> dict:
+        return {"parallel": "naive_mp"}
+
+
+class ModelParallelV2(_Strategy):
+    """SageMaker model parallelism v2 (``torch.sagemaker``): FSDP with hybrid sharding, tensor, context and
+    expert parallelism, activation offloading. Runs in the smdistributed-modelparallel image."""
+
+    type: Literal["smp_v2"] = "smp_v2"
+    hybrid_shard_degree: int = Field(default=0, ge=0)
+    """Processes each parameter is sharded across; 0 shards across the whole data-parallel group."""
+    tensor_parallel_degree: int = Field(default=1, ge=1)
+    context_parallel_degree: int = Field(default=1, ge=1)
+    """Splits the sequence; at most hybrid_shard_degree."""
+    expert_parallel_degree: int = Field(default=1, ge=1)
+    """Spreads mixture-of-experts experts over this many processes."""
+    sm_activation_offloading: bool = False
+    """Offload checkpointed activations to host memory."""
+    activation_loading_horizon: int = Field(default=2, ge=1)
+    """Activations prefetched back to the GPU ahead of use (with offloading)."""
+    fsdp_cache_flush_warnings: bool = True
+    allow_empty_shards: bool = False
+    random_seed: int | None = None
+
+    def parameters(self) -> dict:
+        """``mp_parameters`` as SMP v2 reads them (only what differs from its defaults, plus the degrees)."""
+        params: dict = {
+            "hybrid_shard_degree": self.hybrid_shard_degree,
+            "tensor_parallel_degree": self.tensor_parallel_degree,
+        }
+        if self.context_parallel_degree > 1:
+            params["context_parallel_degree"] = self.context_parallel_degree
+        if self.expert_parallel_degree > 1:
+            params["expert_parallel_degree"] = self.expert_parallel_degree
+        if self.sm_activation_offloading:
+            params["sm_activation_offloading"] = True
+            params["activation_loading_horizon"] = self.activation_loading_horizon
+        if not self.fsdp_cache_flush_warnings:
+            params["fsdp_cache_flush_warnings"] = False
+        if self.allow_empty_shards:
+            params["allow_empty_shards"] = True
+        if self.random_seed is not None:
+            params["random_seed"] = self.random_seed
+        return params
+
+    def distribution(self, processes_per_host: int) -> dict:
+        return {
+            "torch_distributed": {"enabled": True},
+            "smdistributed": {"modelparallel": {"enabled": True, "parameters": self.parameters()}},
+        }
+
+    def script_hyperparameters(self) -> dict:
+        return {"parallel": "smp_v2"}
+
+    def sdk_hyperparameters(self, instance_type: str) -> dict:
+        return {
+            "mp_parameters": self.parameters(),
+            "sagemaker_distributed_dataparallel_enabled": False,
+            "sagemaker_instance_type": instance_type,
+            "sagemaker_torch_distributed_enabled": True,
+        }
+
+
+class ModelParallelV1(_Strategy):
+    """SageMaker model parallelism v1 (``smdistributed.modelparallel.torch``), launched with MPI.
+
+    In maintenance: its last release supports PyTorch 2.0.0. Prefer smp_v2 or pipeline for new work."""
+
+    type: Literal["smp_v1"] = "smp_v1"
+    launcher: ClassVar[str] = "mpirun"
+    partitions: int = Field(default=2, ge=1)
+    """Pipeline partitions the model is split into."""
+    microbatches: int = Field(default=4, ge=1)
+    pipeline: Literal["simple", "interleaved"] = "interleaved"
+    optimize: Literal["speed", "memory"] = "speed"
+    placement_strategy: Literal["cluster", "spread"] = "cluster"
+    ddp: bool = False
+    """Data parallelism across model replicas; required with tensor_parallel_degree > 1."""
+    tensor_parallel_degree: int = Field(default=1, ge=1)
+    custom_mpi_options: str = ""
+
+    def parameters(self) -> dict:
+        params = {
+            "partitions": self.partitions,
+            "microbatches": self.microbatches,
+            "pipeline": self.pipeline,
+            "optimize": self.optimize,
+            "placement_strategy": self.placement_strategy,
+            "ddp": self.ddp,
+        }
+        if self.tensor_parallel_degree > 1:
+            params["tensor_parallel_degree"] = self.tensor_parallel_degree
+        return params
+
+    def distribution(self, processes_per_host: int) -> dict:
+        mpi = {"enabled": True, "processes_per_host": processes_per_host, "custom_mpi_options": self.custom_mpi_options}
+        return {"smdistributed": {"modelparallel": {"enabled": True, "parameters": self.parameters()}}, "mpi": mpi}
+
+    def script_hyperparameters(self) -> dict:
+        return {"parallel": "smp_v1"}
+
+    def sdk_hyperparameters(self, instance_type: str) -> dict:
+        return {
+            "sagemaker_mpi_enabled": True,
+            "sagemaker_mpi_custom_mpi_options": self.custom_mpi_options,
+            "mp_parameters": self.parameters(),
+            "sagemaker_distributed_dataparallel_enabled": False,
+            "sagemaker_instance_type": instance_type,
+        }
+
+
+Strategy = Annotated[
+    DDP | FSDP | SMDDP | PipelineParallel | NaiveModelParallel | ModelParallelV2 | ModelParallelV1,
+    Field(discriminator="type"),
+]
+STRATEGY_TYPES = {
+    cls.model_fields["type"].default: cls
+    for cls in (DDP, FSDP, SMDDP, PipelineParallel, NaiveModelParallel, ModelParallelV2, ModelParallelV1)
+}

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from jobs import catalog, service_model
+from jobs import catalog, degrees, service_model
 from jobs.errors import Problem, SpecError
 from jobs.hyperparameters import (
     KEY_PATTERN,
@@ -42,7 +42,15 @@ from jobs.request import (
 )
 from jobs.script_args import accepted_flags
 from jobs.spec import JobSpec
-from jobs.strategies import FSDP, SMDDP, STRATEGY_TYPES
+from jobs.strategies import (
+    FSDP,
+    SMDDP,
+    STRATEGY_TYPES,
+    ModelParallelV1,
+    ModelParallelV2,
+    NaiveModelParallel,
+    PipelineParallel,
+)
 
 MAX_RUN_S = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds (28 days)
 JOB_NAME_MAX_CHARS = 63
@@ -328,6 +336,8 @@ def _check_compute(spec: JobSpec) -> list[Problem]:
 
 def _check_framework(spec: JobSpec) -> list[Problem]:
     fw = catalog.frameworks()
+    if isinstance(spec.distribution, ModelParallelV2):
+        return _check_smp_v2_image(spec)
     full = fw.resolve(spec.framework_version)
     if full is None:
         newest = sorted(fw.py_versions, key=_version_key)[-6:]
@@ -336,6 +346,18 @@ def _check_framework(spec: JobSpec) -> list[Problem]:
     if spec.py_version not in fw.py_versions[full]:
         return [Problem("py_version", f"PyTorch {full} training images exist for {', '.join(fw.py_versions[full])}, not {spec.py_version!r}.",
                         f"set py_version to {fw.py_versions[full][-1]!r}.")]
+    return []
+
+
+def _check_smp_v2_image(spec: JobSpec) -> list[Problem]:
+    images = catalog.frameworks().smp_v2_images
+    image = images.get(spec.framework_version)
+    if image is None:
+        return [Problem("framework_version", f"SageMaker model parallelism v2 has no image for PyTorch {spec.framework_version!r}.",
+                        f"use one of: {', '.join(images)}.")]
+    if spec.py_version not in image.py_versions:
+        return [Problem("py_version", f"the SMP v2 image for PyTorch {spec.framework_version} is built for {', '.join(image.py_versions)}, not {spec.py_version!r}.",
+                        f"set py_version to {image.py_versions[0]!r}.")]
     return []
 
 
@@ -362,10 +384,22 @@ def _check_distribution(spec: JobSpec) -> list[Problem]:
         if full is not None and full not in fw.smddp_versions:
             out.append(Problem("framework_version", f"SMDDP has no release for PyTorch {full}; its last is {fw.smddp_versions[-1]}.",
                                f"set framework_version to {fw.smddp_versions[-1]} (py_version {fw.py_versions[fw.smddp_versions[-1]][-1]}), or use distribution.type: ddp."))
+    elif isinstance(d, ModelParallelV2):
+        if spec.compute.instance_type not in fw.smp_v2_instance_types:
+            out.append(Problem("compute.instance_type", f"SageMaker model parallelism v2 does not run on {spec.compute.instance_type}.",
+                               f"choose one of {', '.join(fw.smp_v2_instance_types)}, or use distribution.type: fsdp or pipeline (native PyTorch)."))
+    elif isinstance(d, ModelParallelV1):
+        if spec.compute.instance_type not in fw.smp_v1_instance_types:
+            out.append(Problem("compute.instance_type", f"SageMaker model parallelism v1 does not run on {spec.compute.instance_type}.",
+                               f"choose one of {', '.join(fw.smp_v1_instance_types)}, or move to smp_v2 or pipeline."))
+        if full is not None and full not in fw.smp_v1_versions:
+            out.append(Problem("framework_version", f"SageMaker model parallelism v1 has no release for PyTorch {full}; its last supports {fw.smp_v1_versions[-1]} (v1 is in maintenance).",
+                               f"set framework_version to {fw.smp_v1_versions[-1]} (py_version {fw.py_versions[fw.smp_v1_versions[-1]][-1]}), or move to smp_v2 or pipeline."))
     elif full is not None and full not in fw.torch_distributed_gpu_versions:
         supported = [v for v in fw.torch_distributed_gpu_versions if _version_key(v) >= (2,)]
         out.append(Problem("framework_version", f"SageMaker's torch_distributed launcher does not support PyTorch {full}.",
                            f"use one of: {', '.join(supported)}."))
+    out += _check_degrees(spec, instance)
     if isinstance(d, FSDP):
         world = processes_per_host(spec) * spec.compute.instance_count
         if d.mixed_precision == "bf16" and instance is not None and instance.gpu_architecture in NO_BF16:
@@ -381,6 +415,32 @@ def _check_distribution(spec: JobSpec) -> list[Problem]:
                                    f"({spec.compute.instance_count} instances x {processes_per_host(spec)} processes).",
                                    f"choose a shard_degree that divides {world}: {', '.join(str(k) for k in range(1, world + 1) if world % k == 0)}."))
     return out
+
+
+def model_layers(hyperparameters: dict) -> int | None:
+    """Layers a pipeline can split the bundled scripts' models into, from their hyperparameters."""
+    model = hyperparameters.get("model")
+    if model == "gpt" and isinstance(hyperparameters.get("n_layers"), int):
+        return hyperparameters["n_layers"]
+    if model == "mlp" and isinstance(hyperparameters.get("hidden_sizes"), list):
+        return len(hyperparameters["hidden_sizes"]) + 1
+    return None
+
+
+def _check_degrees(spec: JobSpec, instance) -> list[Problem]:
+    d = spec.distribution
+    cluster = degrees.Cluster(spec.compute.instance_count, processes_per_host(spec), instance.gpu_count if instance else None)
+    batch = spec.hyperparameters.get("global_batch_size")
+    batch = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
+    if isinstance(d, PipelineParallel):
+        return degrees.check_pipeline(d, cluster, batch, model_layers(spec.hyperparameters))
+    if isinstance(d, NaiveModelParallel):
+        return degrees.check_naive(d, cluster, model_layers(spec.hyperparameters))
+    if isinstance(d, ModelParallelV2):
+        return degrees.check_smp_v2(d, cluster)
+    if isinstance(d, ModelParallelV1):
+        return degrees.check_smp_v1(d, cluster)
+    return []
 
 
 def _check_hyperparameters(spec: JobSpec) -> list[Problem]:

@@ -50,6 +50,15 @@ class InstanceCatalog:
 
 
 @dataclass(frozen=True)
+class SmpV2Image:
+    py_versions: tuple[str, ...]
+    image_tags: dict[str, str]
+    """"default" and "p5" (the SDK picks another CUDA build for p5) -> image tag."""
+    repository: str
+    registries: dict[str, str]
+
+
+@dataclass(frozen=True)
 class FrameworkCatalog:
     source: str
     retrieved: str
@@ -65,6 +74,19 @@ class FrameworkCatalog:
     torch_distributed_gpu_versions: tuple[str, ...]
     smddp_versions: tuple[str, ...]
     smddp_instance_types: tuple[str, ...]
+    smp_v2_images: dict[str, SmpV2Image]
+    """PyTorch version -> the SageMaker model parallelism v2 image for it."""
+    smp_v2_instance_types: tuple[str, ...]
+    smp_v1_versions: tuple[str, ...]
+    smp_v1_instance_types: tuple[str, ...]
+
+    def smp_v2_image_uri(self, version: str, region: str, instance_type: str) -> str | None:
+        image = self.smp_v2_images.get(version)
+        if image is None or region not in image.registries:
+            return None
+        tag = image.image_tags["p5" if "p5" in instance_type else "default"]
+        domain = self.domains.get(region, "amazonaws.com")
+        return f"{image.registries[region]}.dkr.ecr.{region}.{domain}/{image.repository}:{tag}"
 
     def resolve(self, version: str) -> str | None:
         """Full version for ``version`` or its alias ("2.3" -> "2.3.0"); None when no image exists."""
@@ -107,4 +129,11 @@ def frameworks() -> FrameworkCatalog:
         torch_distributed_gpu_versions=tuple(data["torch_distributed_gpu_versions"]),
         smddp_versions=tuple(data["smddp_versions"]),
         smddp_instance_types=tuple(data["smddp_instance_types"]),
+        smp_v2_images={
+            v: SmpV2Image(tuple(e["py_versions"]), dict(e["image_tags"]), e["repository"], dict(e["registries"]))
+            for v, e in data["smp_v2"]["versions"].items()
+        },
+        smp_v2_instance_types=tuple(data["smp_v2"]["instance_types"]),
+        smp_v1_versions=tuple(data["smp_v1"]["versions"]),
+        smp_v1_instance_types=tuple(data["smp_v1"]["instance_types"]),
     )

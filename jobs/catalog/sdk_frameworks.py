@@ -22,6 +22,44 @@ from jobs.catalog import FRAMEWORKS_PATH
 # SMDDP v2; the SDK's own list still admits ml.p3.16xlarge and ml.p3dn.24xlarge, which v2 dropped.
 SMDDP_INSTANCE_TYPES = ["ml.p4d.24xlarge", "ml.p4de.24xlarge"]
 
+# SageMaker model parallelism v2 (AWS docs, "SageMaker model parallelism library v2 release notes" and
+# "Supported frameworks and AWS Regions"): the PyTorch versions its images were released for, and the
+# instance types it supports.
+SMP_V2_TORCH_VERSIONS = ["2.0.1", "2.1.2", "2.2.0", "2.3.1", "2.4.1", "2.5.1"]
+SMP_V2_INSTANCE_TYPES = ["ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge"]
+# SageMaker model parallelism v1 (in maintenance; last release v1.15.0 for PyTorch 2.0.0 and 1.13.1).
+SMP_V1_TORCH_VERSIONS = ["1.12.1", "1.13.1", "2.0.0"]
+SMP_V1_INSTANCE_TYPES = ["ml.p3.16xlarge", "ml.p3dn.24xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge"]
+SMP_V2_DISTRIBUTION = {"torch_distributed": {"enabled": True}, "smdistributed": {"modelparallel": {"enabled": True}}}
+
+
+def smp_v2_images(image_uris) -> dict:
+    """Per PyTorch version: the Python version and image tags the SDK picks for an SMP v2 job."""
+    config = image_uris.config_for_framework("pytorch-smp")["training"]
+    out = {}
+    for version in SMP_V2_TORCH_VERSIONS:
+        for py in ("py310", "py311", "py312"):
+            tags = {}
+            for label, instance in (("default", "ml.p4d.24xlarge"), ("p5", "ml.p5.48xlarge")):
+                try:
+                    uri = image_uris.get_training_image_uri(
+                        "us-east-1", "pytorch", framework_version=version, py_version=py,
+                        instance_type=instance, distribution=SMP_V2_DISTRIBUTION,
+                    )
+                except ValueError:
+                    break
+                tags[label] = uri.rsplit(":", 1)[1]
+            if tags:
+                smp_version = config["version_aliases"].get(version, version)
+                out[version] = {
+                    "py_versions": [py],
+                    "image_tags": tags,
+                    "repository": config["versions"][smp_version]["repository"],
+                    "registries": config["versions"][smp_version]["registries"],
+                }
+                break
+    return out
+
 
 def frameworks_from_sdk() -> dict:
     """Read the PyTorch training image table and the distributed-launcher rules from the installed SDK."""
@@ -64,7 +102,8 @@ def frameworks_from_sdk() -> dict:
         "description": "PyTorch training images and distributed-launcher support, copied from the SageMaker Python SDK.",
         "source": f"sagemaker=={metadata.version('sagemaker')}: image_uri_config/pytorch.json (training), "
         "fw_utils.TORCH_DISTRIBUTED_GPU_SUPPORTED_FRAMEWORK_VERSIONS, "
-        "fw_utils.SM_DATAPARALLEL_SUPPORTED_FRAMEWORK_VERSIONS; SMDDP instance types from the AWS SMDDP documentation",
+        "fw_utils.SM_DATAPARALLEL_SUPPORTED_FRAMEWORK_VERSIONS, image_uri_config/pytorch-smp.json; "
+        "SMDDP and SMP instance types and SMP versions from the AWS SMDDP and SMP documentation",
         "retrieved": _dt.date.today().isoformat(),
         "version_aliases": config["version_aliases"],
         "versions": versions,
@@ -75,6 +114,8 @@ def frameworks_from_sdk() -> dict:
         ],
         "smddp_versions": smddp,
         "smddp_instance_types": SMDDP_INSTANCE_TYPES,
+        "smp_v2": {"versions": smp_v2_images(image_uris), "instance_types": SMP_V2_INSTANCE_TYPES},
+        "smp_v1": {"versions": [v for v in SMP_V1_TORCH_VERSIONS if v in versions], "instance_types": SMP_V1_INSTANCE_TYPES},
     }
 
 

@@ -1,0 +1,114 @@
+"""Naive (vertical) model parallelism: each process holds consecutive layers of the model.
+
+The whole batch goes forward from rank 0 to the last rank with send/recv, the loss is taken there, and the
+gradient goes back the same way; no micro-batches, so every rank waits while the others compute. It is the
+baseline the pipeline schedules of train_pipeline.py are measured against (benchmarks/pipeline_vs_naive.py).
+Same models, data and arguments as train_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import sagemaker_env  # noqa: E402
+from common.models import synthetic_batch  # noqa: E402
+from common.stages import build_stages, full_state_dict, loss_fn  # noqa: E402
+from train_pipeline import make_optimizer, parse_args, run_reference  # noqa: E402
+
+MAX_DIMS = 8
+
+
+def send_tensor(tensor: torch.Tensor, dst: int) -> None:
+    """Send shape, then data: activations change shape between layers and models."""
+    header = torch.zeros(MAX_DIMS + 1, dtype=torch.long)
+    header[0] = tensor.dim()
+    header[1:tensor.dim() + 1] = torch.tensor(tensor.shape)
+    dist.send(header, dst)
+    dist.send(tensor.detach().contiguous(), dst)
+
+
+def recv_tensor(src: int, device) -> torch.Tensor:
+    header = torch.zeros(MAX_DIMS + 1, dtype=torch.long)
+    dist.recv(header, src)
+    shape = header[1:int(header[0]) + 1].tolist()
+    tensor = torch.empty(shape, device=device)
+    dist.recv(tensor, src)
+    return tensor
+
+
+def run(args, env, device) -> tuple[dict | None, list[float]]:
+    if env.world_size == 1:
+        return run_reference(args, device)
+    rank, last = env.rank, env.world_size - 1
+    stage = build_stages(args, env.world_size)[rank].to(device)
+    optimizer = make_optimizer(stage.parameters(), args)
+    criterion = loss_fn(args)
+    history, t0, seen = [], time.perf_counter(), 0
+    for step in range(args.steps):
+        x, y = synthetic_batch(args, step, args.global_batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        if rank == 0:
+            inputs = x.to(device)
+        else:
+            inputs = recv_tensor(rank - 1, device).requires_grad_()
+        outputs = stage(inputs)
+        if rank == last:
+            loss = criterion(outputs, y.to(device))
+            loss.backward()
+            report = torch.tensor([loss.item()])
+        else:
+            send_tensor(outputs, rank + 1)
+            outputs.backward(recv_tensor(rank + 1, device))
+            report = torch.zeros(1)
+        if rank > 0:
+            send_tensor(inputs.grad, rank - 1)
+        optimizer.step()
+        dist.all_reduce(report)  # only the last rank contributes its loss
+        history.append(report.item())
+        seen += args.global_batch_size
+        if rank == 0 and ((step + 1) % args.log_every == 0 or step + 1 == args.steps):
+            now = time.perf_counter()
+            print(f"step={step + 1} loss={history[-1]:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
+            t0, seen = now, 0
+    gathered = [None] * env.world_size if rank == 0 else None
+    dist.gather_object(full_state_dict([stage]), gathered, dst=0)
+    if rank != 0:
+        return None, history
+    return {k: v for part in gathered for k, v in part.items()}, history
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    env = sagemaker_env.from_environ()
+    try:
+        device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        if env.distributed:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=300))
+        if env.rank == 0:
+            print(f"naive model parallel: {env.world_size} stages, {args.model}, batch {args.global_batch_size}", flush=True)
+        state, history = run(args, env, device)
+        if state is not None:
+            env.model_dir.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": state, "losses": history, "args": vars(args)}, env.model_dir / "model.pt")
+            print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
+    except Exception:
+        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        with env.failure_file.open("a") as f:
+            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

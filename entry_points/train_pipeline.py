@@ -1,0 +1,199 @@
+"""Pipeline-parallel training with torch.distributed.pipelining, on a dp x pp x tp DeviceMesh.
+
+The model (MLP or GPT of the zoo) is split into pp_degree x pp_virtual_stages stages; each pipeline rank
+holds pp_virtual_stages of them (looped placement, or a V for ZBVZeroBubble and DualPipeV), each replica's
+batch is split into pp_microbatches micro-batches and run by the chosen schedule. Gradients are averaged
+across the dp_degree pipeline replicas; with tp_degree > 1 the transformer blocks' MLPs are tensor-parallel.
+Runs under SageMaker's torch_distributed launcher, under torchrun, and (one process, no pipeline) as plain
+``python train_pipeline.py``, which is the reference the pipelined runs must match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import sagemaker_env  # noqa: E402
+from common.hparams import json_dict, json_list  # noqa: E402
+from common.models import synthetic_batch  # noqa: E402
+from common.stages import build_stages, full_state_dict, loss_fn, tensor_parallel_blocks  # noqa: E402
+
+SCHEDULES = ("GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV")
+SINGLE_STAGE = ("GPipe", "1F1B")
+V_SHAPED = ("ZBVZeroBubble", "DualPipeV")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", choices=["mlp", "gpt"], default="mlp")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--global_batch_size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", type=json_dict, default={"name": "adamw"})
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log_every", type=int, default=1)
+    p.add_argument("--in_features", type=int, default=32)
+    p.add_argument("--hidden_sizes", type=json_list, default=[64, 64, 64])
+    p.add_argument("--vocab_size", type=int, default=256)
+    p.add_argument("--d_model", type=int, default=64)
+    p.add_argument("--n_layers", type=int, default=4)
+    p.add_argument("--n_heads", type=int, default=4)
+    p.add_argument("--seq_len", type=int, default=32)
+    p.add_argument("--parallel", choices=["pipeline", "naive_mp"], default="pipeline")
+    p.add_argument("--pp_degree", type=int, default=1)
+    p.add_argument("--dp_degree", type=int, default=1)
+    p.add_argument("--tp_degree", type=int, default=1)
+    p.add_argument("--pp_schedule", choices=SCHEDULES, default="1F1B")
+    p.add_argument("--pp_microbatches", type=int, default=4)
+    p.add_argument("--pp_virtual_stages", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def make_optimizer(params, args):
+    settings = dict(args.optimizer)
+    name = settings.pop("name", "adamw").lower()
+    if "betas" in settings:
+        settings["betas"] = tuple(settings["betas"])
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    return cls(params, lr=args.lr, **settings)
+
+
+def stage_indices(pp_rank: int, pp: int, virtual: int, schedule: str) -> list[int]:
+    """Which of the pp x virtual stages a pipeline rank holds."""
+    if schedule in V_SHAPED:
+        return [pp_rank, 2 * pp - 1 - pp_rank]
+    return [pp_rank + k * pp for k in range(virtual)]
+
+
+def schedule_class(name: str):
+    from torch.distributed import pipelining
+
+    return getattr(pipelining, "Schedule" + name)
+
+
+def run(args, env, device) -> tuple[dict | None, list[float]]:
+    """Train; return (full state dict on global rank 0 else None, mean loss per step)."""
+    if env.world_size == 1:
+        return run_reference(args, device)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.pipelining import PipelineStage
+
+    dp, pp, tp, v = args.dp_degree, args.pp_degree, args.tp_degree, args.pp_virtual_stages
+    if dp * pp * tp != env.world_size:
+        raise ValueError(f"dp({dp}) x pp({pp}) x tp({tp}) = {dp * pp * tp} != world size {env.world_size}")
+    mesh = init_device_mesh(device.type, (dp, pp, tp), mesh_dim_names=("dp", "pp", "tp"))
+    pp_rank, dp_rank = mesh["pp"].get_local_rank(), mesh["dp"].get_local_rank()
+    n_stages = pp * v
+    all_stages = build_stages(args, n_stages)
+    mine = stage_indices(pp_rank, pp, v, args.pp_schedule)
+    modules = [all_stages[i].to(device) for i in mine]
+    del all_stages
+    if tp > 1:
+        for module in modules:
+            tensor_parallel_blocks(module, mesh["tp"])
+    stages = [PipelineStage(m, i, n_stages, device, group=mesh["pp"].get_group()) for m, i in zip(modules, mine, strict=True)]
+    cls = schedule_class(args.pp_schedule)
+    common = {"n_microbatches": args.pp_microbatches, "loss_fn": loss_fn(args), "scale_grads": True}
+    schedule = cls(stages[0], **common) if args.pp_schedule in SINGLE_STAGE else cls(stages, **common)
+    params = [p for m in modules for p in m.parameters()]
+    optimizer = make_optimizer(params, args)
+    has_first, has_last = 0 in mine, n_stages - 1 in mine
+    local = args.global_batch_size // dp
+    history, t0, seen = [], time.perf_counter(), 0
+    for step in range(args.steps):
+        x, y = synthetic_batch(args, step, args.global_batch_size)
+        x, y = x[dp_rank * local:(dp_rank + 1) * local].to(device), y[dp_rank * local:(dp_rank + 1) * local].to(device)
+        optimizer.zero_grad(set_to_none=True)
+        losses: list[torch.Tensor] = []
+        inputs = (x,) if has_first else ()
+        kwargs = {"target": y, "losses": losses} if has_last else {}
+        schedule.step(*inputs, **kwargs)
+        if dp > 1:  # average gradients across pipeline replicas
+            for p in params:
+                if p.grad is not None:
+                    grad = p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad
+                    dist.all_reduce(grad, group=mesh["dp"].get_group())
+                    grad /= dp
+        optimizer.step()
+        # every rank holding the last stage knows its replica's loss; average those over the world
+        report = torch.tensor([torch.stack(losses).mean().item() if losses else 0.0, 1.0 if losses else 0.0])
+        dist.all_reduce(report)
+        history.append(report[0].item() / report[1].item())
+        seen += args.global_batch_size
+        if env.rank == 0 and ((step + 1) % args.log_every == 0 or step + 1 == args.steps):
+            now = time.perf_counter()
+            print(f"step={step + 1} loss={history[-1]:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
+            t0, seen = now, 0
+    state = full_state_dict(modules) if dp_rank == 0 else {}
+    gathered = [None] * env.world_size if env.rank == 0 else None
+    dist.gather_object(state, gathered, dst=0)
+    if env.rank != 0:
+        return None, history
+    return {k: v for part in gathered for k, v in part.items()}, history
+
+
+def run_reference(args, device) -> tuple[dict, list[float]]:
+    """One process, the whole model, the whole batch: what the pipelined runs must reproduce."""
+    model = torch.nn.Sequential(*build_stages(args, 1)).to(device)
+    optimizer = make_optimizer(model.parameters(), args)
+    criterion = loss_fn(args)
+    history, t0, seen = [], time.perf_counter(), 0
+    for step in range(args.steps):
+        x, y = synthetic_batch(args, step, args.global_batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x.to(device)), y.to(device))
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+        seen += args.global_batch_size
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            now = time.perf_counter()
+            print(f"step={step + 1} loss={history[-1]:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
+            t0, seen = now, 0
+    return {k.split(".", 1)[1]: v.detach().cpu().clone() for k, v in model.state_dict().items()}, history
+
+
+def init(env) -> torch.device:
+    device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if env.distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=300))
+    return device
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    env = sagemaker_env.from_environ()
+    try:
+        device = init(env)
+        if env.rank == 0:
+            print(f"pipeline {args.pp_schedule}: {args.model}, dp({args.dp_degree}) x pp({args.pp_degree}) x tp({args.tp_degree}), "
+                  f"{args.pp_microbatches} micro-batches, {args.pp_virtual_stages} stage(s) per rank, "
+                  f"{env.world_size} process(es)", flush=True)
+        state, losses = run(args, env, device)
+        if state is not None:
+            env.model_dir.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": state, "losses": losses, "args": vars(args)}, env.model_dir / "model.pt")
+            print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
+    except Exception:
+        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        with env.failure_file.open("a") as f:
+            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
