@@ -66,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n_heads", type=int, default=4)
     p.add_argument("--seq_len", type=int, default=32)
     # set by the job's distribution strategy
-    p.add_argument("--parallel", choices=["none", "ddp", "fsdp"], default="ddp")
+    p.add_argument("--parallel", choices=["none", "ddp", "fsdp", "smp_v2"], default="ddp")
+    p.add_argument("--mp_parameters", type=json_dict, default={}, help="SageMaker model parallelism settings (smp_v2)")
     p.add_argument("--backend", choices=["auto", "nccl", "gloo", "smddp"], default="auto")
     p.add_argument("--mixed_precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument("--fsdp_sharding", choices=["full_shard", "shard_grad_op", "hybrid_shard"], default="full_shard")
@@ -93,9 +94,61 @@ def init_distributed(env: sagemaker_env.SageMakerEnv, backend: str) -> torch.dev
     return device
 
 
-def wrap(model: torch.nn.Module, args, env, device) -> torch.nn.Module:
+def smp_v2_mesh(args, env, device):
+    """(replicate, shard, tp) mesh from SMP v2's parameters: hybrid_shard_degree 0 shards over all of dp."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    params = args.mp_parameters
+    for feature in ("context_parallel_degree", "expert_parallel_degree"):
+        if params.get(feature, 1) > 1:
+            raise NotImplementedError(f"{feature} > 1 needs SageMaker's torch.sagemaker; the native fallback "
+                                      "covers hybrid sharding and tensor parallelism")
+    tp = params.get("tensor_parallel_degree", 1)
+    shard = params.get("hybrid_shard_degree", 0) or env.world_size // tp
+    return init_device_mesh(device.type, (env.world_size // (tp * shard), shard, tp), mesh_dim_names=("replicate", "shard", "tp"))
+
+
+def data_parallel_coordinates(args, env, mesh) -> tuple[int, int]:
+    """(rank, size) among the processes that take different data; tensor-parallel peers share a slice."""
+    if mesh is None:
+        return env.rank, env.world_size
+    replicate, shard = mesh["replicate"], mesh["shard"]
+    return replicate.get_local_rank() * shard.size() + shard.get_local_rank(), replicate.size() * shard.size()
+
+
+def wrap_smp_v2(model: torch.nn.Module, args, env, device, mesh) -> torch.nn.Module:
+    """SageMaker model parallelism v2: torch.sagemaker in its image, native FSDP2 + DTensor TP elsewhere."""
+    try:
+        import torch.sagemaker as tsm  # present only in SageMaker's smdistributed-modelparallel images
+    except ImportError:
+        tsm = None
+    if tsm is not None:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        tsm.init()  # reads the job's mp_parameters: hybrid sharding, TP, offloading
+        return FullyShardedDataParallel(tsm.transform(model), device_id=device if device.type == "cuda" else None)
+    from torch.distributed.fsdp import fully_shard
+
+    if mesh["tp"].size() > 1:
+        from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+        blocks = [m for m in model.modules() if type(m).__name__ == "Block"]
+        if not blocks:
+            raise ValueError("tensor_parallel_degree > 1 is implemented for the gpt model")
+        for block in blocks:  # Megatron-style: first MLP Linear by columns, second by rows
+            parallelize_module(block.mlp, mesh["tp"], {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    dp_mesh = mesh["replicate", "shard"]
+    for module in model.modules():
+        if type(module).__name__ == "Block":
+            fully_shard(module, mesh=dp_mesh)
+    return fully_shard(model, mesh=dp_mesh)
+
+
+def wrap(model: torch.nn.Module, args, env, device, mesh=None) -> torch.nn.Module:
     if not env.distributed or args.parallel == "none":
         return model
+    if args.parallel == "smp_v2":
+        return wrap_smp_v2(model, args, env, device, mesh)
     if args.parallel == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
@@ -169,16 +222,18 @@ def load_latest_checkpoint(model, optimizer, env) -> int:
 def train(args, env) -> None:
     device = init_distributed(env, args.backend)
     torch.manual_seed(args.seed)
-    model = wrap(build_model(args).to(device), args, env, device)
+    mesh = smp_v2_mesh(args, env, device) if args.parallel == "smp_v2" and env.distributed else None
+    dp_rank, dp_size = data_parallel_coordinates(args, env, mesh)
+    model = wrap(build_model(args).to(device), args, env, device, mesh)
     loss_fn = type(model.module if hasattr(model, "module") else model).loss
     optimizer = make_optimizer(model, args)
     start = load_latest_checkpoint(model, optimizer, env)
-    if args.global_batch_size % (env.world_size * args.grad_accum_steps):
+    if args.global_batch_size % (dp_size * args.grad_accum_steps):
         raise ValueError(
-            f"global_batch_size {args.global_batch_size} must divide evenly over {env.world_size} processes "
+            f"global_batch_size {args.global_batch_size} must divide evenly over {dp_size} data-parallel processes "
             f"x {args.grad_accum_steps} accumulation steps"
         )
-    local = args.global_batch_size // env.world_size
+    local = args.global_batch_size // dp_size
     micro = local // args.grad_accum_steps
     if args.data_channel:
         if args.data_channel not in env.channels:
@@ -201,7 +256,7 @@ def train(args, env) -> None:
         if step == args.fail_at_step and env.rank == args.fail_rank:
             raise RuntimeError(f"injected failure at step {step} on rank {env.rank} (--fail_at_step)")
         x, y = next_batch(step, args.global_batch_size)
-        x, y = x[env.rank * local:(env.rank + 1) * local].to(device), y[env.rank * local:(env.rank + 1) * local].to(device)
+        x, y = x[dp_rank * local:(dp_rank + 1) * local].to(device), y[dp_rank * local:(dp_rank + 1) * local].to(device)
         optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=device)
         for k in range(args.grad_accum_steps):

@@ -489,7 +489,8 @@ def _check_script_arguments(spec: JobSpec) -> list[Problem]:
             hint = f"did you mean {near[0]!r}? " if near else ""
             out.append(Problem(f"hyperparameters.{key}", f"{spec.entry_point} does not accept --{key}; argparse would stop the job at start-up.",
                                f"{hint}Its options: {', '.join(sorted(flags))}."))
-    for key in spec.distribution.script_hyperparameters():
+    sdk_to_script = {k for k in spec.distribution.sdk_hyperparameters(spec.compute.instance_type) if not k.startswith("sagemaker_")}
+    for key in [*spec.distribution.script_hyperparameters(), *sorted(sdk_to_script)]:
         if key not in flags:
             out.append(Problem("distribution.type", f"distribution {spec.distribution.type!r} passes --{key}, which {spec.entry_point} does not accept.",
                                f"add a --{key} option to the script, or choose a strategy the script supports."))

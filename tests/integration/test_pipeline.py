@@ -31,6 +31,7 @@ def reference(argv) -> dict:
 
 
 def launch(script, processes, args, tmp_path) -> subprocess.CompletedProcess:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": str(tmp_path)}
     return subprocess.run([str(TORCHRUN), "--nproc_per_node", str(processes), str(script), *args],
                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
@@ -81,3 +82,24 @@ def test_naive_split_matches_one_process(processes, tmp_path):
     assert f"naive model parallel: {processes} stages" in done.stdout
     saved = torch.load(tmp_path / "model" / "model.pt", weights_only=False)
     assert_matches({"model": saved["model"], "losses": saved["losses"]}, reference(BASE))
+
+
+@pytest.mark.parametrize("processes,mp_parameters", [
+    (4, {"hybrid_shard_degree": 2, "tensor_parallel_degree": 2}),
+    (2, {"hybrid_shard_degree": 0, "tensor_parallel_degree": 1}),
+], ids=["hsdp2xtp2", "full-shard"])
+def test_smp_v2_native_fallback_matches_one_process(processes, mp_parameters, tmp_path):
+    """Without torch.sagemaker, an SMP v2 job runs on FSDP2 (hybrid sharding) + DTensor tensor parallelism."""
+    args = ["--model", "gpt", "--steps", "3", "--global_batch_size", "8", "--lr", "0.05", "--d_model", "32",
+            "--seq_len", "8", "--optimizer", '{"name":"sgd","momentum":0.9}', "--log_every", "1"]
+    done = launch(ENTRY_POINTS_DIR / "train.py", processes, [*args, "--parallel", "smp_v2", "--mp_parameters",
+                                                              json.dumps(mp_parameters)], tmp_path / "smp")
+    assert done.returncode == 0, done.stderr[-4000:]
+    single = subprocess.run([sys.executable, str(ENTRY_POINTS_DIR / "train.py"), *args, "--parallel", "none"],
+                            capture_output=True, text=True, env={**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path / "one")})
+    assert single.returncode == 0, single.stderr
+    ours = torch.load(tmp_path / "smp" / "model" / "model.pt", weights_only=False)["model"]
+    ref = torch.load(tmp_path / "one" / "model" / "model.pt", weights_only=False)["model"]
+    assert ours.keys() == ref.keys()
+    for key in ref:
+        assert (ours[key] - ref[key]).abs().max().item() <= 1e-6, key
