@@ -126,6 +126,12 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     table.add_row("entry point", f"{request.source_dir}/{request.entry_point}")
     table.add_row("hyperparameters", str(len(request.create_training_job["HyperParameters"])))
     out.print(table)
+    _notice(job)
+
+
+def _notice(job: JobSpec) -> None:
+    if job.distribution.notice:
+        err.print(f"[yellow]notice:[/] {job.distribution.notice}", highlight=False)
 
 
 @app.command()
@@ -150,6 +156,7 @@ def submit(
             return
     except (SpecError, UsageError) as exc:
         _fail(exc)
+    _notice(job)
     from botocore.exceptions import BotoCoreError, ClientError
 
     from jobs import sagemaker_edge

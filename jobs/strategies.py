@@ -22,6 +22,8 @@ class _Strategy(BaseModel):
 
     launcher: ClassVar[str] = "torchrun"
     """How SageMaker starts the processes."""
+    notice: ClassVar[str | None] = None
+    """Something a user of this strategy should know, shown by validate and submit."""
 
     def distribution(self, processes_per_host: int) -> dict:
         raise NotImplementedError
@@ -230,6 +232,10 @@ class ModelParallelV1(_Strategy):
 
     type: Literal["smp_v1"] = "smp_v1"
     launcher: ClassVar[str] = "mpirun"
+    notice: ClassVar[str | None] = (
+        "SageMaker model parallelism v1 is in maintenance (its last release supports PyTorch 2.0.0); "
+        "prefer smp_v2 or pipeline for new work."
+    )
     partitions: int = Field(default=2, ge=1)
     """Pipeline partitions the model is split into."""
     microbatches: int = Field(default=4, ge=1)

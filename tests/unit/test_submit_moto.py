@@ -130,3 +130,52 @@ def test_unresolved_request_is_not_submitted(moto_aws, spec_data):
     with pytest.raises(ValueError, match="unresolved"):
         sagemaker_edge.submit(build_request(validate_spec(spec_data)), moto_aws)
     assert moto_aws.sent == []
+
+
+SMP_IMAGE = "658645717510.dkr.ecr.us-east-1.amazonaws.com/smdistributed-modelparallel:"
+
+
+def test_pipeline_request(moto_aws):
+    request, _, sent = submit(moto_aws, read_spec_data(example_path("pipeline_gpt")))
+    hps = sent["HyperParameters"]
+    assert hps["sagemaker_torch_distributed_enabled"] == "true"
+    assert (hps["pp_degree"], hps["dp_degree"], hps["tp_degree"], hps["pp_virtual_stages"], hps["pp_microbatches"]) == (
+        "4", "2", "1", "2", "8")
+    assert hps["pp_schedule"] == '"Interleaved1F1B"' and hps["parallel"] == '"pipeline"'
+    assert hps["sagemaker_program"] == '"train_pipeline.py"'
+    assert "mp_parameters" not in hps
+    assert sent["AlgorithmSpecification"]["TrainingImage"] == IMAGE + "2.8.0-gpu-py312"
+    assert sent == request.create_training_job
+
+
+def test_naive_mp_request(moto_aws):
+    request, _, sent = submit(moto_aws, read_spec_data(example_path("naive_mp_mlp")))
+    assert sent["HyperParameters"]["parallel"] == '"naive_mp"'
+    assert sent["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+    assert sent == request.create_training_job
+
+
+def test_smp_v2_request(moto_aws):
+    request, _, sent = submit(moto_aws, read_spec_data(example_path("smp_v2_gpt")))
+    hps = sent["HyperParameters"]
+    assert json.loads(hps["mp_parameters"]) == {"hybrid_shard_degree": 8, "tensor_parallel_degree": 2,
+                                                "sm_activation_offloading": True, "activation_loading_horizon": 2}
+    assert hps["sagemaker_torch_distributed_enabled"] == "true"
+    assert hps["sagemaker_distributed_dataparallel_enabled"] == "false"
+    assert "sagemaker_mpi_enabled" not in hps
+    assert sent["AlgorithmSpecification"]["TrainingImage"] == SMP_IMAGE + "2.4.1-gpu-py311-cu121"
+    assert sent == request.create_training_job
+
+
+def test_smp_v1_request(moto_aws):
+    request, _, sent = submit(moto_aws, read_spec_data(example_path("smp_v1_gpt")))
+    hps = sent["HyperParameters"]
+    assert hps["sagemaker_mpi_enabled"] == "true"
+    assert hps["sagemaker_mpi_num_of_processes_per_host"] == "8"
+    assert hps["sagemaker_mpi_custom_mpi_options"] == '""'
+    assert json.loads(hps["mp_parameters"]) == {"partitions": 2, "microbatches": 4, "pipeline": "interleaved",
+                                                "optimize": "speed", "placement_strategy": "cluster", "ddp": True,
+                                                "tensor_parallel_degree": 2}
+    assert "sagemaker_torch_distributed_enabled" not in hps
+    assert sent["AlgorithmSpecification"]["TrainingImage"] == IMAGE + "2.0.0-gpu-py310"
+    assert sent == request.create_training_job
