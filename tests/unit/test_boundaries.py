@@ -9,7 +9,8 @@ import sys
 from jobs.spec import ENTRY_POINTS_DIR
 
 ALLOWED_THIRD_PARTY = {"torch"}
-LOCAL = {"common"}  # entry_points' own helpers, imported beside the scripts
+# entry_points' own modules, imported beside the scripts (they run from source_dir)
+LOCAL = {"common"} | {p.stem for p in ENTRY_POINTS_DIR.glob("*.py")}
 
 
 def imported_roots(path) -> set[str]:
