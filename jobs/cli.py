@@ -257,6 +257,43 @@ def report(result) -> None:
     out.print(table)
 
 
+@app.command()
+def schedule(
+    stages: Annotated[int, typer.Option("--stages", min=1, help="Pipeline ranks (pp degree).")] = 4,
+    microbatches: Annotated[int, typer.Option("--microbatches", min=1)] = 8,
+    schedule_name: Annotated[str, typer.Option("--schedule", help="GPipe, 1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble, DualPipeV.")] = "1F1B",
+    virtual_stages: Annotated[int, typer.Option("--virtual-stages", min=1, help="Stages per rank (interleaved: >= 2).")] = 1,
+    png: Annotated[Path | None, typer.Option("--png", help="Where to write the picture (default: schedule-<name>-p<P>-m<M>.png).")] = None,
+) -> None:
+    """Show a pipeline schedule's timeline (forward and backward slots per rank) and its bubble fraction."""
+    from pydantic import ValidationError
+
+    from jobs import degrees, schedule_model
+    from jobs.strategies import PipelineParallel
+
+    try:
+        strategy = PipelineParallel(pp_degree=stages, microbatches=microbatches, schedule=schedule_name,
+                                    virtual_stages=virtual_stages)
+    except ValidationError:
+        _fail(UsageError(f"--schedule {schedule_name!r}: choose one of {', '.join(schedule_model.PIPELINE_SCHEDULES)}"))
+    problems = degrees.check_pipeline(strategy, degrees.Cluster(1, stages), None, None)
+    if problems:
+        _fail(SpecError(problems))
+    timeline = schedule_model.simulate(schedule_name, stages, microbatches, virtual_stages)
+    out.print(f"[bold]{schedule_name}[/]: {stages} ranks x {timeline.virtual_stages} stage(s) each, {microbatches} micro-batches "
+              "(F = forward, B = backward, I/W = input/weight gradient; time in forwards of a rank's share)")
+    for line in schedule_model.render_text(timeline):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    theory = schedule_model.theoretical_bubble(schedule_name, stages, microbatches, timeline.virtual_stages)
+    formula = {"GPipe": "(p-1)/(m+p-1)", "1F1B": "(p-1)/(m+p-1)"}.get(schedule_name, "(p-1)/(v*m+p-1)")
+    if schedule_name in schedule_model.ZERO_BUBBLE:
+        formula = "about 0 in theory"
+    out.print(f"bubble: {timeline.bubble_fraction:.1%} of rank-time (model); {formula}: {theory:.1%}")
+    path = png or Path(f"schedule-{schedule_name}-p{stages}-m{microbatches}.png")
+    schedule_model.plot(timeline, path)
+    out.print(f"picture: {path}")
+
+
 def _aws_call(fn, *args: Any):
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -61,12 +61,44 @@ def loss_fn(args):
     return MLP.loss if args.model == "mlp" else GPT.loss
 
 
-def split_sizes(n_units: int, n_stages: int) -> list[int]:
-    """Units per stage, as even as possible, earlier stages taking the remainder."""
-    if n_units < n_stages:
-        raise ValueError(f"{n_units} layers cannot fill {n_stages} stages")
-    base, extra = divmod(n_units, n_stages)
-    return [base + (1 if i < extra else 0) for i in range(n_stages)]
+def unit_cost(unit: nn.Module) -> float:
+    """Multiply-adds per input row: the work a unit adds to its stage (parameters are a poor proxy for
+    embeddings, which are lookups)."""
+    if isinstance(unit, Embed):
+        return float(unit.tok.embedding_dim)
+    if isinstance(unit, Block):
+        d = unit.ln1.normalized_shape[0]
+        return 12.0 * d * d
+    return float(sum(m.weight.numel() for m in unit.modules() if isinstance(m, nn.Linear)))
+
+
+def split_sizes(costs: list[float], n_stages: int) -> list[int]:
+    """Units per stage: the contiguous split that minimises the costliest stage (a pipeline runs at the pace
+    of its slowest stage). Ties go to the most even unit counts."""
+    n = len(costs)
+    if n < n_stages:
+        raise ValueError(f"{n} layers cannot fill {n_stages} stages")
+    prefix = [0.0]
+    for c in costs:
+        prefix.append(prefix[-1] + c)
+    inf = float("inf")
+    # best[k][i]: (max stage cost, spread of sizes) splitting the first i units into k stages
+    best = [[(inf, inf)] * (n + 1) for _ in range(n_stages + 1)]
+    cut = [[0] * (n + 1) for _ in range(n_stages + 1)]
+    best[0][0] = (0.0, 0)
+    for k in range(1, n_stages + 1):
+        for i in range(k, n - (n_stages - k) + 1):
+            for j in range(k - 1, i):
+                if best[k - 1][j][0] == inf:
+                    continue
+                cand = (max(best[k - 1][j][0], prefix[i] - prefix[j]), max(best[k - 1][j][1], abs((i - j) - n / n_stages)))
+                if cand < best[k][i]:
+                    best[k][i], cut[k][i] = cand, j
+    sizes, i = [], n
+    for k in range(n_stages, 0, -1):
+        sizes.append(i - cut[k][i])
+        i = cut[k][i]
+    return sizes[::-1]
 
 
 class Stage(nn.Module):
@@ -85,7 +117,7 @@ class Stage(nn.Module):
 def build_stages(args, n_stages: int) -> list[Stage]:
     units = model_units(args)
     stages, start = [], 0
-    for size in split_sizes(len(units), n_stages):
+    for size in split_sizes([unit_cost(u) for u in units], n_stages):
         stages.append(Stage(units[start:start + size], start))
         start += size
     return stages
