@@ -27,6 +27,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jobs.local import free_port  # noqa: E402
+
 TRAIN = ROOT / "entry_points" / "train.py"
 BATCH = 4096  # large enough that compute, not the gradient all-reduce, sets the pace
 MODEL = ["--model", "mlp", "--in_features", "512", "--hidden_sizes", "[1024,1024,1024]",
@@ -49,7 +53,7 @@ def run_train(processes: int, steps: int, log_every: int) -> float:
     """train.py under torchrun with ``processes`` single-threaded processes; steady samples/s."""
     torchrun = Path(sys.executable).parent / "torchrun"
     with tempfile.TemporaryDirectory() as work:
-        cmd = [str(torchrun), "--nproc_per_node", str(processes), str(TRAIN), *MODEL, "--steps", str(steps),
+        cmd = [str(torchrun), "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--nproc_per_node", str(processes), str(TRAIN), *MODEL, "--steps", str(steps),
                "--log_every", str(log_every), "--parallel", "ddp" if processes > 1 else "none"]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=work,
                               env={**single_thread_env(), "SAGEMAKER_BASE_DIR": work})

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from jobs.local import free_port  # noqa: E402
 from jobs.schedule_model import simulate, theoretical_bubble  # noqa: E402
 
 P = 2
@@ -38,7 +39,7 @@ def run(script: str, args: list[str]) -> float:
     torchrun = Path(sys.executable).parent / "torchrun"
     with tempfile.TemporaryDirectory() as work:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": work}
-        done = subprocess.run([str(torchrun), "--nproc_per_node", str(P), str(ROOT / "entry_points" / script), *args],
+        done = subprocess.run([str(torchrun), "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--nproc_per_node", str(P), str(ROOT / "entry_points" / script), *args],
                               capture_output=True, text=True, env=env, cwd=work)
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])

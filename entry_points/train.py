@@ -22,7 +22,7 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this file, under any launcher
 
 from common import sagemaker_env  # noqa: E402
-from common.hparams import boolean, json_dict, json_list  # noqa: E402
+from common.hparams import boolean, json_dict, json_list, toolkit_mapping  # noqa: E402
 from common.models import build_model, synthetic_batch  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seq_len", type=int, default=32)
     # set by the job's distribution strategy
     p.add_argument("--parallel", choices=["none", "ddp", "fsdp", "smp_v2"], default="ddp")
-    p.add_argument("--mp_parameters", type=json_dict, default={}, help="SageMaker model parallelism settings (smp_v2)")
+    p.add_argument("--mp_parameters", type=toolkit_mapping, default={}, help="SageMaker model parallelism settings (smp_v2)")
     p.add_argument("--backend", choices=["auto", "nccl", "gloo", "smddp"], default="auto")
     p.add_argument("--mixed_precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument("--fsdp_sharding", choices=["full_shard", "shard_grad_op", "hybrid_shard"], default="full_shard")

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sagemaker_env  # noqa: E402
-from common.hparams import json_dict, json_list  # noqa: E402
+from common.hparams import json_list, toolkit_mapping  # noqa: E402
 from common.models import build_model, synthetic_batch  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n_heads", type=int, default=4)
     p.add_argument("--seq_len", type=int, default=32)
     p.add_argument("--parallel", choices=["smp_v1"], default="smp_v1")
-    p.add_argument("--mp_parameters", type=json_dict, default={}, help="read by smp.init() from the environment")
+    p.add_argument("--mp_parameters", type=toolkit_mapping, default={}, help="read by smp.init() from the environment")
     return p.parse_args(argv)
 
 

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,9 +66,23 @@ class LocalLayout:
         return self.base_dir / "checkpoints"
 
 
-def local_problems(request: TrainingRequest) -> list[Problem]:
+def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
     """What keeps a request from running locally (checked before any process starts)."""
     problems = []
+    hps = request.estimator["hyperparameters"]
+    if hps.get("parallel") == "pipeline":
+        product = hps["dp_degree"] * hps["pp_degree"] * hps["tp_degree"]
+        if product != processes:
+            problems.append(Problem("--processes", f"dp({hps['dp_degree']}) x pp({hps['pp_degree']}) x tp({hps['tp_degree']}) = {product} "
+                                    f"processes are needed; the local run has {processes}.",
+                                    f"run with --processes {product}, or set the degrees with --set distribution.dp_degree=... ."))
+    modelparallel = request.estimator["distribution"].get("smdistributed", {}).get("modelparallel", {})
+    if modelparallel.get("enabled") and "mpi" in request.estimator["distribution"]:
+        import importlib.util
+
+        if importlib.util.find_spec("smdistributed") is None:
+            problems.append(Problem("distribution.type", "SMP v1 jobs import smdistributed.modelparallel, which is not installed here.",
+                                    "run it on SageMaker, or install a local stand-in for smdistributed."))
     for name, channel in request.inputs.items():
         uri = channel["uri"]
         if uri.startswith("s3://"):
@@ -119,7 +134,7 @@ def container_files(request: TrainingRequest, processes: int) -> dict[str, dict]
 
 def prepare(request: TrainingRequest, work_dir: Path, processes: int) -> LocalLayout:
     """Lay out the ``/opt/ml`` tree for ``request`` under ``work_dir`` (kept between runs: checkpoints resume)."""
-    problems = local_problems(request)
+    problems = local_problems(request, processes)
     if problems:
         raise SpecError(problems)
     layout = LocalLayout(Path(work_dir).resolve())
@@ -131,10 +146,19 @@ def prepare(request: TrainingRequest, work_dir: Path, processes: int) -> LocalLa
     layout.data_dir.mkdir(parents=True)
     for name, channel in request.inputs.items():
         (layout.data_dir / name).symlink_to(Path(channel["uri"]).expanduser().resolve(), target_is_directory=True)
+    # The toolkit copies source_dir into code/ only when code/ is empty; every SageMaker container starts
+    # empty, so a re-run must too, or it would run the previous run's copy of an edited script.
+    shutil.rmtree(layout.base_dir / "code", ignore_errors=True)
     for path in (layout.model_dir, layout.output_dir / "data", layout.checkpoint_dir, layout.base_dir / "code"):
         path.mkdir(parents=True, exist_ok=True)
     layout.failure_file.unlink(missing_ok=True)
     return layout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -145,6 +169,10 @@ def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None
         SM_STUDIO_LOCAL_MODE="true",
         SAGEMAKER_TRAINING_MODULE=TOOLKIT_MODULE,
         PET_TEE="3",  # torchrun's --tee: every line prefixed with its rank
+        # torchrun's --master_port: a free one, so that runs back to back (or side by side) never meet
+        # another run's rendezvous on the default 29500
+        PET_MASTER_ADDR="127.0.0.1",
+        PET_MASTER_PORT=str(free_port()),
         PATH=bin_dir + os.pathsep + env.get("PATH", ""),  # the toolkit runs `torchrun` from PATH
         PYTHONUNBUFFERED="1",
     )
@@ -281,4 +309,8 @@ def parse_metrics(lines: list[str], definitions: list[dict]) -> dict[str, float]
 
 
 def default_processes(request: TrainingRequest) -> int:
+    """Data parallel: the job's per-host count, at most the CPUs. Model parallel: the whole job's world size,
+    since its degrees are fixed (a small model runs fine with more processes than cores)."""
+    if request.estimator["hyperparameters"].get("parallel") in ("pipeline", "naive_mp", "smp_v2", "smp_v1"):
+        return request.world_size
     return max(1, min(request.processes_per_host, os.cpu_count() or 1))

@@ -46,3 +46,27 @@ def json_dict(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def _scalar(text: str):
+    for parse in (json.loads, boolean):
+        try:
+            return parse(text)
+        except (json.JSONDecodeError, argparse.ArgumentTypeError):
+            continue
+    return text
+
+
+def toolkit_mapping(text: str) -> dict:
+    """A flat mapping the SDK sent as a JSON object, such as ``mp_parameters``: the container toolkit passes
+    it as ``k=v,k2=v2`` (Python str() of each value), which this reads back; JSON text works too."""
+    text = text.strip()
+    if text.startswith("{"):
+        return json_dict(text)
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected k=v,k2=v2 or a JSON object, got {text!r}")
+        out[key] = _scalar(value)
+    return out

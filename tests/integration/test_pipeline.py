@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from jobs.local import free_port
 from jobs.spec import ENTRY_POINTS_DIR
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,8 @@ def reference(argv) -> dict:
 def launch(script, processes, args, tmp_path) -> subprocess.CompletedProcess:
     tmp_path.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": str(tmp_path)}
-    return subprocess.run([str(TORCHRUN), "--nproc_per_node", str(processes), str(script), *args],
+    return subprocess.run([str(TORCHRUN), "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
+                           "--master_port", str(free_port()), str(script), *args],
                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
 
 

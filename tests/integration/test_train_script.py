@@ -44,7 +44,10 @@ def test_single_process_run_matches_metric_definitions(tmp_path):
 def test_two_process_ddp_under_torchrun(tmp_path):
     args, _ = example_args({"steps": 4, "log_every": 2, "global_batch_size": 16})
     torchrun = Path(sys.executable).parent / "torchrun"
-    done = run([str(torchrun), "--nproc_per_node", "2", str(ENTRY_POINTS_DIR / "train.py"), *args], tmp_path)
+    from jobs.local import free_port
+
+    done = run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+                str(ENTRY_POINTS_DIR / "train.py"), *args], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "on 2 process(es)" in done.stdout and "step=4 " in done.stdout
 
