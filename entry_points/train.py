@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -22,8 +21,8 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this file, under any launcher
 
 from common import sagemaker_env  # noqa: E402
-from common.hparams import boolean, json_dict, json_list, toolkit_mapping  # noqa: E402
-from common.models import build_model, synthetic_batch  # noqa: E402
+from common.hparams import boolean, json_dict, toolkit_mapping  # noqa: E402
+from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
 
 
 class ChannelData:
@@ -44,7 +43,7 @@ class ChannelData:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", choices=["mlp", "cnn", "gpt"], default="mlp")
+    add_model_arguments(p)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--global_batch_size", type=int, default=32)
     p.add_argument("--grad_accum_steps", type=int, default=1)
@@ -57,14 +56,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     # fault injection, for testing how a job fails: rank `fail_rank` raises at step `fail_at_step`
     p.add_argument("--fail_at_step", type=int, default=-1)
     p.add_argument("--fail_rank", type=int, default=0)
-    # model shapes
-    p.add_argument("--in_features", type=int, default=32)
-    p.add_argument("--hidden_sizes", type=json_list, default=[64, 64])
-    p.add_argument("--vocab_size", type=int, default=256)
-    p.add_argument("--d_model", type=int, default=64)
-    p.add_argument("--n_layers", type=int, default=2)
-    p.add_argument("--n_heads", type=int, default=4)
-    p.add_argument("--seq_len", type=int, default=32)
     # set by the job's distribution strategy
     p.add_argument("--parallel", choices=["none", "ddp", "fsdp", "smp_v2"], default="ddp")
     p.add_argument("--mp_parameters", type=toolkit_mapping, default={}, help="SageMaker model parallelism settings (smp_v2)")
@@ -292,24 +283,14 @@ def save_model(model, args, env) -> None:
 
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if env.rank == 0:
-        env.model_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": full, "args": vars(args)}, env.model_dir / "model.pt")
-        print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
+        sagemaker_env.save_model(env, {"model": full, "args": vars(args)})
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     env = sagemaker_env.from_environ()
-    try:
+    with sagemaker_env.reporting_failures(env):
         train(args, env)
-    except Exception:
-        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
-        with env.failure_file.open("a") as f:
-            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
-        raise
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -8,10 +8,8 @@ Same models, data and arguments as train_pipeline.py.
 
 from __future__ import annotations
 
-import datetime
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -22,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import sagemaker_env  # noqa: E402
 from common.models import synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn  # noqa: E402
-from train_pipeline import make_optimizer, parse_args, run_reference  # noqa: E402
+from train_pipeline import init, make_optimizer, parse_args, run_reference  # noqa: E402
 
 MAX_DIMS = 8
 
@@ -89,25 +87,13 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     env = sagemaker_env.from_environ()
-    try:
-        device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
-        if env.distributed:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=300))
+    with sagemaker_env.reporting_failures(env):
+        device = init(env)
         if env.rank == 0:
             print(f"naive model parallel: {env.world_size} stages, {args.model}, batch {args.global_batch_size}", flush=True)
         state, history = run(args, env, device)
         if state is not None:
-            env.model_dir.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": state, "losses": history, "args": vars(args)}, env.model_dir / "model.pt")
-            print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
-    except Exception:
-        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
-        with env.failure_file.open("a") as f:
-            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
-        raise
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+            sagemaker_env.save_model(env, {"model": state, "losses": history, "args": vars(args)})
 
 
 if __name__ == "__main__":

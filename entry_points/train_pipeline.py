@@ -14,7 +14,6 @@ import argparse
 import datetime
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -23,8 +22,8 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sagemaker_env  # noqa: E402
-from common.hparams import json_dict, json_list  # noqa: E402
-from common.models import synthetic_batch  # noqa: E402
+from common.hparams import json_dict  # noqa: E402
+from common.models import add_model_arguments, synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn, tensor_parallel_blocks  # noqa: E402
 
 SCHEDULES = ("GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV")
@@ -34,20 +33,13 @@ V_SHAPED = ("ZBVZeroBubble", "DualPipeV")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", choices=["mlp", "gpt"], default="mlp")
+    add_model_arguments(p, models=("mlp", "gpt"), hidden_sizes=(64, 64, 64), n_layers=4)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--global_batch_size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", type=json_dict, default={"name": "adamw"})
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=1)
-    p.add_argument("--in_features", type=int, default=32)
-    p.add_argument("--hidden_sizes", type=json_list, default=[64, 64, 64])
-    p.add_argument("--vocab_size", type=int, default=256)
-    p.add_argument("--d_model", type=int, default=64)
-    p.add_argument("--n_layers", type=int, default=4)
-    p.add_argument("--n_heads", type=int, default=4)
-    p.add_argument("--seq_len", type=int, default=32)
     p.add_argument("--parallel", choices=["pipeline", "naive_mp"], default="pipeline")
     p.add_argument("--pp_degree", type=int, default=1)
     p.add_argument("--dp_degree", type=int, default=1)
@@ -174,7 +166,7 @@ def init(env) -> torch.device:
 def main(argv=None) -> None:
     args = parse_args(argv)
     env = sagemaker_env.from_environ()
-    try:
+    with sagemaker_env.reporting_failures(env):
         device = init(env)
         if env.rank == 0:
             print(f"pipeline {args.pp_schedule}: {args.model}, dp({args.dp_degree}) x pp({args.pp_degree}) x tp({args.tp_degree}), "
@@ -182,17 +174,7 @@ def main(argv=None) -> None:
                   f"{env.world_size} process(es)", flush=True)
         state, losses = run(args, env, device)
         if state is not None:
-            env.model_dir.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": state, "losses": losses, "args": vars(args)}, env.model_dir / "model.pt")
-            print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
-    except Exception:
-        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
-        with env.failure_file.open("a") as f:
-            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
-        raise
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+            sagemaker_env.save_model(env, {"model": state, "losses": losses, "args": vars(args)})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -19,25 +18,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sagemaker_env  # noqa: E402
-from common.hparams import json_list, toolkit_mapping  # noqa: E402
-from common.models import build_model, synthetic_batch  # noqa: E402
+from common.hparams import toolkit_mapping  # noqa: E402
+from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", choices=["mlp", "cnn", "gpt"], default="mlp")
+    add_model_arguments(p)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--global_batch_size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=1)
-    p.add_argument("--in_features", type=int, default=32)
-    p.add_argument("--hidden_sizes", type=json_list, default=[64, 64])
-    p.add_argument("--vocab_size", type=int, default=256)
-    p.add_argument("--d_model", type=int, default=64)
-    p.add_argument("--n_layers", type=int, default=2)
-    p.add_argument("--n_heads", type=int, default=4)
-    p.add_argument("--seq_len", type=int, default=32)
     p.add_argument("--parallel", choices=["smp_v1"], default="smp_v1")
     p.add_argument("--mp_parameters", type=toolkit_mapping, default={}, help="read by smp.init() from the environment")
     return p.parse_args(argv)
@@ -46,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     env = sagemaker_env.from_environ()
-    try:
+    with sagemaker_env.reporting_failures(env):
         import smdistributed.modelparallel.torch as smp
 
         smp.init()
@@ -86,11 +78,6 @@ def main(argv=None) -> None:
             smp.save({"model": state, "args": vars(args)}, str(env.model_dir / "model.pt"), partial=False)
             print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)
         smp.barrier()
-    except Exception:
-        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
-        with env.failure_file.open("a") as f:
-            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
-        raise
 
 
 if __name__ == "__main__":

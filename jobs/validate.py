@@ -377,24 +377,9 @@ def _check_distribution(spec: JobSpec) -> list[Problem]:
         out.append(Problem("distribution.processes_per_host",
                            f"{d.processes_per_host} processes on {instance.name}, which has {instance.gpu_count} GPU{'s' if instance.gpu_count > 1 else ''}; each process needs its own GPU.",
                            f"set processes_per_host to at most {instance.gpu_count} (or leave it out), or choose an instance with {d.processes_per_host} GPUs: {_gpu_alternatives(d.processes_per_host, instance.family)}."))
-    if isinstance(d, SMDDP):
-        if spec.compute.instance_type not in fw.smddp_instance_types:
-            out.append(Problem("compute.instance_type", f"SMDDP does not run on {spec.compute.instance_type}; it needs {' or '.join(fw.smddp_instance_types)}.",
-                               f"choose {' or '.join(fw.smddp_instance_types)}, or use distribution.type: ddp (torchrun + NCCL), which runs on every GPU instance."))
-        if full is not None and full not in fw.smddp_versions:
-            out.append(Problem("framework_version", f"SMDDP has no release for PyTorch {full}; its last is {fw.smddp_versions[-1]}.",
-                               f"set framework_version to {fw.smddp_versions[-1]} (py_version {fw.py_versions[fw.smddp_versions[-1]][-1]}), or use distribution.type: ddp."))
-    elif isinstance(d, ModelParallelV2):
-        if spec.compute.instance_type not in fw.smp_v2_instance_types:
-            out.append(Problem("compute.instance_type", f"SageMaker model parallelism v2 does not run on {spec.compute.instance_type}.",
-                               f"choose one of {', '.join(fw.smp_v2_instance_types)}, or use distribution.type: fsdp or pipeline (native PyTorch)."))
-    elif isinstance(d, ModelParallelV1):
-        if spec.compute.instance_type not in fw.smp_v1_instance_types:
-            out.append(Problem("compute.instance_type", f"SageMaker model parallelism v1 does not run on {spec.compute.instance_type}.",
-                               f"choose one of {', '.join(fw.smp_v1_instance_types)}, or move to smp_v2 or pipeline."))
-        if full is not None and full not in fw.smp_v1_versions:
-            out.append(Problem("framework_version", f"SageMaker model parallelism v1 has no release for PyTorch {full}; its last supports {fw.smp_v1_versions[-1]} (v1 is in maintenance).",
-                               f"set framework_version to {fw.smp_v1_versions[-1]} (py_version {fw.py_versions[fw.smp_v1_versions[-1]][-1]}), or move to smp_v2 or pipeline."))
+    library = _LIBRARIES.get(type(d))
+    if library is not None:
+        out += _check_library(spec, full, *library(fw))
     elif full is not None and full not in fw.torch_distributed_gpu_versions:
         supported = [v for v in fw.torch_distributed_gpu_versions if _version_key(v) >= (2,)]
         out.append(Problem("framework_version", f"SageMaker's torch_distributed launcher does not support PyTorch {full}.",
@@ -414,6 +399,31 @@ def _check_distribution(spec: JobSpec) -> list[Problem]:
                 out.append(Problem("distribution.shard_degree", f"hybrid_shard groups of {degree} do not divide the {world} processes "
                                    f"({spec.compute.instance_count} instances x {processes_per_host(spec)} processes).",
                                    f"choose a shard_degree that divides {world}: {', '.join(str(k) for k in range(1, world + 1) if world % k == 0)}."))
+    return out
+
+
+# SageMaker's own distributed libraries: (name, instance types, PyTorch versions or None when the image
+# check covers them, what to use instead).
+_LIBRARIES = {
+    SMDDP: lambda fw: ("SMDDP", fw.smddp_instance_types, fw.smddp_versions,
+                       "distribution.type: ddp (torchrun + NCCL), which runs on every GPU instance"),
+    ModelParallelV2: lambda fw: ("SageMaker model parallelism v2", fw.smp_v2_instance_types, None,
+                                 "distribution.type: fsdp or pipeline (native PyTorch)"),
+    ModelParallelV1: lambda fw: ("SageMaker model parallelism v1 (in maintenance)", fw.smp_v1_instance_types,
+                                 fw.smp_v1_versions, "distribution.type: smp_v2 or pipeline"),
+}
+
+
+def _check_library(spec: JobSpec, full: str | None, name: str, instance_types, versions, instead: str) -> list[Problem]:
+    out = []
+    fw = catalog.frameworks()
+    if spec.compute.instance_type not in instance_types:
+        out.append(Problem("compute.instance_type", f"{name} does not run on {spec.compute.instance_type}; it needs {' or '.join(instance_types)}.",
+                           f"choose one of those, or use {instead}."))
+    if versions is not None and full is not None and full not in versions:
+        last = versions[-1]
+        out.append(Problem("framework_version", f"{name} has no release for PyTorch {full}; its last is {last}.",
+                           f"set framework_version to {last} (py_version {fw.py_versions[last][-1]}), or use {instead}."))
     return out
 
 
@@ -479,7 +489,7 @@ def _check_hyperparameters(spec: JobSpec) -> list[Problem]:
 
 def _check_script_arguments(spec: JobSpec) -> list[Problem]:
     script = source_dir(spec) / spec.entry_point
-    flags = accepted_flags(script) if script.is_file() else None
+    flags = accepted_flags(script, source_dir(spec)) if script.is_file() else None
     if flags is None:
         return []
     out = []

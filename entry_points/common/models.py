@@ -83,6 +83,20 @@ class GPT(nn.Module):
         return F.cross_entropy(output.flatten(0, 1), target.flatten())
 
 
+def add_model_arguments(parser, models=("mlp", "cnn", "gpt"), hidden_sizes=(64, 64), n_layers=2) -> None:
+    """The zoo's shape arguments, shared by every training script."""
+    from common.hparams import json_list
+
+    parser.add_argument("--model", choices=list(models), default=models[0])
+    parser.add_argument("--in_features", type=int, default=32)
+    parser.add_argument("--hidden_sizes", type=json_list, default=list(hidden_sizes))
+    parser.add_argument("--vocab_size", type=int, default=256)
+    parser.add_argument("--d_model", type=int, default=64)
+    parser.add_argument("--n_layers", type=int, default=n_layers)
+    parser.add_argument("--n_heads", type=int, default=4)
+    parser.add_argument("--seq_len", type=int, default=32)
+
+
 def build_model(args) -> nn.Module:
     if args.model == "mlp":
         return MLP(args.in_features, tuple(args.hidden_sizes))

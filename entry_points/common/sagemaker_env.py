@@ -7,8 +7,10 @@ friends. Run by hand (``python train.py`` or ``torchrun ... train.py``), the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,3 +70,30 @@ def from_environ(environ=None) -> SageMakerEnv:
         world_size=int(environ.get("WORLD_SIZE", "1")),
         local_world_size=int(environ.get("LOCAL_WORLD_SIZE", "1")),
     )
+
+
+@contextlib.contextmanager
+def reporting_failures(env: SageMakerEnv):
+    """Around a training script's work: on an error, append its traceback to SageMaker's failure file (shown
+    as the job's FailureReason); in every case, tear the process group down."""
+    import torch.distributed as dist
+
+    try:
+        yield
+    except Exception:
+        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        with env.failure_file.open("a") as f:
+            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
+        raise
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def save_model(env: SageMakerEnv, payload: dict) -> None:
+    """Write the model where SageMaker packs model.tar.gz from (call on one rank)."""
+    import torch
+
+    env.model_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, env.model_dir / "model.pt")
+    print(f"saved model to {env.model_dir / 'model.pt'}", flush=True)

@@ -141,7 +141,7 @@ def test_sigterm_checkpoints_and_resume_equals_uninterrupted(tmp_path):
     assert not (tmp_path / "work" / "model" / "model.pt").exists()
 
     resumed = run(data, tmp_path / "work", 2)
-    assert resumed.exit_code == 0
+    assert resumed.exit_code == 0, "\n".join(resumed.lines[-40:])
     assert f"from step {int(checkpoints[0].name[5:])}" in "\n".join(resumed.lines)
     assert_same_params(final_params(reference), final_params(resumed))
 
