@@ -1,0 +1,1 @@
+"""Instance selection: the memory model (this session), step-time and cost planner (to come)."""

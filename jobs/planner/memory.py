@@ -1,0 +1,147 @@
+"""Analytic per-GPU training memory: model states, activations and a runtime overhead.
+
+Sources (see also docs in the README):
+- Model states: mixed-precision Adam keeps 2 bytes of bf16/fp16 weights, 2 of gradients and 12 of optimizer
+  state (fp32 master weights, momentum, variance) per parameter, 16 in all; sharding divides them as ZeRO
+  stages do (Rajbhandari et al., ZeRO, arXiv 1910.02054): FSDP full shard 16/N, shard-grad-op 2 + 14/N.
+- Activations of one transformer layer, s = sequence, b = micro-batch, h = hidden, a = heads, t = tensor
+  parallel (Korthikanti et al., arXiv 2205.05198): s*b*h*(34 + 5*a*s/h) bytes without parallelism;
+  s*b*h*(10 + 24/t + 5*a*s/(h*t)) with tensor parallelism; (34 + 5*a*s/h)*s*b*h/t with sequence parallelism;
+  34*s*b*h/t with selective recomputation; 2*s*b*h with full recomputation.
+- Pipelines hold several micro-batches' activations at once: GPipe all m, 1F1B-style schedules up to p on the
+  first stage.
+Everything is bytes unless a name says otherwise. Pure functions, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+GIB = 1024**3
+
+Precision = Literal["fp32", "mixed"]
+Optimizer = Literal["adam", "sgd", "sgd_momentum"]
+Sharding = Literal["none", "full_shard", "shard_grad_op", "hybrid_shard"]
+Recompute = Literal["none", "selective", "full"]
+
+
+@dataclass(frozen=True)
+class TransformerShape:
+    """An analytic description of a decoder-only transformer and its micro-batch."""
+
+    layers: int
+    hidden: int
+    heads: int
+    seq_len: int
+    vocab: int
+    micro_batch: int = 1
+    """Sequences per micro-batch on one GPU."""
+    parameters: int | None = None
+    """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
+
+    @property
+    def parameter_count(self) -> int:
+        if self.parameters is not None:
+            return self.parameters
+        return 12 * self.layers * self.hidden**2 + (self.vocab + self.seq_len) * self.hidden
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How training is spread: data, tensor and pipeline parallel degrees and the memory-saving options."""
+
+    dp_degree: int = 1
+    tp_degree: int = 1
+    pp_degree: int = 1
+    sharding: Sharding = "none"
+    shard_degree: int | None = None
+    """Processes a hybrid shard group spans (hybrid_shard only)."""
+    precision: Precision = "mixed"
+    optimizer: Optimizer = "adam"
+    recompute: Recompute = "none"
+    sequence_parallel: bool = False
+    schedule: str = "1F1B"
+    microbatches: int = 1
+    overhead_gib: float = 1.5
+    """CUDA context, NCCL buffers and allocator fragmentation."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    overhead: float
+
+    @property
+    def model_states(self) -> float:
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def total(self) -> float:
+        return self.model_states + self.activations + self.overhead
+
+    @property
+    def total_gib(self) -> float:
+        return self.total / GIB
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in ("weights", "gradients", "optimizer", "activations", "overhead"))
+        return f"{self.total_gib:.1f} GiB per GPU ({parts} GiB)"
+
+
+def bytes_per_parameter(precision: Precision, optimizer: Optimizer) -> tuple[int, int, int]:
+    """(weights, gradients, optimizer state) bytes per parameter."""
+    weights = grads = 4 if precision == "fp32" else 2
+    master = 0 if precision == "fp32" else 4  # mixed precision keeps an fp32 copy for the update
+    state = {"adam": 8, "sgd": 0, "sgd_momentum": 4}[optimizer]
+    return weights, grads, master + state
+
+
+def in_flight_microbatches(schedule: str, pp_degree: int, microbatches: int) -> int:
+    """Micro-batches whose activations the busiest (first) stage holds at once."""
+    if pp_degree == 1:
+        return 1
+    if schedule == "GPipe" or schedule == "LoopedBFS":
+        return microbatches
+    return min(pp_degree, microbatches)
+
+
+def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float:
+    s, b, h, a, t = shape.seq_len, shape.micro_batch, shape.hidden, shape.heads, layout.tp_degree
+    if layout.recompute == "full":
+        return 2.0 * s * b * h
+    if layout.recompute == "selective":
+        return 34.0 * s * b * h / t
+    if layout.sequence_parallel:
+        return s * b * h * (34 + 5 * a * s / h) / t
+    if t > 1:
+        return s * b * h * (10 + 24 / t + 5 * a * s / (h * t))
+    return s * b * h * (34 + 5 * a * s / h)
+
+
+def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
+    """Peak training memory of the busiest GPU."""
+    params_per_gpu = shape.parameter_count / (layout.tp_degree * layout.pp_degree)
+    w, g, o = bytes_per_parameter(layout.precision, layout.optimizer)
+    group = layout.dp_degree
+    if layout.sharding == "hybrid_shard":
+        group = layout.shard_degree or layout.dp_degree
+    if layout.sharding in ("full_shard", "hybrid_shard"):
+        w, g, o = w / group, g / group, o / group
+    elif layout.sharding == "shard_grad_op":
+        g, o = g / group, o / group
+    layers_per_stage = -(-shape.layers // layout.pp_degree)
+    in_flight = in_flight_microbatches(layout.schedule, layout.pp_degree, layout.microbatches)
+    activations = layers_per_stage * activation_bytes_per_layer(shape, layout) * in_flight
+    # the output logits (fp32, for the loss) of the micro-batch being processed, split by tensor parallelism
+    activations += 4.0 * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
+    return MemoryEstimate(
+        weights=params_per_gpu * w,
+        gradients=params_per_gpu * g,
+        optimizer=params_per_gpu * o,
+        activations=activations,
+        overhead=layout.overhead_gib * GIB,
+    )

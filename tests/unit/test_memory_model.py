@@ -1,0 +1,82 @@
+"""The analytic memory model against the published formulas, and its monotonic properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobs.planner.memory import GIB, Layout, TransformerShape, bytes_per_parameter, estimate
+
+GPT_7B = TransformerShape(layers=32, hidden=4096, heads=32, seq_len=4096, vocab=32000, micro_batch=1)
+
+
+def test_mixed_precision_adam_is_16_bytes_per_parameter():
+    assert sum(bytes_per_parameter("mixed", "adam")) == 16
+    assert sum(bytes_per_parameter("fp32", "adam")) == 16
+    assert sum(bytes_per_parameter("fp32", "sgd")) == 8
+    assert sum(bytes_per_parameter("mixed", "sgd_momentum")) == 12
+
+
+def test_model_states_follow_zero():
+    params = GPT_7B.parameter_count
+    assert estimate(GPT_7B, Layout()).model_states == pytest.approx(16 * params)
+    assert estimate(GPT_7B, Layout(dp_degree=8, sharding="full_shard")).model_states == pytest.approx(16 * params / 8)
+    assert estimate(GPT_7B, Layout(dp_degree=8, sharding="shard_grad_op")).model_states == pytest.approx((2 + 14 / 8) * params)
+    hybrid = estimate(GPT_7B, Layout(dp_degree=16, sharding="hybrid_shard", shard_degree=8))
+    assert hybrid.model_states == pytest.approx(16 * params / 8)
+
+
+def test_activations_follow_korthikanti():
+    s, b, h, a, L, V = 4096, 1, 4096, 32, 32, 32000
+    logits = 4 * s * b * V
+    plain = estimate(GPT_7B, Layout()).activations
+    assert plain == pytest.approx(L * s * b * h * (34 + 5 * a * s / h) + logits)
+    tp = estimate(GPT_7B, Layout(tp_degree=8)).activations
+    assert tp == pytest.approx(L * s * b * h * (10 + 24 / 8 + 5 * a * s / (h * 8)) + logits / 8)
+    sp = estimate(GPT_7B, Layout(tp_degree=8, sequence_parallel=True)).activations
+    assert sp == pytest.approx(L * s * b * h * (34 + 5 * a * s / h) / 8 + logits / 8)
+    assert estimate(GPT_7B, Layout(recompute="selective")).activations == pytest.approx(L * 34 * s * b * h + logits)
+    assert estimate(GPT_7B, Layout(recompute="full")).activations == pytest.approx(L * 2 * s * b * h + logits)
+
+
+def test_pipeline_schedules_hold_different_numbers_of_microbatches():
+    gpipe = estimate(GPT_7B, Layout(pp_degree=4, schedule="GPipe", microbatches=16)).activations
+    one_f_one_b = estimate(GPT_7B, Layout(pp_degree=4, schedule="1F1B", microbatches=16)).activations
+    assert gpipe > one_f_one_b
+    assert estimate(GPT_7B, Layout(pp_degree=4)).weights == pytest.approx(estimate(GPT_7B, Layout()).weights / 4)
+
+
+def test_7b_needs_sharding_on_80gb_gpus():
+    alone = estimate(GPT_7B, Layout(recompute="selective"))
+    assert alone.total_gib > 80  # 16 bytes x 6.7e9 parameters = 100 GiB of model states alone
+    sharded = estimate(GPT_7B, Layout(dp_degree=8, sharding="full_shard", recompute="selective"))
+    assert sharded.total_gib < 80
+    assert "GiB per GPU" in sharded.describe()
+
+
+shapes = st.builds(
+    TransformerShape,
+    layers=st.integers(1, 96), hidden=st.sampled_from([256, 1024, 4096, 8192]), heads=st.sampled_from([8, 16, 32]),
+    seq_len=st.sampled_from([512, 2048, 8192]), vocab=st.sampled_from([32000, 128000]), micro_batch=st.integers(1, 8),
+)
+layouts = st.builds(
+    Layout,
+    dp_degree=st.sampled_from([1, 2, 8]), tp_degree=st.sampled_from([1, 2, 8]), pp_degree=st.sampled_from([1, 2, 4]),
+    sharding=st.sampled_from(["none", "full_shard", "shard_grad_op"]), recompute=st.sampled_from(["none", "selective", "full"]),
+    microbatches=st.integers(1, 16),
+)
+
+
+@given(shapes, layouts, st.integers(1, 8))
+def test_a_bigger_model_never_needs_less_memory(shape, layout, extra_layers):
+    bigger = TransformerShape(shape.layers + extra_layers, shape.hidden, shape.heads, shape.seq_len, shape.vocab, shape.micro_batch)
+    assert estimate(bigger, layout).total >= estimate(shape, layout).total
+
+
+@given(shapes, layouts)
+def test_more_sharding_never_needs_more_memory(shape, layout):
+    unsharded = Layout(**{**layout.__dict__, "sharding": "none"})
+    sharded = Layout(**{**layout.__dict__, "sharding": "full_shard"})
+    assert estimate(shape, sharded).total <= estimate(shape, unsharded).total
+    assert estimate(shape, layout).total > layout.overhead_gib * GIB
