@@ -12,7 +12,6 @@ import datetime
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this
 
 from common import sagemaker_env  # noqa: E402
 from common.hparams import boolean, json_dict, toolkit_mapping  # noqa: E402
+from common.metrics import MetricLog  # noqa: E402
 from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
 
 
@@ -242,7 +242,7 @@ def train(args, env) -> None:
     if env.rank == 0:
         print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
               f"device {device.type}, from step {start}", flush=True)
-    t0, seen = time.perf_counter(), 0
+    log = MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
     for step in range(start, args.steps):
         if step == args.fail_at_step and env.rank == args.fail_rank:
             raise RuntimeError(f"injected failure at step {step} on rank {env.rank} (--fail_at_step)")
@@ -257,7 +257,6 @@ def train(args, env) -> None:
             loss.backward()
             total += loss.detach()
         optimizer.step()
-        seen += args.global_batch_size
         done = step + 1
         # One small all-reduce per step carries the loss and whether any rank was asked to stop, so that
         # every rank stops after the same step (the checkpoint is collective).
@@ -265,10 +264,7 @@ def train(args, env) -> None:
         if env.distributed:
             dist.all_reduce(flags, op=dist.ReduceOp.SUM)  # gloo has no AVG
         loss_mean, interrupted = flags[0].item() / env.world_size, flags[1].item() > 0
-        if env.rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            now = time.perf_counter()
-            print(f"step={done} loss={loss_mean:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
-            t0, seen = now, 0
+        log.step(done, loss_mean)
         if interrupted or (args.checkpoint_every and done % args.checkpoint_every == 0):
             save_checkpoint(model, optimizer, done, env)
         if interrupted:

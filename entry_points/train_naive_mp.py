@@ -9,7 +9,6 @@ Same models, data and arguments as train_pipeline.py.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sagemaker_env  # noqa: E402
+from common.metrics import MetricLog  # noqa: E402
 from common.models import synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn  # noqa: E402
 from train_pipeline import init, make_optimizer, parse_args, run_reference  # noqa: E402
@@ -50,7 +50,7 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
     stage = build_stages(args, env.world_size)[rank].to(device)
     optimizer = make_optimizer(stage.parameters(), args)
     criterion = loss_fn(args)
-    history, t0, seen = [], time.perf_counter(), 0
+    history, log = [], MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=rank == 0)
     for step in range(args.steps):
         x, y = synthetic_batch(args, step, args.global_batch_size)
         optimizer.zero_grad(set_to_none=True)
@@ -72,11 +72,7 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
         optimizer.step()
         dist.all_reduce(report)  # only the last rank contributes its loss
         history.append(report.item())
-        seen += args.global_batch_size
-        if rank == 0 and ((step + 1) % args.log_every == 0 or step + 1 == args.steps):
-            now = time.perf_counter()
-            print(f"step={step + 1} loss={history[-1]:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
-            t0, seen = now, 0
+        log.step(step + 1, history[-1])
     gathered = [None] * env.world_size if rank == 0 else None
     dist.gather_object(full_state_dict([stage]), gathered, dst=0)
     if rank != 0:

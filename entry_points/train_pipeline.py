@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sagemaker_env  # noqa: E402
 from common.hparams import json_dict  # noqa: E402
+from common.metrics import MetricLog  # noqa: E402
 from common.models import add_model_arguments, synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn, tensor_parallel_blocks  # noqa: E402
 
@@ -100,7 +100,7 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
     optimizer = make_optimizer(params, args)
     has_first, has_last = 0 in mine, n_stages - 1 in mine
     local = args.global_batch_size // dp
-    history, t0, seen = [], time.perf_counter(), 0
+    history, log = [], MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
     for step in range(args.steps):
         x, y = synthetic_batch(args, step, args.global_batch_size)
         x, y = x[dp_rank * local:(dp_rank + 1) * local].to(device), y[dp_rank * local:(dp_rank + 1) * local].to(device)
@@ -120,11 +120,7 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
         report = torch.tensor([torch.stack(losses).mean().item() if losses else 0.0, 1.0 if losses else 0.0])
         dist.all_reduce(report)
         history.append(report[0].item() / report[1].item())
-        seen += args.global_batch_size
-        if env.rank == 0 and ((step + 1) % args.log_every == 0 or step + 1 == args.steps):
-            now = time.perf_counter()
-            print(f"step={step + 1} loss={history[-1]:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
-            t0, seen = now, 0
+        log.step(step + 1, history[-1])
     state = full_state_dict(modules) if dp_rank == 0 else {}
     gathered = [None] * env.world_size if env.rank == 0 else None
     dist.gather_object(state, gathered, dst=0)
@@ -138,7 +134,7 @@ def run_reference(args, device) -> tuple[dict, list[float]]:
     model = torch.nn.Sequential(*build_stages(args, 1)).to(device)
     optimizer = make_optimizer(model.parameters(), args)
     criterion = loss_fn(args)
-    history, t0, seen = [], time.perf_counter(), 0
+    history, log = [], MetricLog(args.steps, args.log_every, args.global_batch_size)
     for step in range(args.steps):
         x, y = synthetic_batch(args, step, args.global_batch_size)
         optimizer.zero_grad(set_to_none=True)
@@ -146,11 +142,7 @@ def run_reference(args, device) -> tuple[dict, list[float]]:
         loss.backward()
         optimizer.step()
         history.append(loss.item())
-        seen += args.global_batch_size
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            now = time.perf_counter()
-            print(f"step={step + 1} loss={history[-1]:.6f} samples_per_s={seen / (now - t0):.1f}", flush=True)
-            t0, seen = now, 0
+        log.step(step + 1, history[-1])
     return {k.split(".", 1)[1]: v.detach().cpu().clone() for k, v in model.state_dict().items()}, history
 
 
