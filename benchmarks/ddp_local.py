@@ -9,7 +9,7 @@
 Runs alternate (A, B, A, B, ...) so that machine noise hits both sides alike; each figure is the median of
 the steady-state windows (the first logged window, with start-up, is dropped), then of the rounds.
 
-    python benchmarks/ddp_local.py [--repeats 3] [--steps 16] [--log_every 4]
+    python benchmarks/ddp_local.py [--repeats 3] [--steps 12] [--log_every 3]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from jobs.local import free_port  # noqa: E402
 
 TRAIN = ROOT / "entry_points" / "train.py"
-BATCH = 4096  # large enough that compute, not the gradient all-reduce, sets the pace
+BATCH = 8192  # large enough that compute, not the gradient all-reduce, sets the pace
 MODEL = ["--model", "mlp", "--in_features", "512", "--hidden_sizes", "[1024,1024,1024]",
          "--global_batch_size", str(BATCH), "--lr", "0.0001", "--optimizer", '{"name":"adamw"}']
 RATE = re.compile(r"samples_per_s=([0-9.]+)")
@@ -113,8 +113,8 @@ def overhead_rounds(repeats: int, steps: int, log_every: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--log_every", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--log_every", type=int, default=3)
     parser.add_argument("--overhead", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.overhead:
