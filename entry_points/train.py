@@ -292,3 +292,4 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()
+    sagemaker_env.exit_cleanly()

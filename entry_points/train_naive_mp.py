@@ -94,3 +94,4 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+    sagemaker_env.exit_cleanly()
