@@ -20,7 +20,7 @@ from common import sagemaker_env  # noqa: E402
 from common.metrics import MetricLog  # noqa: E402
 from common.models import synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn  # noqa: E402
-from train_pipeline import init, make_optimizer, parse_args, run_reference  # noqa: E402
+from train_pipeline import make_optimizer, run_reference, run_script  # noqa: E402
 
 MAX_DIMS = 8
 
@@ -81,15 +81,7 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    env = sagemaker_env.from_environ()
-    with sagemaker_env.reporting_failures(env):
-        device = init(env)
-        if env.rank == 0:
-            print(f"naive model parallel: {env.world_size} stages, {args.model}, batch {args.global_batch_size}", flush=True)
-        state, history = run(args, env, device)
-        if state is not None:
-            sagemaker_env.save_model(env, {"model": state, "losses": history, "args": vars(args)})
+    run_script(run, lambda args, env: f"naive model parallel: {env.world_size} stages, {args.model}, batch {args.global_batch_size}", argv)
 
 
 if __name__ == "__main__":

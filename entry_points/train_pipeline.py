@@ -155,18 +155,26 @@ def init(env) -> torch.device:
     return device
 
 
-def main(argv=None) -> None:
+def run_script(run_fn, describe, argv=None) -> None:
+    """The shared body of the model-parallel scripts: parse, start, train with ``run_fn``, save on rank 0."""
     args = parse_args(argv)
     env = sagemaker_env.from_environ()
     with sagemaker_env.reporting_failures(env):
         device = init(env)
         if env.rank == 0:
-            print(f"pipeline {args.pp_schedule}: {args.model}, dp({args.dp_degree}) x pp({args.pp_degree}) x tp({args.tp_degree}), "
-                  f"{args.pp_microbatches} micro-batches, {args.pp_virtual_stages} stage(s) per rank, "
-                  f"{env.world_size} process(es)", flush=True)
-        state, losses = run(args, env, device)
+            print(describe(args, env), flush=True)
+        state, losses = run_fn(args, env, device)
         if state is not None:
             sagemaker_env.save_model(env, {"model": state, "losses": losses, "args": vars(args)})
+
+
+def describe(args, env) -> str:
+    return (f"pipeline {args.pp_schedule}: {args.model}, dp({args.dp_degree}) x pp({args.pp_degree}) x tp({args.tp_degree}), "
+            f"{args.pp_microbatches} micro-batches, {args.pp_virtual_stages} stage(s) per rank, {env.world_size} process(es)")
+
+
+def main(argv=None) -> None:
+    run_script(run, describe, argv)
 
 
 if __name__ == "__main__":
