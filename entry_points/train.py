@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this file, under any launcher
 
-from common import sagemaker_env  # noqa: E402
+from common import memory, sagemaker_env  # noqa: E402
 from common.hparams import boolean, json_dict, toolkit_mapping  # noqa: E402
 from common.metrics import MetricLog  # noqa: E402
 from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
@@ -64,6 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fsdp_sharding", choices=["full_shard", "shard_grad_op", "hybrid_shard"], default="full_shard")
     p.add_argument("--fsdp_shard_degree", type=int, default=0)
     p.add_argument("--fsdp_cpu_offload", type=boolean, default=False)
+    p.add_argument("--track_memory", type=boolean, default=False, help="measure this process's peak memory (MemTracker)")
     args = p.parse_args(argv)
     if args.global_batch_size % args.grad_accum_steps:
         p.error("--global_batch_size must be a multiple of --grad_accum_steps")
@@ -76,7 +77,7 @@ def init_distributed(env: sagemaker_env.SageMakerEnv, backend: str) -> torch.dev
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if env.distributed:
+    if env.distributed and not dist.is_initialized():
         if backend == "smddp":
             import smdistributed.dataparallel.torch.torch_smddp  # noqa: F401  registers the backend
         elif backend == "auto":
@@ -212,6 +213,16 @@ def load_latest_checkpoint(model, optimizer, env) -> int:
 
 def train(args, env) -> None:
     device = init_distributed(env, args.backend)
+    # tracked from before the model exists, so that DDP's gradient buckets and FSDP's shards are counted
+    with memory.tracking(args.track_memory) as report:
+        model = train_steps(args, env, device, report)
+    report.publish(env)
+    if model is not None:
+        save_model(model, args, env)
+
+
+def train_steps(args, env, device, report) -> torch.nn.Module | None:
+    """Run the steps; return the model, or None when a SIGTERM stopped the run after a checkpoint."""
     torch.manual_seed(args.seed)
     mesh = smp_v2_mesh(args, env, device) if args.parallel == "smp_v2" and env.distributed else None
     dp_rank, dp_size = data_parallel_coordinates(args, env, mesh)
@@ -257,6 +268,7 @@ def train(args, env) -> None:
             loss.backward()
             total += loss.detach()
         optimizer.step()
+        report.step()
         done = step + 1
         # One small all-reduce per step carries the loss and whether any rank was asked to stop, so that
         # every rank stops after the same step (the checkpoint is collective).
@@ -270,8 +282,8 @@ def train(args, env) -> None:
         if interrupted:
             if env.rank == 0:
                 print(f"stopping after step {done} on SIGTERM; checkpoint saved", flush=True)
-            return
-    save_model(model, args, env)
+            return None
+    return model
 
 
 def save_model(model, args, env) -> None:

@@ -20,8 +20,8 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import sagemaker_env  # noqa: E402
-from common.hparams import json_dict  # noqa: E402
+from common import memory, sagemaker_env  # noqa: E402
+from common.hparams import boolean, json_dict  # noqa: E402
 from common.metrics import MetricLog  # noqa: E402
 from common.models import add_model_arguments, synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn, tensor_parallel_blocks  # noqa: E402
@@ -47,6 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pp_schedule", choices=SCHEDULES, default="1F1B")
     p.add_argument("--pp_microbatches", type=int, default=4)
     p.add_argument("--pp_virtual_stages", type=int, default=1)
+    p.add_argument("--track_memory", type=boolean, default=False, help="measure this process's peak memory (MemTracker)")
     return p.parse_args(argv)
 
 
@@ -77,18 +78,33 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
     if env.world_size == 1:
         return run_reference(args, device)
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.pipelining import PipelineStage
 
-    dp, pp, tp, v = args.dp_degree, args.pp_degree, args.tp_degree, args.pp_virtual_stages
+    dp, pp, tp = args.dp_degree, args.pp_degree, args.tp_degree
     if dp * pp * tp != env.world_size:
         raise ValueError(f"dp({dp}) x pp({pp}) x tp({tp}) = {dp * pp * tp} != world size {env.world_size}")
     mesh = init_device_mesh(device.type, (dp, pp, tp), mesh_dim_names=("dp", "pp", "tp"))
-    pp_rank, dp_rank = mesh["pp"].get_local_rank(), mesh["dp"].get_local_rank()
-    n_stages = pp * v
-    all_stages = build_stages(args, n_stages)
-    mine = stage_indices(pp_rank, pp, v, args.pp_schedule)
+    mine = stage_indices(mesh["pp"].get_local_rank(), pp, args.pp_virtual_stages, args.pp_schedule)
+    all_stages = build_stages(args, pp * args.pp_virtual_stages)
     modules = [all_stages[i].to(device) for i in mine]
-    del all_stages
+    del all_stages  # every rank builds the whole (small) model for identical initial weights; keeps its stages
+    with memory.tracking(args.track_memory) as report:
+        report.track(*modules)
+        history = train_stages(args, env, device, mesh, modules, mine, report)
+    report.publish(env)
+    state = full_state_dict(modules) if mesh["dp"].get_local_rank() == 0 else {}
+    gathered = [None] * env.world_size if env.rank == 0 else None
+    dist.gather_object(state, gathered, dst=0)
+    if env.rank != 0:
+        return None, history
+    return {k: v for part in gathered for k, v in part.items()}, history
+
+
+def train_stages(args, env, device, mesh, modules, mine, report) -> list[float]:
+    """Run the schedule over this rank's stages ``modules`` (global indices ``mine``); return the mean loss per step."""
+    from torch.distributed.pipelining import PipelineStage
+
+    dp, tp, n_stages = args.dp_degree, args.tp_degree, args.pp_degree * args.pp_virtual_stages
+    dp_rank = mesh["dp"].get_local_rank()
     if tp > 1:
         for module in modules:
             tensor_parallel_blocks(module, mesh["tp"])
@@ -116,17 +132,13 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
                     dist.all_reduce(grad, group=mesh["dp"].get_group())
                     grad /= dp
         optimizer.step()
+        report.step()
         # every rank holding the last stage knows its replica's loss; average those over the world
-        report = torch.tensor([torch.stack(losses).mean().item() if losses else 0.0, 1.0 if losses else 0.0])
-        dist.all_reduce(report)
-        history.append(report[0].item() / report[1].item())
+        mean = torch.tensor([torch.stack(losses).mean().item() if losses else 0.0, 1.0 if losses else 0.0])
+        dist.all_reduce(mean)
+        history.append(mean[0].item() / mean[1].item())
         log.step(step + 1, history[-1])
-    state = full_state_dict(modules) if dp_rank == 0 else {}
-    gathered = [None] * env.world_size if env.rank == 0 else None
-    dist.gather_object(state, gathered, dst=0)
-    if env.rank != 0:
-        return None, history
-    return {k: v for part in gathered for k, v in part.items()}, history
+    return history
 
 
 def run_reference(args, device) -> tuple[dict, list[float]]:

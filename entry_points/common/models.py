@@ -1,4 +1,5 @@
-"""A small model zoo and matching synthetic data: an MLP, a small CNN and a GPT-style language model.
+"""A small model zoo and matching synthetic data: an MLP, a small CNN, a residual CNN with batch norm, a
+BERT-style transformer encoder classifier and a GPT-style language model.
 
 Data is generated from (seed, step) alone, so every rank can draw the same global batch and keep its
 slice; that makes an N-process run comparable with a 1-process run over the same global batches.
@@ -46,6 +47,54 @@ class CNN(nn.Module):
         return F.cross_entropy(output, target)
 
 
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+class ResNet(nn.Module):
+    """A ResNet-style image classifier for the CNN's 16 x 16 single-channel images."""
+
+    def __init__(self, width: int = 16, blocks: int = 2, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.blocks = nn.Sequential(*(ResidualBlock(width) for _ in range(blocks)))
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+    loss = staticmethod(CNN.loss)
+
+
+class Encoder(nn.Module):
+    """A BERT-style encoder (torch's TransformerEncoderLayer) that classifies token sequences."""
+
+    def __init__(self, vocab_size: int = 256, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
+                 seq_len: int = 32, num_classes: int = 4):
+        super().__init__()
+        self.tok = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Embedding(seq_len, d_model)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout=0.0, batch_first=True, norm_first=True)
+            for _ in range(n_layers)
+        )
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, tokens):
+        x = self.tok(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x.mean(dim=1))
+
+    loss = staticmethod(CNN.loss)
+
+
 class Block(nn.Module):
     def __init__(self, d_model: int, n_heads: int):
         super().__init__()
@@ -83,7 +132,10 @@ class GPT(nn.Module):
         return F.cross_entropy(output.flatten(0, 1), target.flatten())
 
 
-def add_model_arguments(parser, models=("mlp", "cnn", "gpt"), hidden_sizes=(64, 64), n_layers=2) -> None:
+MODELS = ("mlp", "cnn", "resnet", "encoder", "gpt")
+
+
+def add_model_arguments(parser, models=MODELS, hidden_sizes=(64, 64), n_layers=2) -> None:
     """The zoo's shape arguments, shared by every training script."""
     from common.hparams import json_list
 
@@ -102,9 +154,13 @@ def build_model(args) -> nn.Module:
         return MLP(args.in_features, tuple(args.hidden_sizes))
     if args.model == "cnn":
         return CNN()
+    if args.model == "resnet":
+        return ResNet()
+    if args.model == "encoder":
+        return Encoder(args.vocab_size, args.d_model, args.n_layers, args.n_heads, args.seq_len)
     if args.model == "gpt":
         return GPT(args.vocab_size, args.d_model, args.n_layers, args.n_heads, args.seq_len)
-    raise ValueError(f"unknown model {args.model!r}; choose mlp, cnn or gpt")
+    raise ValueError(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
 
 
 def synthetic_batch(args, step: int, batch_size: int):
@@ -114,8 +170,10 @@ def synthetic_batch(args, step: int, batch_size: int):
         x = torch.randn(batch_size, args.in_features, generator=g)
         w = torch.linspace(-1, 1, args.in_features).unsqueeze(1) / args.in_features**0.5
         return x, x @ w + 0.01 * torch.randn(batch_size, 1, generator=g)
-    if args.model == "cnn":
+    if args.model in ("cnn", "resnet"):
         x = torch.randn(batch_size, 1, 16, 16, generator=g)
         return x, (x.mean(dim=(1, 2, 3)) > 0).long() + 2 * (x[:, :, :8].mean(dim=(1, 2, 3)) > 0).long()
     tokens = torch.randint(0, args.vocab_size, (batch_size, args.seq_len + 1), generator=g)
+    if args.model == "encoder":  # class: which quarter of the vocabulary the sequence's first token is in
+        return tokens[:, :-1], tokens[:, 0] * 4 // args.vocab_size
     return tokens[:, :-1], tokens[:, 1:]

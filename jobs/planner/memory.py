@@ -10,6 +10,8 @@ Sources (see also docs in the README):
   34*s*b*h/t with selective recomputation; 2*s*b*h with full recomputation.
 - Pipelines hold several micro-batches' activations at once: GPipe all m, 1F1B-style schedules up to p on the
   first stage.
+- Communication buffers: DDP keeps gradient buckets as large as the gradients; FSDP holds the unsharded
+  parameters and gradients of the layer it computes and of the next one it prefetches.
 Everything is bytes unless a name says otherwise. Pure functions, no torch.
 """
 
@@ -63,8 +65,12 @@ class Layout:
     sequence_parallel: bool = False
     schedule: str = "1F1B"
     microbatches: int = 1
+    activation_bytes: int = 2
+    """Bytes per activation element: 2 under bf16/fp16 autocast, 4 in fp32."""
+    dropout: bool = True
+    """Dropout layers keep 1-byte masks."""
     overhead_gib: float = 1.5
-    """CUDA context, NCCL buffers and allocator fragmentation."""
+    """CUDA context, NCCL buffers and allocator fragmentation (0 for a CPU comparison)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class MemoryEstimate:
     gradients: float
     optimizer: float
     activations: float
+    buffers: float
+    """DDP gradient buckets or FSDP's gathered layers."""
     overhead: float
 
     @property
@@ -81,14 +89,14 @@ class MemoryEstimate:
 
     @property
     def total(self) -> float:
-        return self.model_states + self.activations + self.overhead
+        return self.model_states + self.activations + self.buffers + self.overhead
 
     @property
     def total_gib(self) -> float:
         return self.total / GIB
 
     def describe(self) -> str:
-        parts = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in ("weights", "gradients", "optimizer", "activations", "overhead"))
+        parts = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in ("weights", "gradients", "optimizer", "activations", "buffers", "overhead"))
         return f"{self.total_gib:.1f} GiB per GPU ({parts} GiB)"
 
 
@@ -110,16 +118,35 @@ def in_flight_microbatches(schedule: str, pp_degree: int, microbatches: int) -> 
 
 
 def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float:
+    """Korthikanti et al.'s per-layer count, generalised from its 2-byte activations with dropout to any
+    activation width ``e`` and dropout on or off: e*(16*sbh + (1+d)*a*s^2*b) tensor bytes plus d*(2*sbh + a*s^2*b)
+    bytes of dropout masks; e=2, d=1 gives the paper's s*b*h*(34 + 5*a*s/h)."""
     s, b, h, a, t = shape.seq_len, shape.micro_batch, shape.hidden, shape.heads, layout.tp_degree
+    e, d = layout.activation_bytes, 1 if layout.dropout else 0
+    sbh, attn = s * b * h, a * s * s * b
     if layout.recompute == "full":
-        return 2.0 * s * b * h
-    if layout.recompute == "selective":
-        return 34.0 * s * b * h / t
+        return e * sbh  # only each layer's input is kept
+    if layout.recompute == "selective":  # the attention scores are recomputed
+        return (16 * e + 2 * d) * sbh / t
     if layout.sequence_parallel:
-        return s * b * h * (34 + 5 * a * s / h) / t
-    if t > 1:
-        return s * b * h * (10 + 24 / t + 5 * a * s / (h * t))
-    return s * b * h * (34 + 5 * a * s / h)
+        return (e * (16 * sbh + (1 + d) * attn) + d * (2 * sbh + attn)) / t
+    # layer-norm, QKV and MLP inputs and the two dropout masks stay whole on every tensor-parallel rank
+    whole = 4 * e * sbh + 2 * d * sbh
+    split = e * 12 * sbh + e * (1 + d) * attn + d * attn
+    return whole + split / t
+
+
+def gathered_unit_bytes(shape: TransformerShape, layout: Layout) -> float:
+    """Communication buffers outside the model states: DDP's gradient buckets (a copy of every gradient); FSDP's
+    unsharded parameters and gradients of the layer it is computing plus the next, prefetched, one."""
+    w, g, _ = bytes_per_parameter(layout.precision, layout.optimizer)
+    params_per_gpu = shape.parameter_count / (layout.tp_degree * layout.pp_degree)
+    if layout.dp_degree == 1:
+        return 0.0
+    if layout.sharding == "none":
+        return params_per_gpu * g
+    layer = 12 * shape.hidden**2 / layout.tp_degree
+    return min(2 * layer, params_per_gpu) * (w + g)
 
 
 def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
@@ -136,12 +163,14 @@ def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
     layers_per_stage = -(-shape.layers // layout.pp_degree)
     in_flight = in_flight_microbatches(layout.schedule, layout.pp_degree, layout.microbatches)
     activations = layers_per_stage * activation_bytes_per_layer(shape, layout) * in_flight
-    # the output logits (fp32, for the loss) of the micro-batch being processed, split by tensor parallelism
-    activations += 4.0 * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
+    # the output logits (fp32, for the loss) and their gradient, of the micro-batch being processed, split by
+    # tensor parallelism
+    activations += 2 * 4.0 * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
     return MemoryEstimate(
         weights=params_per_gpu * w,
         gradients=params_per_gpu * g,
         optimizer=params_per_gpu * o,
         activations=activations,
+        buffers=gathered_unit_bytes(shape, layout),
         overhead=layout.overhead_gib * GIB,
     )
