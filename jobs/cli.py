@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from jobs import catalog
 from jobs.errors import SpecError
 from jobs.request import build_request
 from jobs.spec import JobSpec, example_path, read_spec_data
-from jobs.validate import validate_spec
+from jobs.validate import validate_and_plan, validate_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
 out = Console()
@@ -76,19 +77,21 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
     """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
-    path = Path(spec)
-    if not path.exists():
-        try:
-            path = example_path(spec)
-        except FileNotFoundError as exc:
-            raise UsageError(f"{spec}: no such file. {exc}") from None
-    try:
-        data = read_spec_data(path)
-    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read the spec: {exc}") from None
+    data = _read(spec)
+    path = Path(spec) if Path(spec).exists() else example_path(spec)
     if data.get("source_dir") and not Path(data["source_dir"]).is_absolute():
         data["source_dir"] = str((path.parent / data["source_dir"]).resolve())  # relative to the spec file
-    return validate_spec(apply_overrides(data, overrides or []), region=region)
+    job, found = validate_and_plan(apply_overrides(data, overrides or []), region=region)
+    if found is not None and found.choice is not None:
+        err.print(f"[cyan]instance_type auto ->[/] {describe_choice(found.choice)} "
+                  f"(`smjobs plan {spec}` shows the alternatives)", highlight=False)
+    return job
+
+
+def describe_choice(c) -> str:
+    spec = catalog.instances().types[c.instance_type]
+    return (f"{c.instance_count} x {c.instance_type} ({c.describe_layout()}, micro-batch {c.micro_batch}; {c.memory.total_gib:.1f} of "
+            f"{spec.gpu_memory_gb:g} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
 
 
 def _region(spec: JobSpec, region: str | None) -> str | None:
@@ -257,6 +260,87 @@ def report(result) -> None:
     out.print(table)
 
 
+@app.command("plan")
+def plan_command(
+    spec: SpecArg,
+    region: RegionOpt = None,
+    overrides: SetOpt = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Alternatives to list.")] = 5,
+    png: Annotated[Path | None, typer.Option("--png", help="Also draw estimated cost against step time.")] = None,
+) -> None:
+    """Choose instances for SPEC: the cheapest configuration that fits, the alternatives, and why the rest do not."""
+    from jobs.planner.plot import plot
+    from jobs.planner.resolve import plan_spec
+    from jobs.validate import parse_spec
+
+    try:
+        job, problems = parse_spec(apply_overrides(_read(spec), overrides or []))
+        if problems:
+            raise SpecError(problems)
+        found, problems = plan_spec(job, region, all_types=True, keep=max(top, 10))
+        if problems:
+            raise SpecError(problems)
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    print_plan(found, top)
+    if png is not None:
+        out.print(f"picture: {plot(found, png, f'{job.name}: estimated cost vs step time')}")
+    if found.choice is None:
+        raise typer.Exit(1)
+
+
+def print_plan(found, top: int = 5) -> None:
+    w, a = found.workload, found.assumptions
+    shape = w.shape
+    out.print(f"[bold]{shape.parameter_count / 1e9:.2f}B parameters[/] ({shape.layers} layers, hidden {shape.hidden}, "
+              f"{shape.heads} heads, seq {shape.seq_len}); {w.global_batch} sequences per step, {w.steps} steps; "
+              f"strategy {found.strategy.kind}; prices {found.region}", highlight=False)
+    asked = found.constraints.region
+    if asked and asked != found.region:
+        out.print(f"[yellow]no price table for {asked}: ranked with {found.region}'s prices; "
+                  f"`smjobs prices refresh --region {asked}` adds one[/]", highlight=False)
+    out.print(f"assumptions: {a.mfu:.0%} MFU, {found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
+              + (f", spot at {a.spot_price_fraction:.0%} of on-demand" if found.constraints.spot else ""), highlight=False)
+    table = Table(title="configurations that fit, cheapest job first")
+    for column in ("", "instances", "layout", "micro-batch", "GiB/GPU", "s/step", "USD/h", "hours", "job USD"):
+        table.add_column(column, overflow="fold")
+    for i, c in enumerate(found.ranked[:top]):
+        spec = catalog.instances().types[c.instance_type]
+        table.add_row("choice" if i == 0 else str(i + 1), f"{c.instance_count} x {c.instance_type}", c.describe_layout(),
+                      str(c.micro_batch),
+                      f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gb:g}", f"{c.step.total_s:.2f}", f"{c.usd_per_hour:,.2f}",
+                      f"{c.hours:,.1f}", f"{c.job_usd:,.0f}", style="bold green" if i == 0 else None)
+    out.print(table)
+    if found.rejections:
+        rejected = Table(title="instance types with no configuration that fits, and why")
+        rejected.add_column("instance type", overflow="fold")
+        rejected.add_column("why", overflow="fold")
+        grouped: dict[str, list] = {}
+        for r in found.rejections:  # one row per type when the numbers differ, one per reason when they do not
+            key = r.reason.replace(r.instance_type, "<type>") if r.kind in ("unpriced", "library", "family") else r.instance_type
+            grouped.setdefault(key, []).append(r)
+        for rows in grouped.values():
+            names = ", ".join(r.instance_type for r in rows)
+            reason = rows[0].reason if len(rows) == 1 else rows[0].reason.replace(rows[0].instance_type, "these types")
+            rejected.add_row(names, reason)
+        out.print(rejected)
+    if found.choice is None:
+        err.print(f"[bold red]{found.why_nothing()}[/]", highlight=False)
+
+
+def _read(spec: str) -> dict:
+    path = Path(spec)
+    if not path.exists():
+        try:
+            path = example_path(spec)
+        except FileNotFoundError as exc:
+            raise UsageError(f"{spec}: no such file. {exc}") from None
+    try:
+        return read_spec_data(path)
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the spec: {exc}") from None
+
+
 @app.command()
 def schedule(
     stages: Annotated[int, typer.Option("--stages", min=1, help="Pipeline ranks (pp degree).")] = 4,
@@ -331,6 +415,52 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
         out.print(f"no log streams for {job} yet")
     for line in lines:
         out.print(line, highlight=False, markup=False)
+
+
+prices_app = typer.Typer(no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
+app.add_typer(prices_app, name="prices")
+
+
+def _pricing_client(endpoint_url: str | None):
+    """The Price List API answers in us-east-1 (and ap-south-1) for every priced region."""
+    from jobs.aws import AwsContext
+
+    return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
+
+
+@prices_app.command("refresh")
+def prices_refresh(
+    region: Annotated[str, typer.Option("--region", help="Region whose prices to fetch.")] = "us-east-1",
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="prices.json to update (default: the shipped one).")] = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
+    from jobs.catalog import PRICES_PATH, instances
+    from jobs.catalog.pricing import refresh
+
+    path = catalog or PRICES_PATH
+    new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
+    out.print(f"{len(new)} prices for {region} from the Price List API written to {path}")
+    if missing:
+        out.print(f"still without a price in {region}: {', '.join(missing)}", highlight=False)
+
+
+@prices_app.command("show")
+def prices_show(region: Annotated[str | None, typer.Option("--region", help="Region (default: the catalog's).")] = None) -> None:
+    """List the catalog's prices with where and when each was read."""
+    from jobs.catalog import instances, prices
+
+    catalog = prices()
+    region = region or catalog.default_region
+    table = Table(title=f"on-demand training prices, {region}, USD per instance-hour")
+    for column in ("instance type", "GPUs", "USD/h", "read", "source"):
+        table.add_column(column, overflow="fold")
+    for name, spec in instances().types.items():
+        price = catalog.price(name, region)
+        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}",
+                      f"{price.usd_per_hour:.4g}" if price else "-", (price.retrieved or "undated") if price else "-",
+                      price.source if price else "no price: run `smjobs prices refresh`")
+    out.print(table)
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ class Compute(_Frozen):
     """Where the job runs and for how long."""
 
     instance_type: str
-    """A GPU training instance type, e.g. ``ml.g5.12xlarge``."""
+    """A GPU training instance type, e.g. ``ml.g5.12xlarge``, or ``auto``: the planner picks the cheapest type,
+    count and parallel degrees that fit (see ``plan``)."""
     instance_count: int = 1
     """Number of instances (hosts)."""
     volume_size_gb: int = 100
@@ -71,6 +72,45 @@ class Security(_Frozen):
     """KMS key (ID, ARN or alias) for the instances' EBS volumes."""
     output_kms_key: str | None = None
     """KMS key for the model artefacts and output written to S3."""
+
+
+class PlanModel(_Frozen):
+    """An analytic description of a decoder-only transformer, for planning."""
+
+    layers: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    """Model (embedding) width."""
+    heads: int = Field(ge=1)
+    seq_len: int = Field(ge=1)
+    """Tokens per sequence."""
+    vocab: int = Field(ge=1)
+    parameters: int | None = Field(default=None, ge=1)
+    """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
+
+
+class PlanSettings(_Frozen):
+    """What ``instance_type: auto`` and ``smjobs plan`` plan for, and the limits they respect."""
+
+    model: PlanModel | None = None
+    """The model; by default read from the bundled gpt model's hyperparameters (n_layers, d_model, ...)."""
+    micro_batch: int = Field(default=1, ge=1)
+    """Largest number of sequences one GPU processes at once."""
+    global_batch: int | None = Field(default=None, ge=1)
+    """Sequences per optimizer step; by default hyperparameters.global_batch_size."""
+    steps: int | None = Field(default=None, ge=1)
+    """Optimizer steps of the job; by default hyperparameters.steps."""
+    max_usd_per_hour: float | None = Field(default=None, gt=0)
+    """Price limit for all instances together (spot-adjusted with use_spot)."""
+    max_instances: int = Field(default=8, ge=1)
+    families: tuple[str, ...] = ()
+    """Allowed instance families, e.g. ``[p4d, p5]``; empty allows every family."""
+    memory_margin: float = Field(default=0.10, ge=0, lt=1)
+    """Share of GPU memory kept free."""
+    mfu: float = Field(default=0.40, gt=0, le=1)
+    """Assumed model FLOPs utilisation."""
+    precision: Literal["mixed", "fp32"] = "mixed"
+    recompute: Literal["none", "selective", "full"] | None = None
+    """Activation checkpointing; None lets the planner choose."""
 
 
 class MetricDefinition(_Frozen):
@@ -121,6 +161,8 @@ class JobSpec(_Frozen):
     """IAM execution role; when absent, submit uses --role or creates smjobs' own role."""
     region: str | None = None
     """AWS region; when absent, the CLI's --region or the AWS configuration decides."""
+    plan: PlanSettings = Field(default_factory=PlanSettings)
+    """Model and limits for choosing instances (``instance_type: auto``, ``smjobs plan``)."""
 
     # ----- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

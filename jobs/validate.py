@@ -33,6 +33,8 @@ from jobs.hyperparameters import (
     to_estimator_value,
     to_wire,
 )
+from jobs.planner.plan import Plan
+from jobs.planner.resolve import AUTO, resolve_auto
 from jobs.request import (
     JOB_NAME_SUFFIX_CHARS,
     UNRESOLVED_ROLE,
@@ -94,16 +96,27 @@ _REQUEST_TO_SPEC = [
 
 
 def validate_spec(data: JobSpec | dict[str, Any], *, region: str | None = None) -> JobSpec:
-    """Parse and check a spec; return it, or raise one SpecError listing every problem."""
+    """Parse and check a spec; return it, or raise one SpecError listing every problem. ``instance_type: auto``
+    comes back resolved to the planner's choice."""
+    return validate_and_plan(data, region=region)[0]
+
+
+def validate_and_plan(data: JobSpec | dict[str, Any], *, region: str | None = None) -> tuple[JobSpec, Plan | None]:
+    """``validate_spec``, also returning the plan that resolved ``instance_type: auto`` (None without auto)."""
     spec, problems = parse_spec(data)
+    found = None
     if spec is not None:
+        spec, found, planning = resolve_auto(spec, region)
+        problems += planning
         broken = tuple(p.path for p in problems)
+        if spec.compute.instance_type == AUTO:  # unresolved: its problems are the planner's, reported above
+            broken += ("compute.instance_type",)
         for problem in check_spec(spec, region=region):
             if not broken or not problem.path.startswith(broken):
                 problems.append(problem)
     if problems:
         raise SpecError(problems)
-    return spec
+    return spec, found
 
 
 # ----- layer 1: structure ----------------------------------------------------------------------------

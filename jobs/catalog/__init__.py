@@ -1,4 +1,4 @@
-"""Catalogs as data: GPU training instance types and PyTorch framework images.
+"""Catalogs as data: GPU training instance types, GPU models, on-demand prices and PyTorch framework images.
 
 Each JSON file beside this module records where its facts come from and when they were retrieved.
 Code reads them through the frozen views below; nothing here imports the SageMaker SDK or touches AWS.
@@ -14,6 +14,7 @@ from pathlib import Path
 _HERE = Path(__file__).parent
 INSTANCES_PATH = _HERE / "instances.json"
 FRAMEWORKS_PATH = _HERE / "frameworks.json"
+PRICES_PATH = _HERE / "prices.json"
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,54 @@ class InstanceType:
 
 
 @dataclass(frozen=True)
+class GpuModel:
+    name: str
+    peak_tflops: float
+    """Dense bf16 (fp16 on Turing/Volta) tensor-core throughput."""
+    intra_node_gbytes_per_s: float
+    """Per GPU and direction, between the GPUs of one instance (NVLink or PCIe)."""
+    interconnect: str
+
+
+@dataclass(frozen=True)
 class InstanceCatalog:
     source: str
     retrieved: str
     types: dict[str, InstanceType]
     excluded: dict[str, str]
     """Instance types botocore lists that the catalog leaves out, with the reason."""
+    gpu_models: dict[str, GpuModel]
+    gpu_source: str
 
     def get(self, name: str) -> InstanceType | None:
         return self.types.get(name)
+
+    def gpu(self, name: str) -> GpuModel:
+        return self.gpu_models[self.types[name].gpu_model]
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_hour: float
+    source: str
+    retrieved: str | None
+    """ISO date the price was read, None when its source is undated."""
+
+
+@dataclass(frozen=True)
+class PriceCatalog:
+    default_region: str
+    regions: dict[str, dict[str, Price]]
+
+    def price(self, instance_type: str, region: str | None = None) -> Price | None:
+        return self.regions.get(region or self.default_region, {}).get(instance_type)
+
+
+def supported_libraries(instance_type: str) -> tuple[str, ...]:
+    """The SageMaker distributed libraries that run on ``instance_type`` (torch.distributed runs on all)."""
+    fw = frameworks()
+    named = (("smddp", fw.smddp_instance_types), ("smp_v2", fw.smp_v2_instance_types), ("smp_v1", fw.smp_v1_instance_types))
+    return ("torch_distributed", *(name for name, types in named if instance_type in types))
 
 
 @dataclass(frozen=True)
@@ -110,7 +150,19 @@ class FrameworkCatalog:
 def instances() -> InstanceCatalog:
     data = json.loads(INSTANCES_PATH.read_text())
     types = {name: InstanceType(name=name, **fields) for name, fields in data["instance_types"].items()}
-    return InstanceCatalog(data["source"], data["retrieved"], types, dict(data["excluded"]))
+    gpus = {name: GpuModel(name=name, **fields) for name, fields in data["gpu_models"]["models"].items()}
+    return InstanceCatalog(data["source"], data["retrieved"], types, dict(data["excluded"]), gpus, data["gpu_models"]["source"])
+
+
+def load_prices(path: Path = PRICES_PATH) -> PriceCatalog:
+    data = json.loads(path.read_text())
+    regions = {region: {name: Price(**fields) for name, fields in table.items()} for region, table in data["regions"].items()}
+    return PriceCatalog(data["default_region"], regions)
+
+
+@cache
+def prices() -> PriceCatalog:
+    return load_prices()
 
 
 @cache

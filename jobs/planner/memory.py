@@ -64,11 +64,17 @@ class Layout:
     recompute: Recompute = "none"
     sequence_parallel: bool = False
     schedule: str = "1F1B"
+    """Pipeline schedule (torch.distributed.pipelining's names), or "naive" for a sequential split."""
     microbatches: int = 1
+    virtual_stages: int = 1
+    """Pipeline stages per rank (interleaved schedules)."""
     activation_bytes: int = 2
     """Bytes per activation element: 2 under bf16/fp16 autocast, 4 in fp32."""
     dropout: bool = True
     """Dropout layers keep 1-byte masks."""
+    flash_attention: bool = False
+    """A fused attention kernel (FlashAttention, PyTorch SDPA's flash or memory-efficient kernels) keeps no
+    s x s score matrix: the a*s^2*b terms vanish, as with selective recomputation."""
     overhead_gib: float = 1.5
     """CUDA context, NCCL buffers and allocator fragmentation (0 for a CPU comparison)."""
 
@@ -126,7 +132,7 @@ def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float
     sbh, attn = s * b * h, a * s * s * b
     if layout.recompute == "full":
         return e * sbh  # only each layer's input is kept
-    if layout.recompute == "selective":  # the attention scores are recomputed
+    if layout.recompute == "selective" or layout.flash_attention:  # no attention scores are kept
         return (16 * e + 2 * d) * sbh / t
     if layout.sequence_parallel:
         return (e * (16 * sbh + (1 + d) * attn) + d * (2 * sbh + attn)) / t

@@ -1,0 +1,326 @@
+"""The planner: the cheapest instance type, count and parallel layout that fits, and why the others do not.
+
+SkyPilot's shape: filter the catalog (constraints, library support, a known price), then search
+instance type x count x layout in order of a cost lower bound (compute alone at the assumed utilisation),
+stopping once no unexplored configuration can beat the ``keep`` cheapest found (branch and bound). Every
+configuration is checked against the per-GPU memory model with a safety margin and priced with the step-time
+model (``jobs.planner.cost``). The result keeps the ranked candidates and, for every instance type that has
+none, the reason, worded with numbers ("needs 47.2 GiB per GPU; ml.g5.12xlarge has 24 GiB").
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field, replace
+
+from jobs.catalog import InstanceType, instances, prices, supported_libraries
+from jobs.degrees import divisors
+from jobs.planner.cost import Assumptions, StepTime, Workload, hourly_usd, job_hours, step_time
+from jobs.planner.memory import GIB, Layout, MemoryEstimate, estimate
+
+KINDS = ("ddp", "smddp", "fsdp", "pipeline", "naive_mp", "smp_v2", "smp_v1")
+LIBRARY = {"smddp": "smddp", "smp_v2": "smp_v2", "smp_v1": "smp_v1"}
+LIBRARY_NAMES = {"smddp": "SMDDP", "smp_v2": "SageMaker model parallelism v2", "smp_v1": "SageMaker model parallelism v1"}
+
+
+@dataclass(frozen=True)
+class StrategyRequest:
+    """The distribution strategy, and the degrees the user fixed (None: the planner chooses)."""
+
+    kind: str = "fsdp"
+    pp_degree: int | None = None
+    tp_degree: int | None = None
+    sharding: str | None = None
+    """FSDP sharding: full_shard, shard_grad_op or hybrid_shard."""
+    shard_degree: int | None = None
+    schedule: str = "1F1B"
+    virtual_stages: int = 1
+    microbatches: int | None = None
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits on what the planner may choose."""
+
+    region: str | None = None
+    """Region whose prices apply (default: the price catalog's)."""
+    max_usd_per_hour: float | None = None
+    """For all instances together (spot-adjusted when spot is on)."""
+    max_instances: int = 8
+    families: tuple[str, ...] = ()
+    """Allowed instance families (``p4d``, ``g5``, ...); empty allows all."""
+    instance_types: tuple[str, ...] = ()
+    """Only these instance types; empty allows all."""
+    instance_count: int | None = None
+    """A fixed instance count; None lets the planner choose 1..max_instances."""
+    spot: bool = False
+    memory_margin: float = 0.10
+    """Share of each GPU's memory kept free (allocator fragmentation, estimate error)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    instance_type: str
+    instance_count: int
+    layout: Layout
+    micro_batch: int
+    memory: MemoryEstimate
+    step: StepTime
+    usd_per_hour: float
+    hours: float
+
+    @property
+    def job_usd(self) -> float:
+        return self.usd_per_hour * self.hours
+
+    @property
+    def gpus(self) -> int:
+        return self.instance_count * instances().types[self.instance_type].gpu_count
+
+    def describe_layout(self) -> str:
+        lay = self.layout
+        parts = [f"dp {lay.dp_degree}"]
+        if lay.tp_degree > 1:
+            parts.append(f"tp {lay.tp_degree}")
+        if lay.pp_degree > 1:
+            parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches)")
+        if lay.sharding != "none":
+            parts.append(lay.sharding + (f" over {lay.shard_degree}" if lay.sharding == "hybrid_shard" else ""))
+        if lay.recompute != "none":
+            parts.append(f"{lay.recompute} recompute")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    instance_type: str
+    reason: str
+    kind: str
+    """library, family, unpriced, degrees, memory, price or bound."""
+    distance: float = math.inf
+    """How far from acceptable (needed / available): what ``nearest`` sorts by."""
+    instance_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    workload: Workload
+    strategy: StrategyRequest
+    constraints: Constraints
+    assumptions: Assumptions
+    ranked: tuple[Candidate, ...]
+    """Configurations that fit, cheapest job first (the ``keep`` cheapest are exact)."""
+    rejections: tuple[Rejection, ...]
+    evaluated: int
+    """Configurations whose memory and step time were computed."""
+    region: str = ""
+    """The region whose prices were used (the default region's when the asked one has no price table)."""
+    scatter: tuple[Candidate, ...] = field(default=(), repr=False)
+    """Every fitting configuration evaluated, for plotting cost against step time."""
+
+    @property
+    def choice(self) -> Candidate | None:
+        return self.ranked[0] if self.ranked else None
+
+    def nearest(self, count: int = 3) -> list[Rejection]:
+        """The rejected configurations closest to acceptable (memory or price)."""
+        close = [r for r in self.rejections if r.kind in ("memory", "price")]
+        return sorted(close, key=lambda r: (r.distance, r.instance_type))[:count]
+
+    def why_nothing(self) -> str:
+        if self.choice is not None:
+            return ""
+        lines = ["no configuration fits."]
+        near = self.nearest()
+        if near:
+            lines.append("Nearest: " + "; ".join(f"{r.instance_type}: {r.reason}" for r in near))
+        return " ".join(lines)
+
+
+# ----- layouts ---------------------------------------------------------------------------------------
+def _micro_batch(workload: Workload, dp: int) -> int | None:
+    local = workload.global_batch // dp
+    return min(workload.shape.micro_batch, local) if local >= 1 else None
+
+
+def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, workload: Workload) -> list[tuple[Layout, int]]:
+    """Every layout of ``strategy`` on ``count`` x ``instance`` that the degrees allow, with its micro-batch."""
+    gpus, world = instance.gpu_count, instance.gpu_count * count
+    shape = workload.shape
+    base = {"precision": workload.precision, "flash_attention": workload.flash_attention,
+            "activation_bytes": 4 if workload.precision == "fp32" else 2}
+    out: list[tuple[Layout, int]] = []
+    recomputes = [workload.recompute] if workload.recompute else ["none", "selective", "full"]
+    if workload.flash_attention and "selective" in recomputes and len(recomputes) > 1:
+        recomputes.remove("selective")  # with fused attention, selective recomputation saves nothing more
+
+    def add(layout: Layout, micro: int | None) -> None:
+        if micro is not None and micro >= 1:
+            out.extend((replace(layout, recompute=r), micro) for r in recomputes)
+
+    kind = strategy.kind
+    if kind in ("ddp", "smddp"):
+        add(Layout(dp_degree=world, **base), _micro_batch(workload, world))
+    elif kind == "fsdp":
+        shardings = [strategy.sharding] if strategy.sharding else ["full_shard", "shard_grad_op", "hybrid_shard"]
+        for sharding in shardings:
+            degree = strategy.shard_degree or gpus
+            if sharding == "hybrid_shard" and (count == 1 or world % degree or degree == world):
+                continue  # hybrid sharding is full sharding inside one shard group
+            add(Layout(dp_degree=world, sharding=sharding, shard_degree=degree if sharding == "hybrid_shard" else None, **base),
+                _micro_batch(workload, world))
+    elif kind == "smp_v2":
+        for tp in [strategy.tp_degree] if strategy.tp_degree else divisors(gpus):
+            if gpus % tp or shape.heads % tp:
+                continue
+            dp = world // tp
+            add(Layout(dp_degree=dp, tp_degree=tp, sharding="full_shard", **base), _micro_batch(workload, dp))
+    elif kind in ("pipeline", "smp_v1", "naive_mp"):
+        pps = [world] if kind == "naive_mp" else ([strategy.pp_degree] if strategy.pp_degree else divisors(world))
+        tps = [1] if kind == "naive_mp" else ([strategy.tp_degree] if strategy.tp_degree else divisors(gpus))
+        for pp in pps:
+            if pp < 2 or pp > shape.layers or world % pp:
+                continue
+            for tp in tps:
+                if gpus % tp or shape.heads % tp or world % (pp * tp):
+                    continue
+                dp = world // (pp * tp)
+                local = workload.global_batch // dp
+                if kind == "naive_mp":
+                    add(Layout(pp_degree=pp, schedule="naive", microbatches=1, **base), local if local >= 1 else None)
+                    continue
+                micro = min(workload.shape.micro_batch, local // pp) if local >= pp else None
+                if strategy.microbatches:
+                    micro = local // strategy.microbatches if local % strategy.microbatches == 0 else None
+                if micro is None or micro < 1:
+                    continue
+                schedule = strategy.schedule if kind == "pipeline" else "1F1B"
+                add(Layout(dp_degree=dp, tp_degree=tp, pp_degree=pp, schedule=schedule, microbatches=local // micro,
+                           virtual_stages=strategy.virtual_stages, **base), micro)
+    else:
+        raise ValueError(f"unknown strategy {kind!r}; choose one of {', '.join(KINDS)}")
+    return out
+
+
+# ----- evaluation ------------------------------------------------------------------------------------
+def usable_bytes(instance: InstanceType, constraints: Constraints) -> float:
+    return instance.gpu_memory_gb * GIB * (1 - constraints.memory_margin)
+
+
+def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Layout, micro: int, price: float,
+             constraints: Constraints, assumptions: Assumptions) -> tuple[Candidate | None, MemoryEstimate]:
+    """The candidate when it fits in memory (else None), and its memory estimate."""
+    shape = workload.shape
+    memory = estimate(type(shape)(**{**shape.__dict__, "micro_batch": micro}), layout)
+    if memory.total > usable_bytes(instance, constraints):
+        return None, memory
+    step = step_time(workload, instance, count, layout, micro, assumptions)
+    rate = hourly_usd(price, count, constraints.spot, assumptions)
+    return Candidate(instance.name, count, layout, micro, memory, step, rate,
+                     job_hours(step.total_s, workload.steps, assumptions)), memory
+
+
+def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, price: float,
+                    constraints: Constraints, assumptions: Assumptions) -> float:
+    """No configuration of ``count`` x ``instance`` costs less: compute alone, no communication, no bubble."""
+    peak = instances().gpu(instance.name).peak_tflops * 1e12
+    compute = workload.step_flops("none") / (instance.gpu_count * count * peak * assumptions.mfu)
+    return hourly_usd(price, count, constraints.spot, assumptions) * job_hours(compute, workload.steps, assumptions)
+
+
+def _type_filter(strategy: StrategyRequest, constraints: Constraints, region: str) -> tuple[list[tuple[InstanceType, float]], list[Rejection]]:
+    kept, rejected = [], []
+    library = LIBRARY.get(strategy.kind)
+    for instance in instances().types.values():
+        name = instance.name
+        if constraints.instance_types and name not in constraints.instance_types:
+            continue  # not asked about: no rejection to explain
+        if constraints.families and instance.family not in constraints.families:
+            rejected.append(Rejection(name, f"family {instance.family} is not among the allowed families ({', '.join(constraints.families)})", "family"))
+            continue
+        if library and library not in supported_libraries(name):
+            rejected.append(Rejection(name, f"{LIBRARY_NAMES[strategy.kind]} does not run on {name}", "library"))
+            continue
+        price = prices().price(name, region)
+        if price is None:
+            rejected.append(Rejection(name, f"no on-demand price for {name} in {region} in the catalog; run `smjobs prices refresh --region {region}`", "unpriced"))
+            continue
+        kept.append((instance, price.usd_per_hour))
+    return kept, rejected
+
+
+DEFAULT_ASSUMPTIONS = Assumptions()
+
+
+def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), constraints: Constraints = Constraints(),
+         assumptions: Assumptions = DEFAULT_ASSUMPTIONS, keep: int = 10) -> Plan:
+    """Rank the configurations that fit; explain every instance type that has none."""
+    region = constraints.region or prices().default_region
+    if region not in prices().regions:  # no price table for it yet: rank with the default region's, and say so
+        region = prices().default_region
+    types, rejections = _type_filter(strategy, constraints, region)
+    counts = [constraints.instance_count] if constraints.instance_count else list(range(1, constraints.max_instances + 1))
+    # (type, count) pairs within the price cap, cheapest lower bound first
+    pairs, over_cap = [], {}
+    for instance, price in types:
+        for count in counts:
+            rate = hourly_usd(price, count, constraints.spot, assumptions)
+            if constraints.max_usd_per_hour is not None and rate > constraints.max_usd_per_hour:
+                over_cap.setdefault(instance.name, (count, rate))
+                continue
+            pairs.append((lower_bound_usd(workload, instance, count, price, constraints, assumptions), instance, count, price))
+    pairs.sort(key=lambda p: (p[0], p[1].name, p[2]))
+
+    found: list[Candidate] = []
+    closest: dict[str, tuple[float, int, Layout, MemoryEstimate]] = {}
+    no_layout: dict[str, int] = {}
+    bounded: dict[str, float] = {}
+    evaluated = 0
+    best: list[float] = []  # negated job costs of the ``keep`` cheapest so far (a max-heap)
+    for bound, instance, count, price in pairs:
+        if len(best) >= keep and bound >= -best[0]:
+            bounded.setdefault(instance.name, bound)
+            continue
+        options = layouts_for(strategy, instance, count, workload)
+        if not options:
+            no_layout.setdefault(instance.name, count)
+        for layout, micro in options:
+            evaluated += 1
+            candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions)
+            if candidate is not None:
+                found.append(candidate)
+                heapq.heappush(best, -candidate.job_usd)
+                if len(best) > keep:
+                    heapq.heappop(best)
+            elif instance.name not in closest or memory.total < closest[instance.name][0]:
+                closest[instance.name] = (memory.total, count, layout, memory)
+
+    found.sort(key=lambda c: (c.job_usd, c.step.total_s, c.instance_type, c.instance_count))
+    fitting_types = {c.instance_type for c in found}
+    for instance, _ in types:
+        name = instance.name
+        if name in fitting_types:
+            continue
+        usable = usable_bytes(instance, constraints)
+        if name in closest:
+            total, count, layout, memory = closest[name]
+            layout_text = Candidate(name, count, layout, 0, memory, StepTime(0, 0, 0, 0, 0), 0, 0).describe_layout()
+            reason = (f"needs {total / GIB:.1f} GiB per GPU at best ({count} x {name}, {layout_text}: {memory.describe()}); "
+                      f"{name} has {instance.gpu_memory_gb:g} GiB per GPU ({usable / GIB:.1f} usable with a "
+                      f"{constraints.memory_margin:.0%} margin)")
+            if name in over_cap:
+                count_cap, rate = over_cap[name]
+                reason += f"; {count_cap} or more instances cost ${rate:.2f}/h, over max_usd_per_hour {constraints.max_usd_per_hour:g}"
+            rejections.append(Rejection(name, reason, "memory", total / usable, count))
+        elif name in over_cap:
+            count_cap, rate = over_cap[name]
+            rejections.append(Rejection(name, f"{count_cap} x {name} costs ${rate:.2f}/h, over max_usd_per_hour "
+                                        f"{constraints.max_usd_per_hour:g}", "price", rate / constraints.max_usd_per_hour, count_cap))
+        elif name in bounded:
+            rejections.append(Rejection(name, f"costs at least ${bounded[name]:,.0f} for the job (compute alone), more than the "
+                                        f"{keep} cheapest configurations that fit", "bound"))
+        elif name in no_layout:
+            rejections.append(Rejection(name, f"no {strategy.kind} layout fits {no_layout[name]} x {name}: the degrees, "
+                                        f"layers ({workload.shape.layers}) or global batch ({workload.global_batch}) do not divide", "degrees"))
+    return Plan(workload, strategy, constraints, assumptions, tuple(found[:keep]), tuple(rejections), evaluated, region, tuple(found))

@@ -1,0 +1,103 @@
+"""Prices: the shipped catalog records a source and date for every price; `prices refresh` reads the Price
+List API (a botocore Stubber checks each request against the service model and answers from a fixture)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from typer.testing import CliRunner
+
+from jobs import cli
+from jobs.catalog import PRICES_PATH, instances, load_prices, prices
+from jobs.catalog.pricing import parse_price_list, refresh
+
+FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "pricing" / "get_products_pages.json").read_text())
+FILTERS = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"},
+           {"Type": "TERM_MATCH", "Field": "component", "Value": "Training"}]
+
+
+def stubbed_client(pages=FIXTURE["pages"]):
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    token = None
+    for page in pages:
+        expected = {"ServiceCode": "AmazonSageMaker", "Filters": FILTERS, "FormatVersion": "aws_v1", "MaxResults": 100}
+        if token:
+            expected["NextToken"] = token
+        stubber.add_response("get_products", page, expected)
+        token = page.get("NextToken")
+    stubber.activate()
+    return client, stubber
+
+
+def test_every_shipped_price_has_a_source_and_names_a_catalog_type():
+    catalog = prices()
+    table = catalog.regions[catalog.default_region]
+    assert len(table) >= 30
+    for name, price in table.items():
+        assert name in instances().types, name
+        assert price.usd_per_hour > 0 and price.source
+        if price.retrieved is not None:
+            date.fromisoformat(price.retrieved)
+    # the mid-2025 cut is reflected: an 8-GPU p5 costs more than a p4d but less than before the cut (113.07)
+    assert table["ml.p4d.24xlarge"].usd_per_hour < table["ml.p5.48xlarge"].usd_per_hour < 113
+
+
+def test_parse_keeps_only_on_demand_training_prices_of_the_region():
+    entries = [e for page in FIXTURE["pages"] for e in page["PriceList"]]
+    assert parse_price_list(entries, "us-east-1") == {"ml.p4d.24xlarge": 25.2513, "ml.g5.xlarge": 1.408, "ml.p5.48xlarge": 55.04}
+    assert parse_price_list(entries, "us-west-2") == {"ml.p5.48xlarge": 57.0}
+
+
+def test_refresh_follows_pages_and_records_source_and_date(tmp_path):
+    path = tmp_path / "prices.json"
+    shutil.copy(PRICES_PATH, path)
+    before = load_prices(path).price("ml.g6e.xlarge")
+    client, stubber = stubbed_client()
+    new, missing = refresh(client, "us-east-1", instances().types, path, today=date(2026, 11, 22))
+    stubber.assert_no_pending_responses()
+    assert set(new) == {"ml.p4d.24xlarge", "ml.g5.xlarge", "ml.p5.48xlarge"}
+    after = load_prices(path)
+    p5 = after.price("ml.p5.48xlarge")
+    assert (p5.usd_per_hour, p5.retrieved) == (55.04, "2026-11-22") and "Price List" in p5.source
+    assert after.price("ml.g6e.xlarge") == before  # not in the API's answer: kept, with its old source
+    assert "ml.p5en.48xlarge" in missing and "ml.g5.xlarge" not in missing
+
+
+def test_cli_refresh_writes_the_catalog_it_is_given(tmp_path, monkeypatch):
+    path = tmp_path / "prices.json"
+    shutil.copy(PRICES_PATH, path)
+    client, stubber = stubbed_client()
+    monkeypatch.setattr(cli, "_pricing_client", lambda endpoint_url: client)
+    result = CliRunner().invoke(cli.app, ["prices", "refresh", "--region", "us-east-1", "--catalog", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "3 prices" in result.output and "ml.p5en.48xlarge" in result.output
+    assert load_prices(path).price("ml.p4d.24xlarge").source.startswith("AWS Price List Query API")
+    assert PRICES_PATH.read_text() != path.read_text()
+
+
+def test_cli_refresh_reports_an_api_error_without_touching_the_catalog(tmp_path, monkeypatch):
+    path = tmp_path / "prices.json"
+    shutil.copy(PRICES_PATH, path)
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    stubber.add_client_error("get_products", "AccessDeniedException", "not allowed: pricing:GetProducts")
+    stubber.activate()
+    monkeypatch.setattr(cli, "_pricing_client", lambda endpoint_url: client)
+    result = CliRunner().invoke(cli.app, ["prices", "refresh", "--catalog", str(path)])
+    assert result.exit_code == 1
+    assert "pricing:GetProducts" in result.output
+    assert path.read_text() == PRICES_PATH.read_text()
+
+
+@pytest.mark.parametrize("region", ["us-east-1"])
+def test_cli_show_lists_prices_with_their_dates(region):
+    result = CliRunner().invoke(cli.app, ["prices", "show", "--region", region])
+    assert result.exit_code == 0, result.output
+    assert "ml.p4d.24xlarge" in result.output and "2026-09-27" in result.output
