@@ -283,8 +283,9 @@ def plan_command(
     except (SpecError, UsageError) as exc:
         _fail(exc)
     print_plan(found, top)
-    if png is not None:
-        out.print(f"picture: {plot(found, png, f'{job.name}: estimated cost vs step time')}")
+    if png is not None:  # the picture shows every configuration that fits: search again without pruning
+        everything, _ = plan_spec(job, region, all_types=True, keep=10**6)
+        out.print(f"picture: {plot(everything, png, f'{job.name}: estimated cost vs step time')}")
     if found.choice is None:
         raise typer.Exit(1)
 

@@ -19,7 +19,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    outputs = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                      for cell in notebook.cells for o in cell.get("outputs", []))
     assert "Traceback" not in outputs
     if path.stem == "01_data_parallel":
         assert "dry run == request sent: True" in outputs
@@ -27,6 +28,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     if path.stem == "02_model_parallel":
         assert "same losses: True" in outputs and "dp(2) x pp(8) x tp(1) = 16 != 2 instances x 4 processes = 8" in outputs
         assert "smdistributed-modelparallel:2.4.1-gpu-py311-cu121" in outputs
+    if path.stem == "03_choose_instance":
+        assert "configurations that fit, cheapest job first" in outputs and "no configuration fits" in outputs
+        assert {p.name for p in tmp_path.glob("plan-*.png")} == {"plan-7B.png", "plan-70B.png"}
 
 
 def test_there_are_notebooks():

@@ -47,6 +47,20 @@ def test_catalog_agrees_with_the_sdk_gpu_table():
 def test_catalogs_record_source_and_date():
     for cat in (catalog.instances(), catalog.frameworks()):
         assert cat.source and cat.retrieved[:4].isdigit()
+    assert catalog.instances().gpu_source
+
+
+def test_every_instance_has_gpu_performance_data_and_library_support():
+    instances = catalog.instances()
+    for name in instances.types:
+        gpu = instances.gpu(name)
+        assert gpu.peak_tflops > 0 and gpu.intra_node_gbytes_per_s > 0, name
+        assert "torch_distributed" in catalog.supported_libraries(name)
+    # NVLink generations are faster than PCIe, and each GPU generation is faster than the one before
+    assert instances.gpu("ml.p4d.24xlarge").intra_node_gbytes_per_s > instances.gpu("ml.g5.48xlarge").intra_node_gbytes_per_s
+    assert instances.gpu("ml.p3.16xlarge").peak_tflops < instances.gpu("ml.p4d.24xlarge").peak_tflops < instances.gpu("ml.p5.48xlarge").peak_tflops
+    assert catalog.supported_libraries("ml.p4d.24xlarge") == ("torch_distributed", "smddp", "smp_v2", "smp_v1")
+    assert catalog.supported_libraries("ml.g5.48xlarge") == ("torch_distributed",)
 
 
 def test_framework_catalog_versions_have_images_in_the_installed_sdk():
