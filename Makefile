@@ -10,12 +10,14 @@ export SAGEMAKER_USER_CONFIG_OVERRIDE := $(CURDIR)/.ci/sagemaker-config.yaml
 
 .PHONY: demo test lint unit integration clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: it resolves to the CPU wheel on local disk instead of a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the local stand-in for SageMaker's smdistributed (SMDDP, SMP v1); never uploaded with a job
+	$(BIN)/python -m pip install --quiet -e stubs/smdistributed-stub
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -251,8 +251,9 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
     stop = {"signal": None}
     signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
     if env.rank == 0:
+        backend = dist.get_backend() if dist.is_initialized() else "none"
         print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
-              f"device {device.type}, from step {start}", flush=True)
+              f"device {device.type}, backend {backend}, from step {start}", flush=True)
     log = MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
     for step in range(start, args.steps):
         if step == args.fail_at_step and env.rank == args.fail_rank:

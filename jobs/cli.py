@@ -209,7 +209,7 @@ def run(
     compute = job.compute
     out.print(f"[bold]local run[/] of {job.name}: 1 host x {procs} process(es) standing in for "
               f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
-              f"work dir {layout.base_dir}", highlight=False)
+              f"launcher {local_run.launcher(request)}; work dir {layout.base_dir}", highlight=False)
     result = run_with_progress(request, layout)
     report(result)
     raise typer.Exit(result.exit_code)

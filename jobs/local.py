@@ -8,7 +8,9 @@ SageMaker produces. What differs, and why:
 - one host instead of ``instance_count``: ``--processes`` processes stand in for the whole cluster, with the
   same global batch;
 - the code is the local ``source_dir`` instead of the uploaded tarball, and channels are local directories;
-- ``SM_STUDIO_LOCAL_MODE=true`` skips the toolkit's wait for other hosts' DNS names.
+- ``SM_STUDIO_LOCAL_MODE=true`` skips the toolkit's wait for other hosts' DNS names;
+- SMDDP and SMP v1 jobs (mpirun on SageMaker) start under torchrun unless Open MPI and mpi4py are installed, and
+  import smjobs' smdistributed-stub instead of SageMaker's libraries.
 """
 
 from __future__ import annotations
@@ -76,13 +78,14 @@ def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
             problems.append(Problem("--processes", f"dp({hps['dp_degree']}) x pp({hps['pp_degree']}) x tp({hps['tp_degree']}) = {product} "
                                     f"processes are needed; the local run has {processes}.",
                                     f"run with --processes {product}, or set the degrees with --set distribution.dp_degree=... ."))
-    modelparallel = request.estimator["distribution"].get("smdistributed", {}).get("modelparallel", {})
-    if modelparallel.get("enabled") and "mpi" in request.estimator["distribution"]:
+    if uses_smdistributed(request):
         import importlib.util
 
         if importlib.util.find_spec("smdistributed") is None:
-            problems.append(Problem("distribution.type", "SMP v1 jobs import smdistributed.modelparallel, which is not installed here.",
-                                    "run it on SageMaker, or install a local stand-in for smdistributed."))
+            problems.append(Problem("distribution.type", "SMDDP and SMP v1 scripts import smdistributed, which exists only in "
+                                    "SageMaker's GPU images and is not installed here.",
+                                    "install smjobs' local stand-in: pip install -e stubs/smdistributed-stub (make demo and "
+                                    "make test do), or run the job on SageMaker."))
     for name, channel in request.inputs.items():
         uri = channel["uri"]
         if uri.startswith("s3://"):
@@ -90,11 +93,38 @@ def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
                                     f"download the data and run with --set inputs.{name}.uri=./local/dir."))
         elif not Path(uri).expanduser().is_dir():
             problems.append(Problem(f"inputs.{name}.uri", f"local directory {uri!r} does not exist.", "create it or fix the path."))
-    if request.estimator["distribution"].get("smdistributed", {}).get("dataparallel", {}).get("enabled"):
-        if shutil.which("mpirun") is None:
-            problems.append(Problem("distribution.type", "SMDDP jobs start with mpirun, which is not installed here.",
-                                    "install Open MPI, or run the job locally as distribution.type: ddp."))
     return problems
+
+
+def uses_smdistributed(request: TrainingRequest) -> bool:
+    """SMDDP and SMP v1 jobs: their scripts import smdistributed, and SageMaker starts them with mpirun."""
+    libraries = request.estimator["distribution"].get("smdistributed", {})
+    return any(libraries.get(name, {}).get("enabled") for name in ("dataparallel", "modelparallel"))
+
+
+def mpi_available() -> bool:
+    """Open MPI and mpi4py, which the toolkit's MPI runner and the smdistributed stub need for an mpirun launch."""
+    import importlib.util
+
+    return shutil.which("mpirun") is not None and importlib.util.find_spec("mpi4py") is not None
+
+
+def launcher(request: TrainingRequest) -> str:
+    """How the local run starts the processes: the job's own launcher, or torchrun for MPI jobs when MPI is absent."""
+    hps = request.estimator["hyperparameters"]
+    if uses_smdistributed(request):
+        return "mpirun (SageMaker's MPI runner)" if mpi_available() else "torchrun (no Open MPI + mpi4py here; the stub reads torchrun's environment)"
+    return "torchrun" if hps.get("parallel") != "none" else "python"
+
+
+def _torchrun_instead_of_mpi(hyperparameters: dict) -> dict:
+    """The container toolkit picks its runner from these flags; without MPI, SMDDP and SMP v1 jobs get torchrun."""
+    out = dict(hyperparameters)
+    for flag in ("sagemaker_distributed_dataparallel_enabled", "sagemaker_mpi_enabled"):
+        if flag in out:
+            out[flag] = json.dumps(False)
+    out["sagemaker_torch_distributed_enabled"] = json.dumps(True)
+    return out
 
 
 def container_files(request: TrainingRequest, processes: int) -> dict[str, dict]:
@@ -107,6 +137,8 @@ def container_files(request: TrainingRequest, processes: int) -> dict[str, dict]
     hyperparameters = dict(ctj["HyperParameters"])
     hyperparameters["sagemaker_submit_directory"] = json.dumps(request.source_dir)
     hyperparameters["sagemaker_mpi_num_of_processes_per_host"] = json.dumps(processes)
+    if uses_smdistributed(request) and not mpi_available():
+        hyperparameters = _torchrun_instead_of_mpi(hyperparameters)
     instance_type = ctj["ResourceConfig"]["InstanceType"]
     resource = {
         "current_host": HOST,

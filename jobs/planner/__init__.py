@@ -1,1 +1,2 @@
-"""Instance selection: the memory model (this session), step-time and cost planner (to come)."""
+"""Instance selection: per-GPU memory (analytic and traced), step time and cost, and the planner that searches
+instance type x count x parallel layout for the cheapest configuration that fits."""

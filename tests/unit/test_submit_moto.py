@@ -93,8 +93,12 @@ def test_network_isolation_env_tags_and_local_channel(moto_aws, spec_data, tmp_p
     assert sent == request.create_training_job
 
 
-def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws):
-    request, name, sent = submit(moto_aws, read_spec_data(example_path("ddp_mlp")))
+@pytest.mark.parametrize("example", ["ddp_mlp", "smddp_cnn", "smp_v1_gpt"])
+def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws, example):
+    import importlib.util
+
+    assert importlib.util.find_spec("smdistributed") is not None  # the stub is installed here, and still not uploaded
+    request, name, sent = submit(moto_aws, read_spec_data(example_path(example)))
     uri = json.loads(sent["HyperParameters"]["sagemaker_submit_directory"])
     bucket, key = uri[len("s3://"):].split("/", 1)
     body = moto_aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -1,0 +1,1 @@
+"""SageMaker distributed data parallel (SMDDP), emulated: see smdistributed.dataparallel.torch."""

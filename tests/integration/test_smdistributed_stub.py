@@ -1,0 +1,161 @@
+"""smdistributed-stub with real processes: scripts written as AWS documents SMDDP (smddp backend and the older
+API) and SMP v1 (@smp.step) run unmodified on 2 local processes and end with the parameters of a plain-torch
+one-process run; SMDDP and SMP v1 jobs run through `smjobs run --local` (torchrun when MPI is absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jobs import local
+from jobs.local import free_port
+from jobs.request import build_request
+from jobs.spec import example_path, read_spec_data
+from jobs.validate import validate_spec
+
+pytestmark = pytest.mark.integration
+SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "smdistributed"
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+ATOL = 1e-6
+
+
+def torchrun(script: str, *args: str, mp_parameters: dict | None = None, processes: int = 2) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPTS))
+    if mp_parameters is not None:
+        env["SM_HP_MP_PARAMETERS"] = json.dumps(mp_parameters)
+    done = subprocess.run([str(TORCHRUN), "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
+                           "--master_port", str(free_port()), str(SCRIPTS / script), *args],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=SCRIPTS)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def reference(steps=None) -> dict:
+    sys.path.insert(0, str(SCRIPTS))
+    import toy
+
+    return toy.reference(steps)
+
+
+def reference_losses() -> list[float]:
+    sys.path.insert(0, str(SCRIPTS))
+    import toy
+
+    return toy.reference_run()[1]
+
+
+def assert_same(state: dict, expected: dict) -> None:
+    assert state.keys() == expected.keys()
+    for key, value in expected.items():
+        diff = (state[key] - value).abs().max().item()
+        assert diff <= ATOL, f"{key}: {diff}"
+
+
+def test_smddp_backend_script_matches_torch(tmp_path):
+    torchrun("smddp_backend.py", str(tmp_path / "out.pt"))
+    assert_same(torch.load(tmp_path / "out.pt"), reference())
+
+
+def test_smddp_v1_api_script_matches_torch(tmp_path):
+    torchrun("smddp_v1_api.py", str(tmp_path / "out.pt"))
+    result = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert_same(result["model"], reference())
+    assert result["facts"] == {"ranks": [0.0, 1.0], "token": 42.0, "local_size": 2, "available": True, "initialized": True}
+    # all_reduce(op=ReduceOp.AVERAGE) of the ranks' losses is the global batch's loss
+    assert torch.allclose(torch.tensor(result["losses"]), torch.tensor(reference_losses()), atol=ATOL)
+
+
+@pytest.mark.parametrize(("mp_parameters", "expect"), [
+    ({"partitions": 2, "microbatches": 4}, {"pp": [(0, 2), (1, 2)], "dp": [(0, 1), (0, 1)], "mp_group": [0, 1], "microbatches": 4}),
+    ({"partitions": 1, "microbatches": 2, "ddp": True}, {"pp": [(0, 1), (0, 1)], "dp": [(0, 2), (1, 2)], "mp_group": [0], "microbatches": 2}),
+    ({"partitions": 1, "tensor_parallel_degree": 2, "ddp": True, "microbatches": 2, "placement_strategy": "spread"},
+     {"pp": [(0, 1), (0, 1)], "dp": [(0, 2), (1, 2)], "mp_group": [0, 1], "microbatches": 2}),
+], ids=["pp2-mb4", "dp2-mb2", "tp2-spread"])
+def test_smp_v1_step_script_matches_torch(tmp_path, mp_parameters, expect):
+    torchrun("smp_v1_step.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "-1", mp_parameters=mp_parameters)
+    result = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert_same(result["model"], reference())
+    facts = result["facts"]
+    assert [f["pp"] for f in facts] == expect["pp"] and [f["dp"] for f in facts] == expect["dp"]
+    assert facts[0]["mp_group"] == expect["mp_group"] and facts[0]["microbatches"] == expect["microbatches"]
+
+
+def test_smp_v1_checkpoint_resume_equals_uninterrupted(tmp_path):
+    params = {"partitions": 2, "microbatches": 2}
+    torchrun("smp_v1_step.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "3", mp_parameters=params)
+    assert (tmp_path / "ckpt" / "newest").read_text() == "step3"
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "step3_partial").iterdir()) == [
+        "model_0_0.pt", "model_1_0.pt", "optimizer_0_0.pt", "optimizer_1_0.pt", "user_content.pt"]
+    assert_same({k: v for k, v in torch.load(tmp_path / "ckpt" / "step3_partial" / "model_0_0.pt").items()
+                 if k != "_smp_is_partial"}, reference(steps=3))
+    torchrun("smp_v1_step.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "-1", mp_parameters=params)
+    result = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert len(result["losses"]) == 5  # 8 steps in all, 3 before the checkpoint
+    assert_same(result["model"], reference())
+
+
+# ----- through smjobs run --local ------------------------------------------------------------------------
+def local_run(example: str, work, processes: int, **hyperparameters):
+    data = read_spec_data(example_path(example))
+    data["hyperparameters"] = {**data.get("hyperparameters", {}), **hyperparameters}
+    request = build_request(validate_spec(data), job_name="stub-test")
+    assert local.local_problems(request, processes) == []
+    result = local.launch(request, local.prepare(request, work, processes))
+    assert result.exit_code == 0, "\n".join(result.lines[-30:])
+    return request, result
+
+
+def test_smddp_job_runs_locally_under_torchrun_and_equals_ddp(tmp_path):
+    small = {"steps": 4, "global_batch_size": 16, "log_every": 1}
+    request, smddp = local_run("smddp_cnn", tmp_path / "smddp", 2, **small)
+    assert "torchrun" in local.launcher(request) and not local.mpi_available()
+    launched = json.loads((smddp.layout.config_dir / "hyperparameters.json").read_text())
+    assert (launched["sagemaker_torch_distributed_enabled"], launched["sagemaker_distributed_dataparallel_enabled"]) == ("true", "false")
+    data = read_spec_data(example_path("smddp_cnn"))
+    data.update(distribution={"type": "ddp"}, framework_version="2.8.0", py_version="py312")
+    data["hyperparameters"] = {**data.get("hyperparameters", {}), **small}
+    ddp_request = build_request(validate_spec(data), job_name="stub-test")
+    ddp = local.launch(ddp_request, local.prepare(ddp_request, tmp_path / "ddp", 2))
+    assert ddp.exit_code == 0
+    a = torch.load(smddp.layout.model_dir / "model.pt", weights_only=False)["model"]
+    b = torch.load(ddp.layout.model_dir / "model.pt", weights_only=False)["model"]
+    assert_same(a, b)
+
+
+def test_smp_v1_job_runs_locally(tmp_path):
+    request, result = local_run("smp_v1_gpt", tmp_path / "smp", request_processes(), steps=2, log_every=1)
+    log = "\n".join(result.lines)
+    assert "smp v1: gpt, pp 2 x dp 4 x tp 2" in log and "step=2 loss=" in log
+    assert (result.layout.model_dir / "model.pt").exists()
+
+
+def request_processes() -> int:
+    data = read_spec_data(example_path("smp_v1_gpt"))
+    return build_request(validate_spec(data), job_name="x").world_size
+
+
+def test_fsdp_runs_on_the_smddp_backend(tmp_path):
+    """The bundled train.py with FSDP on ``backend="smddp"`` (2 processes) equals one process without a group."""
+    script = Path(local.__file__).resolve().parents[1] / "entry_points" / "train.py"
+    args = ["--model", "mlp", "--steps", "3", "--global_batch_size", "16", "--hidden_sizes", "[32,32]", "--mixed_precision", "fp32"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SM_")}, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+                          str(script), *args, "--parallel", "fsdp", "--backend", "smddp"],
+                         capture_output=True, text=True, env={**env, "SAGEMAKER_BASE_DIR": str(tmp_path / "two")}, timeout=300)
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    assert "with fsdp on 2 process(es), device cpu, backend smddp" in two.stdout
+    one = subprocess.run([sys.executable, str(script), *args, "--parallel", "none"], capture_output=True, text=True,
+                         env={**env, "SAGEMAKER_BASE_DIR": str(tmp_path / "one")}, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+
+    def model(run: str) -> dict:
+        return torch.load(tmp_path / run / "model" / "model.pt", weights_only=False)["model"]
+
+    assert_same(model("two"), model("one"))

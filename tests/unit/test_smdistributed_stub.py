@@ -1,0 +1,174 @@
+"""smdistributed-stub without processes: rank placement as AWS documents it, configuration errors, launcher
+environments, micro-batch slicing, the shadowing guard, and the coverage table checked against the package."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import smdistributed
+import torch
+from smdistributed import _launch
+from smdistributed.modelparallel import torch as smp
+from smdistributed.modelparallel.torch import _topology
+
+STUB = Path(__file__).resolve().parents[2] / "stubs" / "smdistributed-stub"
+
+
+def topo(world: int, **config):
+    cfg = _topology.config_from({"ddp": True, **config})
+    return _topology.topology(cfg, 0, world)
+
+
+def test_placement_without_tensor_parallelism_matches_aws_ranking_basics():
+    # 8 processes, partitions=2 (AWS's example): spread and cluster give these mp and dp groups
+    spread = topo(8, partitions=2, placement_strategy="spread")
+    assert spread.axis_groups("D") == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert spread.axis_groups("P") == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert spread.group_of(6, "P").index(6) == 2  # "the dp_rank of process 6 is 2"
+    cluster = topo(8, partitions=2, placement_strategy="cluster")
+    assert cluster.axis_groups("D") == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert cluster.axis_groups("P") == [[0, 2, 4, 6], [1, 3, 5, 7]]
+
+
+def test_placement_with_tensor_parallelism_matches_aws_dpt_table():
+    t = topo(8, partitions=2, tensor_parallel_degree=2, placement_strategy="DPT")
+    table = [(t.coords[r]["D"], t.coords[r]["P"], t.coords[r]["T"]) for r in range(8)]
+    assert table == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1)]
+    assert topo(8, partitions=2, tensor_parallel_degree=2, placement_strategy="cluster").coords == t.coords
+    tpd = topo(8, partitions=2, tensor_parallel_degree=2, placement_strategy="TPD")
+    assert [tpd.coords[r]["D"] for r in range(8)] == [0, 1, 0, 1, 0, 1, 0, 1]
+
+
+@pytest.mark.parametrize(("config", "error", "text"), [
+    ({"partitions": 2, "nonsense": 1}, ValueError, "unknown mp_parameters ['nonsense']"),
+    ({"partitions": 2, "fp16": True}, NotImplementedError, "['fp16'] are not emulated"),
+    ({"partitions": 2, "shard_optimizer_state": True}, NotImplementedError, "shard_optimizer_state"),
+    ({"partitions": 2, "sharded_data_parallel_degree": 4}, NotImplementedError, "sharded_data_parallel_degree"),
+    ({"partitions": 2, "placement_strategy": "XYZ"}, ValueError, "placement_strategy 'XYZ'"),
+])
+def test_bad_configuration_is_refused_with_the_key_named(config, error, text):
+    with pytest.raises(error, match=re.escape(text)):
+        _topology.config_from(config)
+
+
+def test_data_parallelism_needs_ddp_and_the_degrees_must_divide():
+    with pytest.raises(ValueError, match="ddp: True"):
+        _topology.topology(_topology.config_from({"partitions": 2}), 0, 4)
+    with pytest.raises(ValueError, match="cannot hold pipeline_parallel_degree 3"):
+        _topology.topology(_topology.config_from({"partitions": 3, "ddp": True}), 0, 4)
+
+
+def test_configuration_comes_from_the_jobs_mp_parameters(monkeypatch):
+    monkeypatch.setenv("SM_HP_MP_PARAMETERS", '{"partitions": 4, "microbatches": 8, "placement_strategy": "spread"}')
+    cfg = _topology.config_from(None)
+    assert (cfg.pp_size, cfg.microbatches, cfg.placement) == (4, 8, "TPD")
+
+
+def test_speed_only_parameters_are_accepted_with_a_warning():
+    with pytest.warns(UserWarning, match="accepted without effect"):
+        cfg = _topology.config_from({"partitions": 2, "optimize": "speed", "active_microbatches": 3})
+    assert cfg.pp_size == 2
+
+
+def test_launcher_environments():
+    mpi = _launch.launch({"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_LOCAL_RANK": "3",
+                          "OMPI_COMM_WORLD_LOCAL_SIZE": "4"})
+    assert (mpi.rank, mpi.world_size, mpi.local_rank, mpi.local_size, mpi.launcher) == (3, 8, 3, 4, "mpi")
+    tr = _launch.launch({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"})
+    assert (tr.rank, tr.world_size, tr.local_size, tr.launcher) == (1, 2, 2, "torchrun")
+    assert _launch.launch({}).launcher == "single"
+
+
+def test_microbatch_slicing_of_nested_inputs_and_custom_types():
+    class Custom:
+        def __init__(self, data):
+            self.data = data
+
+        def smp_slice(self, num_mb, mb, axis):
+            size = self.data.size(axis) // num_mb
+            return Custom(self.data.narrow(axis, mb * size, size))
+
+    batch = {"x": torch.arange(8).reshape(8, 1), "pair": (torch.arange(8), torch.arange(16).reshape(8, 2)), "n": 3}
+    second = smp._slice(batch, 4, 1, 0, "batch")
+    assert second["x"].flatten().tolist() == [2, 3] and second["pair"][1].tolist() == [[4, 5], [6, 7]] and second["n"] == 3
+    assert smp._slice(torch.arange(16).reshape(2, 8), 4, 3, 1, "y").tolist() == [[6, 7], [14, 15]]
+    assert smp._slice(Custom(torch.arange(8)), 2, 1, 0, "c").data.tolist() == [4, 5, 6, 7]
+    with pytest.raises(ValueError, match="10 entries along axis 0, which 4 micro-batches do not divide"):
+        smp._slice(torch.zeros(10), 4, 0, 0, "x")
+
+
+def test_step_output_reductions():
+    out = smp.StepOutput([torch.tensor([1.0, 2.0]), torch.tensor([3.0, 6.0])])
+    assert out.reduce_mean().tolist() == [2.0, 4.0] and out.reduce_sum().tolist() == [4.0, 8.0]
+    assert out.concat().tolist() == [1.0, 2.0, 3.0, 6.0] and out.stack().shape == (2, 2) and len(out.outputs) == 2
+
+
+def test_apis_need_init_first():
+    with pytest.raises(RuntimeError, match=r"smp.rank needs smp.init\(\) first"):
+        smp.rank()
+
+
+def test_refuses_to_shadow_the_real_library(monkeypatch, tmp_path):
+    real = object()
+    monkeypatch.setattr(smdistributed.metadata, "distribution",
+                        lambda name: real if name == "smdistributed-modelparallel" else (_ for _ in ()).throw(
+                            smdistributed.metadata.PackageNotFoundError(name)))
+    with pytest.raises(ImportError, match="shadow the real smdistributed-modelparallel"):
+        smdistributed._refuse_to_shadow()
+    monkeypatch.undo()
+    config = tmp_path / "resourceconfig.json"
+    config.write_text("{}")
+    monkeypatch.setattr(smdistributed, "SAGEMAKER_RESOURCE_CONFIG", config)
+    with pytest.raises(ImportError, match="does not run inside a SageMaker training container"):
+        smdistributed._refuse_to_shadow()
+    monkeypatch.setenv("SMDISTRIBUTED_STUB_ALLOW", "1")
+    smdistributed._refuse_to_shadow()
+
+
+def test_stub_is_installed_from_stubs_not_from_entry_points():
+    origin = Path(importlib.util.find_spec("smdistributed").origin).resolve()
+    assert STUB in origin.parents
+
+
+def coverage_rows() -> list[tuple[str, str]]:
+    rows = []
+    for line in (STUB / "README.md").read_text().splitlines():
+        match = re.match(r"\| `([^`]+)` \| (emulated|partial|not emulated) \|", line)
+        if match:
+            rows.append((match.group(1), match.group(2)))
+    return rows
+
+
+def resolve(dotted: str):
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def test_coverage_table_matches_the_package():
+    rows = coverage_rows()
+    assert len(rows) >= 45
+    statuses = {status for _, status in rows}
+    assert statuses == {"emulated", "partial", "not emulated"}
+    for api, status in rows:
+        if api.startswith("mp_parameters"):
+            for key in ("shard_optimizer_state", "prescaled_batch", "delayed_parameter_initialization"):
+                with pytest.raises(NotImplementedError, match=key):
+                    _topology.config_from({key: True})
+            continue
+        if status == "not emulated":
+            with pytest.raises(NotImplementedError, match=re.escape(api.rsplit(".", 1)[-1])):
+                target = resolve(api)
+                target()
+        else:
+            assert resolve(api) is not None, api
