@@ -418,6 +418,27 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
         out.print(line, highlight=False, markup=False)
 
 
+@app.command("instances")
+def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
+    """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
+    from jobs.catalog import instances, prices, supported_libraries
+
+    catalog, price_table = instances(), prices()
+    region = region or price_table.default_region
+    table = Table(title=f"GPU training instances (catalog read {catalog.retrieved}; prices {region}, USD/h)")
+    for column in ("instance type", "GPUs", "GiB/GPU", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
+        table.add_column(column, overflow="fold")
+    for name, spec in catalog.types.items():
+        gpu = catalog.gpu(name)
+        price = price_table.price(name, region)
+        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}", f"{spec.gpu_memory_gb:g}",
+                      f"{spec.memory_gib:g}", str(spec.vcpus), gpu.interconnect if spec.gpu_count > 1 else "-",
+                      "yes" if spec.efa else "no", f"{spec.network_gbps:g}", ", ".join(supported_libraries(name)),
+                      f"{price.usd_per_hour:.4g}" if price else "-")
+    out.print(table)
+    out.print(f"excluded: {', '.join(catalog.excluded)} (`smjobs validate` says why)", highlight=False)
+
+
 prices_app = typer.Typer(no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
 app.add_typer(prices_app, name="prices")
 

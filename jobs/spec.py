@@ -78,12 +78,15 @@ class PlanModel(_Frozen):
     """An analytic description of a decoder-only transformer, for planning."""
 
     layers: int = Field(ge=1)
+    """Transformer blocks."""
     hidden: int = Field(ge=1)
     """Model (embedding) width."""
     heads: int = Field(ge=1)
+    """Attention heads."""
     seq_len: int = Field(ge=1)
     """Tokens per sequence."""
     vocab: int = Field(ge=1)
+    """Vocabulary size."""
     parameters: int | None = Field(default=None, ge=1)
     """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
 
@@ -102,6 +105,7 @@ class PlanSettings(_Frozen):
     max_usd_per_hour: float | None = Field(default=None, gt=0)
     """Price limit for all instances together (spot-adjusted with use_spot)."""
     max_instances: int = Field(default=8, ge=1)
+    """Most instances the planner may choose."""
     families: tuple[str, ...] = ()
     """Allowed instance families, e.g. ``[p4d, p5]``; empty allows every family."""
     memory_margin: float = Field(default=0.10, ge=0, lt=1)
@@ -109,6 +113,7 @@ class PlanSettings(_Frozen):
     mfu: float = Field(default=0.40, gt=0, le=1)
     """Assumed model FLOPs utilisation."""
     precision: Literal["mixed", "fp32"] = "mixed"
+    """mixed: bf16/fp16 compute with fp32 master weights (16 bytes per parameter with Adam); fp32: all fp32."""
     recompute: Literal["none", "selective", "full"] | None = None
     """Activation checkpointing; None lets the planner choose."""
 

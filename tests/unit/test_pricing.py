@@ -101,3 +101,11 @@ def test_cli_show_lists_prices_with_their_dates(region):
     result = CliRunner().invoke(cli.app, ["prices", "show", "--region", region])
     assert result.exit_code == 0, result.output
     assert "ml.p4d.24xlarge" in result.output and "2026-09-27" in result.output
+
+
+def test_cli_instances_lists_libraries_and_prices():
+    result = CliRunner().invoke(cli.app, ["instances"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    p4d = next(line for line in result.output.splitlines() if "ml.p4d.24xlarge" in line)
+    assert "smddp" in p4d and "smp_v2" in p4d and "25.25" in p4d and "NVLink 3" in p4d
+    assert "ml.p2.xlarge" in result.output  # excluded, named

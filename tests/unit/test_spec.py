@@ -9,7 +9,17 @@ import pytest
 import yaml
 
 from jobs.request import build_request
-from jobs.spec import Channel, Compute, JobSpec, MetricDefinition, Security, example_path, read_spec_data
+from jobs.spec import (
+    Channel,
+    Compute,
+    JobSpec,
+    MetricDefinition,
+    PlanModel,
+    PlanSettings,
+    Security,
+    example_path,
+    read_spec_data,
+)
 from jobs.strategies import FSDP
 from jobs.validate import validate_spec
 
@@ -66,7 +76,7 @@ def test_building_a_request_does_not_change_the_spec():
 
 
 def test_every_field_is_documented():
-    for model in (JobSpec, Compute, Channel, Security, MetricDefinition, FSDP):
+    for model in (JobSpec, Compute, Channel, Security, MetricDefinition, FSDP, PlanSettings, PlanModel):
         for name, field in model.model_fields.items():
             if name != "type":
                 assert field.description, f"{model.__name__}.{name} has no docstring"
