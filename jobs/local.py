@@ -9,7 +9,8 @@ SageMaker produces. What differs, and why:
   same global batch;
 - the code is the local ``source_dir`` instead of the uploaded tarball, and channels are local directories;
 - ``SM_STUDIO_LOCAL_MODE=true`` skips the toolkit's wait for other hosts' DNS names;
-- SMDDP and SMP v1 jobs (mpirun on SageMaker) start under torchrun unless Open MPI and mpi4py are installed, and
+- SMDDP and SMP v1 jobs (mpirun on SageMaker) start under torchrun unless this machine has what the toolkit's
+  MPI runner needs (Open MPI, mpi4py, an SSH daemon, the host name algo-1: a SageMaker-like container), and
   import smjobs' smdistributed-stub instead of SageMaker's libraries.
 """
 
@@ -102,18 +103,37 @@ def uses_smdistributed(request: TrainingRequest) -> bool:
     return any(libraries.get(name, {}).get("enabled") for name in ("dataparallel", "modelparallel"))
 
 
-def mpi_available() -> bool:
-    """Open MPI and mpi4py, which the toolkit's MPI runner and the smdistributed stub need for an mpirun launch."""
+SSHD = Path("/usr/sbin/sshd")
+
+
+def mpi_runner_missing() -> list[str]:
+    """What the container toolkit's MPI runner (SageMaker's launcher for SMDDP and SMP v1) needs and this machine
+    lacks: it runs mpirun over SSH to the hosts by their container names, as inside SageMaker's images."""
     import importlib.util
 
-    return shutil.which("mpirun") is not None and importlib.util.find_spec("mpi4py") is not None
+    search = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")  # the toolkit's PATH
+    missing = []
+    if shutil.which("mpirun", path=search) is None:
+        missing.append("Open MPI's mpirun")
+    if importlib.util.find_spec("mpi4py") is None:
+        missing.append("mpi4py")
+    if not SSHD.exists():
+        missing.append(f"an SSH daemon at {SSHD}")
+    try:
+        socket.gethostbyname(HOST)
+    except OSError:
+        missing.append(f"the host name {HOST}")
+    return missing
 
 
 def launcher(request: TrainingRequest) -> str:
-    """How the local run starts the processes: the job's own launcher, or torchrun for MPI jobs when MPI is absent."""
+    """How the local run starts the processes: the job's own launcher, or torchrun for MPI jobs when the
+    toolkit's MPI runner cannot work here."""
     hps = request.estimator["hyperparameters"]
     if uses_smdistributed(request):
-        return "mpirun (SageMaker's MPI runner)" if mpi_available() else "torchrun (no Open MPI + mpi4py here; the stub reads torchrun's environment)"
+        missing = mpi_runner_missing()
+        return ("mpirun (SageMaker's MPI runner)" if not missing else
+                f"torchrun (SageMaker's MPI runner needs {', '.join(missing)}; the stub reads torchrun's environment)")
     return "torchrun" if hps.get("parallel") != "none" else "python"
 
 
@@ -137,7 +157,7 @@ def container_files(request: TrainingRequest, processes: int) -> dict[str, dict]
     hyperparameters = dict(ctj["HyperParameters"])
     hyperparameters["sagemaker_submit_directory"] = json.dumps(request.source_dir)
     hyperparameters["sagemaker_mpi_num_of_processes_per_host"] = json.dumps(processes)
-    if uses_smdistributed(request) and not mpi_available():
+    if uses_smdistributed(request) and mpi_runner_missing():
         hyperparameters = _torchrun_instead_of_mpi(hyperparameters)
     instance_type = ctj["ResourceConfig"]["InstanceType"]
     resource = {

@@ -111,4 +111,9 @@ def exit_cleanly() -> None:
 
     sys.stdout.flush()
     sys.stderr.flush()
+    # launched by mpirun (SMDDP, SMP v1), whose library loaded mpi4py: MPI must be finalised, or mpirun reports the
+    # rank as exiting improperly and fails the job
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
     os._exit(0)

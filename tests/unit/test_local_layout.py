@@ -53,3 +53,33 @@ def test_toolkit_mapping_reads_the_toolkits_flattened_dicts(text, expected):
 def test_toolkit_mapping_rejects_garbage():
     with pytest.raises(argparse.ArgumentTypeError):
         toolkit_mapping("not a mapping")
+
+
+def smddp_request():
+    from jobs.spec import example_path, read_spec_data
+
+    return build_request(validate_spec(read_spec_data(example_path("smddp_cnn"))), job_name="t")
+
+
+def test_mpi_jobs_use_torchrun_where_the_toolkits_mpi_runner_cannot_work(monkeypatch):
+    request = smddp_request()
+    monkeypatch.setattr(local, "SSHD", local.Path("/nonexistent/sshd"))
+    missing = local.mpi_runner_missing()
+    assert any("SSH daemon" in m for m in missing)
+    assert local.launcher(request).startswith("torchrun (SageMaker's MPI runner needs")
+    hps = local.container_files(request, 2)["hyperparameters.json"]
+    assert (hps["sagemaker_torch_distributed_enabled"], hps["sagemaker_distributed_dataparallel_enabled"]) == ("true", "false")
+
+
+def test_mpi_jobs_keep_their_mpi_runner_where_it_can_work(monkeypatch, tmp_path):
+    request = smddp_request()
+    sshd = tmp_path / "sshd"
+    sshd.write_text("")
+    monkeypatch.setattr(local, "SSHD", sshd)
+    monkeypatch.setattr(local.socket, "gethostbyname", lambda host: "127.0.0.1")
+    monkeypatch.setattr(local.shutil, "which", lambda name, path=None: "/usr/bin/mpirun")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    assert local.mpi_runner_missing() == []
+    assert local.launcher(request) == "mpirun (SageMaker's MPI runner)"
+    hps = local.container_files(request, 2)["hyperparameters.json"]
+    assert hps["sagemaker_distributed_dataparallel_enabled"] == "true" and "sagemaker_torch_distributed_enabled" not in hps

@@ -1,6 +1,7 @@
 """Importing this module registers the ``smddp`` backend of ``torch.distributed``, as SMDDP >= 1.4 does.
 
-``dist.init_process_group(backend="smddp")`` then works with DDP and FSDP. The stub's backend delegates to the
+``dist.init_process_group(backend="smddp")`` then works with DDP and FSDP, under torchrun or (the import exports
+RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address from Open MPI's environment) under mpirun. The stub's backend delegates to the
 process group torch has for the device: gloo on CPU, NCCL on CUDA (SMDDP's own all-reduce and all-gather
 algorithms for EFA are not emulated; the results are the same, the speed is NCCL's).
 """
@@ -11,6 +12,8 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from smdistributed._launch import export_torch_environment, launch, settle_at_exit
 
 BACKEND = "smddp"
 
@@ -31,3 +34,6 @@ def _register() -> None:
 
 
 _register()
+settle_at_exit()  # scripts on this backend end without tearing it down: see smdistributed._launch._settle
+if launch().launcher == "mpi":  # under mpirun, as on SageMaker: give init_process_group its env:// variables
+    export_torch_environment()
