@@ -79,17 +79,21 @@ class Candidate:
         return self.instance_count * instances().types[self.instance_type].gpu_count
 
     def describe_layout(self) -> str:
-        lay = self.layout
-        parts = [f"dp {lay.dp_degree}"]
-        if lay.tp_degree > 1:
-            parts.append(f"tp {lay.tp_degree}")
-        if lay.pp_degree > 1:
-            parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches)")
-        if lay.sharding != "none":
-            parts.append(lay.sharding + (f" over {lay.shard_degree}" if lay.sharding == "hybrid_shard" else ""))
-        if lay.recompute != "none":
-            parts.append(f"{lay.recompute} recompute")
-        return ", ".join(parts)
+        return describe_layout(self.layout)
+
+
+def describe_layout(lay: Layout) -> str:
+    """"dp 4, tp 2, full_shard, full recompute": the degrees and options that differ from plain data parallelism."""
+    parts = [f"dp {lay.dp_degree}"]
+    if lay.tp_degree > 1:
+        parts.append(f"tp {lay.tp_degree}")
+    if lay.pp_degree > 1:
+        parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches)")
+    if lay.sharding != "none":
+        parts.append(lay.sharding + (f" over {lay.shard_degree}" if lay.sharding == "hybrid_shard" else ""))
+    if lay.recompute != "none":
+        parts.append(f"{lay.recompute} recompute")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -305,8 +309,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
         usable = usable_bytes(instance, constraints)
         if name in closest:
             total, count, layout, memory = closest[name]
-            layout_text = Candidate(name, count, layout, 0, memory, StepTime(0, 0, 0, 0, 0), 0, 0).describe_layout()
-            reason = (f"needs {total / GIB:.1f} GiB per GPU at best ({count} x {name}, {layout_text}: {memory.describe()}); "
+            reason = (f"needs {total / GIB:.1f} GiB per GPU at best ({count} x {name}, {describe_layout(layout)}: {memory.describe()}); "
                       f"{name} has {instance.gpu_memory_gb:g} GiB per GPU ({usable / GIB:.1f} usable with a "
                       f"{constraints.memory_margin:.0%} margin)")
             if name in over_cap:
