@@ -77,8 +77,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
     """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
-    data = _read(spec)
-    path = Path(spec) if Path(spec).exists() else example_path(spec)
+    path, data = _read(spec)
     if data.get("source_dir") and not Path(data["source_dir"]).is_absolute():
         data["source_dir"] = str((path.parent / data["source_dir"]).resolve())  # relative to the spec file
     job, found = validate_and_plan(apply_overrides(data, overrides or []), region=region)
@@ -274,7 +273,7 @@ def plan_command(
     from jobs.validate import parse_spec
 
     try:
-        job, problems = parse_spec(apply_overrides(_read(spec), overrides or []))
+        job, problems = parse_spec(apply_overrides(_read(spec)[1], overrides or []))
         if problems:
             raise SpecError(problems)
         found, problems = plan_spec(job, region, all_types=True, keep=max(top, 10))
@@ -329,7 +328,8 @@ def print_plan(found, top: int = 5) -> None:
         err.print(f"[bold red]{found.why_nothing()}[/]", highlight=False)
 
 
-def _read(spec: str) -> dict:
+def _read(spec: str) -> tuple[Path, dict]:
+    """(the spec file, its data): a path, or the name of a shipped example."""
     path = Path(spec)
     if not path.exists():
         try:
@@ -337,7 +337,7 @@ def _read(spec: str) -> dict:
         except FileNotFoundError as exc:
             raise UsageError(f"{spec}: no such file. {exc}") from None
     try:
-        return read_spec_data(path)
+        return path, read_spec_data(path)
     except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the spec: {exc}") from None
 

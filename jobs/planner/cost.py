@@ -119,7 +119,9 @@ def step_time(workload: Workload, instance: InstanceType, count: int, layout: La
                 dp_time += 2 * (r - 1) / r * replica_bytes / k / across
             overlap = compute
         else:
-            factor = 2 + 1 if layout.sharding == "full_shard" else 1 + 1  # shard_grad_op gathers once
+            # full_shard gathers the parameters in forward and again in backward; shard_grad_op keeps them from
+            # forward to backward and gathers once; both reduce-scatter the gradients once
+            factor = 3 if layout.sharding == "full_shard" else 2
             dp_time = factor * (n - 1) / n * replica_bytes / (across if dp_spans_instances else inside)
             overlap = compute
         dp_time = max(0.0, dp_time - overlap)

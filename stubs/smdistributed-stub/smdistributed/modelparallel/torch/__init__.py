@@ -92,8 +92,7 @@ def is_tracing() -> bool:
 
 # ----- ranks and sizes -----------------------------------------------------------------------------------
 def _index(group: str) -> int:
-    s = _state.current(f"smp rank of {group}")
-    return s.members[group].index(s.topology.rank)
+    return _state.current(f"smp rank of {group}").index_in(group)
 
 
 def _size(group: str) -> int:
@@ -353,7 +352,7 @@ def model_creation(tensor_parallelism: bool = False, dtype=None, **tensor_parall
 
 def _not_emulated(api: str):
     def refuse(*args, **kwargs):
-        raise NotImplementedError(f"{api} is not emulated by smdistributed-stub (see its README for what is)")
+        _state.not_emulated(api)
 
     refuse.__name__ = api.rsplit(".", 1)[-1]
     return refuse

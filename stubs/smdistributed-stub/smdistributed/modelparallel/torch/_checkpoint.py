@@ -19,13 +19,11 @@ from smdistributed.modelparallel.torch import _state
 
 
 def _mp_rank() -> int:
-    s = _state.current("smp.save/load")
-    return s.members["MP_GROUP"].index(s.topology.rank)
+    return _state.current("smp.save/load").index_in("MP_GROUP")
 
 
 def _dp_rank() -> int:
-    s = _state.current("smp.save_checkpoint")
-    return s.members["DP_GROUP"].index(s.topology.rank)
+    return _state.current("smp.save_checkpoint").index_in("DP_GROUP")
 
 
 def save(obj, f: str, partial: bool = True, pickle_module=pickle, pickle_protocol: int = 2) -> None:

@@ -8,12 +8,9 @@ import torch.distributed as dist
 from torch import nn
 
 from smdistributed.modelparallel.torch import _state
+from smdistributed.modelparallel.torch._state import not_emulated as _not_emulated
 
 PARTIAL_KEY = "_smp_is_partial"
-
-
-def _not_emulated(api: str):
-    raise NotImplementedError(f"{api} is not emulated by smdistributed-stub (see its README for what is)")
 
 
 class _Handle:

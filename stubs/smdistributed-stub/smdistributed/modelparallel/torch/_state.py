@@ -24,6 +24,15 @@ class Session:
     steps: int = 0
     extra: dict = field(default_factory=dict)
 
+    def index_in(self, group: str) -> int:
+        """This rank's position in its ``group`` (mp_rank for MP_GROUP, dp_rank for DP_GROUP)."""
+        return self.members[group].index(self.topology.rank)
+
+
+def not_emulated(api: str):
+    """What every API the stub does not emulate does: say so, by name."""
+    raise NotImplementedError(f"{api} is not emulated by smdistributed-stub (see its README for what is)")
+
 
 _session: Session | None = None
 
