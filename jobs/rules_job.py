@@ -1,0 +1,195 @@
+"""smjobs' rules about what a job carries: its code and the script's arguments, hyperparameters, environment and
+tags, storage locations, network security and metric definitions. Each ``check_*`` takes a parsed spec and returns
+its problems."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from smjobs.errors import Problem
+from smjobs.hyperparameters import (
+    KEY_PATTERN,
+    MAX_HYPERPARAMETERS,
+    MAX_KEY_CHARS,
+    MAX_VALUE_CHARS,
+    SDK_BASE_KEYS,
+    looks_secret,
+    to_estimator_value,
+    to_wire,
+)
+from smjobs.request import source_dir
+from smjobs.script_args import accepted_flags
+from smjobs.spec import JobSpec
+
+S3_URI = re.compile(r"s3://(?P<bucket>[^/]+)(/(?P<key>.*))?")
+BUCKET_NAME = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
+SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
+KMS_KEY = re.compile(
+    r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+"
+    r"|alias/[A-Za-z0-9/_-]+"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|mrk-[0-9a-f]{32}"
+)
+
+
+def check_code(spec: JobSpec) -> list[Problem]:
+    out = []
+    root = source_dir(spec)
+    if not root.is_dir():
+        return [Problem("source_dir", f"{str(root)!r} is not a directory.", "point source_dir at the folder that holds the training script.")]
+    if (root / "smdistributed").exists() or (root / "smdistributed.py").exists():
+        out.append(Problem("source_dir", f"{root} contains an 'smdistributed' package, which would shadow SageMaker's own library in the container.",
+                           "remove it from source_dir; install smdistributed-stub separately for local runs."))
+    entry = Path(spec.entry_point)
+    if entry.suffix != ".py":
+        out.append(Problem("entry_point", f"{spec.entry_point!r} is not a Python file; torchrun and smjobs' launchers run .py scripts.",
+                           "name a .py script inside source_dir."))
+    elif entry.is_absolute() or ".." in entry.parts:
+        out.append(Problem("entry_point", f"{spec.entry_point!r} must be a path inside source_dir.", "give it relative to source_dir, e.g. 'train.py'."))
+    elif not (root / entry).is_file():
+        scripts = sorted(str(p.relative_to(root)) for p in root.glob("*.py") if not p.name.startswith("_"))
+        near = difflib.get_close_matches(spec.entry_point, scripts, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        out.append(Problem("entry_point", f"{spec.entry_point!r} does not exist in {root}.",
+                           f"{hint}Scripts there: {', '.join(scripts) or 'none'}."))
+    return out
+
+
+def check_hyperparameters(spec: JobSpec) -> list[Problem]:
+    out = []
+    owned = spec.distribution.script_hyperparameters()
+    for key, value in spec.hyperparameters.items():
+        path = f"hyperparameters.{key}"
+        if key.startswith("sagemaker_"):
+            out.append(Problem(path, "keys starting with 'sagemaker_' are reserved for SageMaker and its launchers.", "rename the key."))
+        elif not KEY_PATTERN.fullmatch(key):
+            out.append(Problem(path, f"{key!r} cannot be a command-line flag (--{key}).", "use letters, digits, '_' and '-', starting with a letter or '_'."))
+        if len(key) > MAX_KEY_CHARS:
+            out.append(Problem(path, f"key has {len(key)} characters; SageMaker allows {MAX_KEY_CHARS}.", "shorten the key."))
+        if key in owned and value != owned[key]:
+            out.append(Problem(path, f"is set by distribution.type {spec.distribution.type!r} (to {owned[key]!r}).",
+                               "remove it from hyperparameters; configure it on the distribution instead."))
+        if value is None:
+            out.append(Problem(path, "is null, which reaches the script as an empty string.", "give it a value or remove the key."))
+            continue
+        wire = to_wire(to_estimator_value(value))
+        if len(wire) > MAX_VALUE_CHARS:
+            out.append(Problem(path, f"encodes to {len(wire)} characters; SageMaker allows {MAX_VALUE_CHARS} per value.",
+                               "put large settings in a config file in source_dir or an input channel and pass its name."))
+        reason = looks_secret(key, value)
+        if reason:
+            out.append(Problem(path, f"looks like a secret ({reason}); hyperparameters are visible in the console and DescribeTrainingJob.",
+                               "keep secrets in AWS Secrets Manager or SSM Parameter Store and read them in the script through the execution role."))
+    total = len(set(spec.hyperparameters) | set(owned)) + 1 + len(
+        set(SDK_BASE_KEYS) | set(spec.distribution.sdk_hyperparameters(spec.compute.instance_type))
+    )
+    if total > MAX_HYPERPARAMETERS:
+        out.append(Problem("hyperparameters", f"the job would have {total} hyperparameters ({len(spec.hyperparameters)} yours, the rest added by the SDK and smjobs); SageMaker allows {MAX_HYPERPARAMETERS}.",
+                           "group related settings into one list or dict value, or a config file."))
+    return out
+
+
+def check_script_arguments(spec: JobSpec) -> list[Problem]:
+    script = source_dir(spec) / spec.entry_point
+    flags = accepted_flags(script, source_dir(spec)) if script.is_file() else None
+    if flags is None:
+        return []
+    out = []
+    for key in spec.hyperparameters:
+        if key not in flags:
+            near = difflib.get_close_matches(key, sorted(flags), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            out.append(Problem(f"hyperparameters.{key}", f"{spec.entry_point} does not accept --{key}; argparse would stop the job at start-up.",
+                               f"{hint}Its options: {', '.join(sorted(flags))}."))
+    sdk_to_script = {k for k in spec.distribution.sdk_hyperparameters(spec.compute.instance_type) if not k.startswith("sagemaker_")}
+    for key in [*spec.distribution.script_hyperparameters(), *sorted(sdk_to_script)]:
+        if key not in flags:
+            out.append(Problem("distribution.type", f"distribution {spec.distribution.type!r} passes --{key}, which {spec.entry_point} does not accept.",
+                               f"add a --{key} option to the script, or choose a strategy the script supports."))
+    return out
+
+
+def check_environment_and_tags(spec: JobSpec) -> list[Problem]:
+    out = []
+    for key, value in spec.environment.items():
+        reason = looks_secret(key, value)
+        if reason:
+            out.append(Problem(f"environment.{key}", f"looks like a secret ({reason}); the environment is visible in DescribeTrainingJob.",
+                               "keep secrets in AWS Secrets Manager or SSM Parameter Store and read them at run time."))
+    for key in spec.tags:
+        if key.lower().startswith("aws:"):
+            out.append(Problem(f"tags.{key}", "tag keys starting with 'aws:' are reserved for AWS.", "choose another key."))
+    return out
+
+
+def _check_s3_uri(path: str, uri: str) -> list[Problem]:
+    match = S3_URI.fullmatch(uri)
+    if not match:
+        return [Problem(path, f"{uri!r} is not an s3:// URI.", "write it as s3://bucket/prefix.")]
+    if not BUCKET_NAME.fullmatch(match["bucket"]):
+        return [Problem(path, f"{match['bucket']!r} is not a valid S3 bucket name.", "use 3-63 lowercase letters, digits, '.' and '-'.")]
+    return []
+
+
+def check_storage(spec: JobSpec) -> list[Problem]:
+    out = []
+    if spec.output_path:
+        out += _check_s3_uri("output_path", spec.output_path)
+    if spec.checkpoint_s3_uri:
+        out += _check_s3_uri("checkpoint_s3_uri", spec.checkpoint_s3_uri)
+    if not spec.checkpoint_local_path.startswith("/"):
+        out.append(Problem("checkpoint_local_path", f"{spec.checkpoint_local_path!r} is not an absolute path in the container.", "use /opt/ml/checkpoints."))
+    for name, channel in spec.inputs.items():
+        path = f"inputs.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9.\-_]{1,64}", name):
+            out.append(Problem(path, f"channel name {name!r} is not valid.", "use 1-64 letters, digits, '.', '-' or '_'."))
+        if name == "code" and spec.security.network_isolation:
+            out.append(Problem(path, "with network_isolation the SDK mounts the job's code as channel 'code'.", "rename the channel."))
+        if channel.uri.startswith("s3://"):
+            out += _check_s3_uri(f"{path}.uri", channel.uri)
+        elif "://" in channel.uri:
+            out.append(Problem(f"{path}.uri", f"{channel.uri!r}: only s3:// URIs and local directories are supported.", "upload the data to S3 or give a local directory."))
+        elif not Path(channel.uri).expanduser().is_dir():
+            out.append(Problem(f"{path}.uri", f"local directory {channel.uri!r} does not exist.", "create it, fix the path, or give an s3:// URI."))
+    return out
+
+
+def check_security(spec: JobSpec) -> list[Problem]:
+    out = []
+    s = spec.security
+    if bool(s.subnets) != bool(s.security_group_ids):
+        missing = "security_group_ids" if s.subnets else "subnets"
+        out.append(Problem(f"security.{missing}", "a VPC job needs both subnets and security_group_ids.", f"add security.{missing}, or remove the other."))
+    for i, subnet in enumerate(s.subnets):
+        if not SUBNET_ID.fullmatch(subnet):
+            out.append(Problem(f"security.subnets.{i}", f"{subnet!r} is not a subnet ID.", "use IDs like subnet-0abc1234def567890."))
+    for i, group in enumerate(s.security_group_ids):
+        if not SECURITY_GROUP_ID.fullmatch(group):
+            out.append(Problem(f"security.security_group_ids.{i}", f"{group!r} is not a security group ID.", "use IDs like sg-0abc1234def567890."))
+    for field in ("volume_kms_key", "output_kms_key"):
+        key = getattr(s, field)
+        if key is not None and not KMS_KEY.fullmatch(key):
+            out.append(Problem(f"security.{field}", f"{key!r} is not a KMS key ID, key ARN or alias.", "use a key ID, arn:aws:kms:...:key/..., or alias/name."))
+    return out
+
+
+def check_metrics(spec: JobSpec) -> list[Problem]:
+    out = []
+    names = set()
+    for i, metric in enumerate(spec.metric_definitions):
+        path = f"metric_definitions.{i}"
+        if metric.name in names:
+            out.append(Problem(f"{path}.name", f"{metric.name!r} is defined twice.", "give each metric a unique name."))
+        names.add(metric.name)
+        try:
+            groups = re.compile(metric.regex).groups
+        except re.error as exc:
+            out.append(Problem(f"{path}.regex", f"{metric.regex!r} is not a valid regular expression ({exc}).", "fix the expression."))
+            continue
+        if groups < 1:
+            out.append(Problem(f"{path}.regex", f"{metric.regex!r} has no capture group; SageMaker records the first group as the value.",
+                               "wrap the number in parentheses, e.g. loss=([0-9.eE+-]+)."))
+    return out
