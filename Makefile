@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m jobs.demo
+	$(BIN)/python -m smjobs.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobs.local import free_port  # noqa: E402
+from smjobs.local import free_port  # noqa: E402
 
 TRAIN = ROOT / "entry_points" / "train.py"
 BATCH = 8192  # large enough that compute, not the gradient all-reduce, sets the pace
@@ -77,8 +77,8 @@ def overhead_rounds(repeats: int, steps: int, log_every: int) -> None:
     sys.path.insert(0, str(ROOT / "entry_points"))
     import torch
 
+    import smjobs_runtime as smr
     import train as smjobs_train
-    from common import sagemaker_env
     from common.models import MLP, synthetic_batch
 
     torch.set_num_threads(1)
@@ -90,7 +90,7 @@ def overhead_rounds(repeats: int, steps: int, log_every: int) -> None:
             args = smjobs_train.parse_args([*MODEL, "--steps", str(steps), "--log_every", str(log_every), "--parallel", "none"])
             captured = io.StringIO()
             with contextlib.redirect_stdout(captured):
-                smjobs_train.train(args, sagemaker_env.from_environ())
+                smjobs_train.train(args, smr.environment())
             print(f"{label or 'ours'} {steady_rate(captured.getvalue()):.1f}", flush=True)
 
             torch.manual_seed(0)

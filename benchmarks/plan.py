@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobs import catalog  # noqa: E402
-from jobs.planner.cost import Workload  # noqa: E402
-from jobs.planner.memory import TransformerShape  # noqa: E402
-from jobs.planner.plan import Constraints, StrategyRequest, layouts_for, plan  # noqa: E402
-from jobs.planner.plot import plot  # noqa: E402
+from smjobs import catalog  # noqa: E402
+from smjobs.planner.cost import Workload  # noqa: E402
+from smjobs.planner.memory import TransformerShape  # noqa: E402
+from smjobs.planner.plan import Constraints, StrategyRequest, layouts_for, plan  # noqa: E402
+from smjobs.planner.plot import plot  # noqa: E402
 
 TARGET_MS = 50
 MODELS = {

@@ -8,9 +8,7 @@ as plain ``python train.py``. Uses NCCL on GPUs and gloo on CPU. Rank 0 prints m
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -19,10 +17,10 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this file, under any launcher
 
-from common import memory, sagemaker_env  # noqa: E402
-from common.hparams import boolean, json_dict, toolkit_mapping  # noqa: E402
-from common.metrics import MetricLog  # noqa: E402
+import smjobs_runtime as smr  # noqa: E402
+from common import memory  # noqa: E402
 from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
+from smjobs_runtime import MetricLog, boolean, json_dict, toolkit_mapping  # noqa: E402
 
 
 class ChannelData:
@@ -56,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     # fault injection, for testing how a job fails: rank `fail_rank` raises at step `fail_at_step`
     p.add_argument("--fail_at_step", type=int, default=-1)
     p.add_argument("--fail_rank", type=int, default=0)
-    # set by the job's distribution strategy
+    # the job's distribution strategy: smjobs sets these through the environment (smjobs_runtime.distribution()),
+    # never on the command line; the flags are for runs by hand
     p.add_argument("--parallel", choices=["none", "ddp", "fsdp", "smp_v2"], default="ddp")
     p.add_argument("--mp_parameters", type=toolkit_mapping, default={}, help="SageMaker model parallelism settings (smp_v2)")
     p.add_argument("--backend", choices=["auto", "nccl", "gloo", "smddp"], default="auto")
@@ -65,25 +64,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fsdp_shard_degree", type=int, default=0)
     p.add_argument("--fsdp_cpu_offload", type=boolean, default=False)
     p.add_argument("--track_memory", type=boolean, default=False, help="measure this process's peak memory (MemTracker)")
+    p.set_defaults(**smr.distribution())
     args = p.parse_args(argv)
     if args.global_batch_size % args.grad_accum_steps:
         p.error("--global_batch_size must be a multiple of --grad_accum_steps")
     return args
-
-
-def init_distributed(env: sagemaker_env.SageMakerEnv, backend: str) -> torch.device:
-    if torch.cuda.is_available():
-        device = torch.device("cuda", env.local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if env.distributed and not dist.is_initialized():
-        if backend == "smddp":
-            import smdistributed.dataparallel.torch.torch_smddp  # noqa: F401  registers the backend
-        elif backend == "auto":
-            backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=300))
-    return device
 
 
 def smp_v2_mesh(args, env, device):
@@ -182,37 +167,8 @@ def make_optimizer(model, args):
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
-def state(model, optimizer):
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-
-    model_state, optim_state = get_state_dict(model, optimizer)
-    return {"model": model_state, "optim": optim_state}
-
-
-def save_checkpoint(model, optimizer, step: int, env) -> None:
-    import torch.distributed.checkpoint as dcp
-
-    path = env.checkpoint_dir / f"step_{step:08d}"
-    dcp.save({**state(model, optimizer), "step": torch.tensor(step)}, checkpoint_id=str(path))
-    if env.rank == 0:
-        (path / "COMPLETE").touch()  # a checkpoint cut short by an interruption has no marker
-
-
-def load_latest_checkpoint(model, optimizer, env) -> int:
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import set_state_dict
-
-    done = sorted(p for p in env.checkpoint_dir.glob("step_*") if (p / "COMPLETE").exists())
-    if not done:
-        return 0
-    loaded = {**state(model, optimizer), "step": torch.tensor(0)}
-    dcp.load(loaded, checkpoint_id=str(done[-1]))
-    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
-    return int(loaded["step"])
-
-
 def train(args, env) -> None:
-    device = init_distributed(env, args.backend)
+    device = smr.init_distributed(env, args.backend)
     # tracked from before the model exists, so that DDP's gradient buckets and FSDP's shards are counted
     with memory.tracking(args.track_memory) as report:
         model = train_steps(args, env, device, report)
@@ -229,7 +185,7 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
     model = wrap(build_model(args).to(device), args, env, device, mesh)
     loss_fn = type(model.module if hasattr(model, "module") else model).loss
     optimizer = make_optimizer(model, args)
-    start = load_latest_checkpoint(model, optimizer, env)
+    start = smr.load_latest_checkpoint(model, optimizer, env)
     if args.global_batch_size % (dp_size * args.grad_accum_steps):
         raise ValueError(
             f"global_batch_size {args.global_batch_size} must divide evenly over {dp_size} data-parallel processes "
@@ -248,8 +204,7 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
     autocast = args.mixed_precision == "bf16" and args.parallel != "fsdp" and (
         device.type == "cpu" or torch.cuda.is_bf16_supported()
     )
-    stop = {"signal": None}
-    signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
+    stop = smr.StopSignal()
     if env.rank == 0:
         backend = dist.get_backend() if dist.is_initialized() else "none"
         print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
@@ -273,13 +228,13 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
         done = step + 1
         # One small all-reduce per step carries the loss and whether any rank was asked to stop, so that
         # every rank stops after the same step (the checkpoint is collective).
-        flags = torch.stack([total.float(), torch.tensor(float(stop["signal"] is not None), device=device)])
+        flags = torch.stack([total.float(), torch.tensor(float(stop.requested), device=device)])
         if env.distributed:
             dist.all_reduce(flags, op=dist.ReduceOp.SUM)  # gloo has no AVG
         loss_mean, interrupted = flags[0].item() / env.world_size, flags[1].item() > 0
         log.step(done, loss_mean)
         if interrupted or (args.checkpoint_every and done % args.checkpoint_every == 0):
-            save_checkpoint(model, optimizer, done, env)
+            smr.save_checkpoint(model, optimizer, done, env)
         if interrupted:
             if env.rank == 0:
                 print(f"stopping after step {done} on SIGTERM; checkpoint saved", flush=True)
@@ -292,17 +247,17 @@ def save_model(model, args, env) -> None:
 
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if env.rank == 0:
-        sagemaker_env.save_model(env, {"model": full, "args": vars(args)})
+        smr.save_model(env, {"model": full, "args": vars(args)})
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    env = sagemaker_env.from_environ()
-    with sagemaker_env.reporting_failures(env):
+    env = smr.environment()
+    with smr.reporting_failures(env):
         train(args, env)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()
-    sagemaker_env.exit_cleanly()
+    smr.exit_cleanly()

@@ -16,10 +16,10 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import sagemaker_env  # noqa: E402
-from common.metrics import MetricLog  # noqa: E402
+import smjobs_runtime as smr  # noqa: E402
 from common.models import synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn  # noqa: E402
+from smjobs_runtime import MetricLog  # noqa: E402
 from train_pipeline import make_optimizer, run_reference, run_script  # noqa: E402
 
 MAX_DIMS = 8
@@ -86,4 +86,4 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
-    sagemaker_env.exit_cleanly()
+    smr.exit_cleanly()

@@ -11,7 +11,6 @@ Runs under SageMaker's torch_distributed launcher, under torchrun, and (one proc
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from pathlib import Path
 
@@ -20,11 +19,15 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import memory, sagemaker_env  # noqa: E402
-from common.hparams import boolean, json_dict  # noqa: E402
-from common.metrics import MetricLog  # noqa: E402
+import smjobs_runtime as smr  # noqa: E402
+from common import memory  # noqa: E402
 from common.models import add_model_arguments, synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn, tensor_parallel_blocks  # noqa: E402
+from smjobs_runtime import (  # noqa: E402
+    MetricLog,  # noqa: E402
+    boolean,
+    json_dict,
+)
 
 SCHEDULES = ("GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV")
 SINGLE_STAGE = ("GPipe", "1F1B")
@@ -48,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pp_microbatches", type=int, default=4)
     p.add_argument("--pp_virtual_stages", type=int, default=1)
     p.add_argument("--track_memory", type=boolean, default=False, help="measure this process's peak memory (MemTracker)")
+    p.set_defaults(**smr.distribution())  # the job's strategy settings, from the environment smjobs sets
     return p.parse_args(argv)
 
 
@@ -158,26 +162,17 @@ def run_reference(args, device) -> tuple[dict, list[float]]:
     return {k.split(".", 1)[1]: v.detach().cpu().clone() for k, v in model.state_dict().items()}, history
 
 
-def init(env) -> torch.device:
-    device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if env.distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=300))
-    return device
-
-
 def run_script(run_fn, describe, argv=None) -> None:
     """The shared body of the model-parallel scripts: parse, start, train with ``run_fn``, save on rank 0."""
     args = parse_args(argv)
-    env = sagemaker_env.from_environ()
-    with sagemaker_env.reporting_failures(env):
-        device = init(env)
+    env = smr.environment()
+    with smr.reporting_failures(env):
+        device = smr.init_distributed(env)
         if env.rank == 0:
             print(describe(args, env), flush=True)
         state, losses = run_fn(args, env, device)
         if state is not None:
-            sagemaker_env.save_model(env, {"model": state, "losses": losses, "args": vars(args)})
+            smr.save_model(env, {"model": state, "losses": losses, "args": vars(args)})
 
 
 def describe(args, env) -> str:
@@ -191,4 +186,4 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
-    sagemaker_env.exit_cleanly()
+    smr.exit_cleanly()

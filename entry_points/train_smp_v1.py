@@ -17,9 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import sagemaker_env  # noqa: E402
-from common.hparams import toolkit_mapping  # noqa: E402
+import smjobs_runtime as smr  # noqa: E402
 from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
+from smjobs_runtime import toolkit_mapping  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,8 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    env = sagemaker_env.from_environ()
-    with sagemaker_env.reporting_failures(env):
+    env = smr.environment()
+    with smr.reporting_failures(env):
         import smdistributed.modelparallel.torch as smp
 
         smp.init()
@@ -82,4 +82,4 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
-    sagemaker_env.exit_cleanly()
+    smr.exit_cleanly()

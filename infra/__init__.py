@@ -3,7 +3,7 @@
 Every function takes boto3 clients; nothing here creates a client or reads credentials by itself.
 """
 
-from infra.aws import (
+from smjobs.infra.aws import (
     DEFAULT_ROLE_NAME,
     default_bucket_name,
     ensure_bucket,

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from jobs import catalog
-from jobs.errors import SpecError
-from jobs.request import build_request
-from jobs.spec import JobSpec, example_path, read_spec_data
-from jobs.validate import validate_and_plan, validate_spec
+from smjobs import catalog
+from smjobs.errors import SpecError
+from smjobs.request import build_request
+from smjobs.spec import JobSpec, example_path, read_spec_data
+from smjobs.validate import validate_and_plan, validate_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
 out = Console()
@@ -161,8 +161,8 @@ def submit(
     _notice(job)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from jobs import sagemaker_edge
-    from jobs.aws import AwsContext
+    from smjobs import sagemaker_edge
+    from smjobs.aws import AwsContext
 
     aws = AwsContext.create(region=_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
     try:
@@ -189,7 +189,7 @@ def run(
     overrides: SetOpt = None,
 ) -> None:
     """Run the job as SageMaker would, on this machine, under the container toolkit (no Docker)."""
-    from jobs import local as local_run
+    from smjobs import local as local_run
 
     if not local:
         err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
@@ -222,7 +222,7 @@ def run_with_progress(request, layout, *, show_toolkit: bool = True):
     """Launch a prepared local run; print rank lines (and the toolkit's own, dimmed) with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from jobs import local as local_run
+    from smjobs import local as local_run
 
     total = request.estimator["hyperparameters"].get("steps")
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -268,9 +268,9 @@ def plan_command(
     png: Annotated[Path | None, typer.Option("--png", help="Also draw estimated cost against step time.")] = None,
 ) -> None:
     """Choose instances for SPEC: the cheapest configuration that fits, the alternatives, and why the rest do not."""
-    from jobs.planner.plot import plot
-    from jobs.planner.resolve import plan_spec
-    from jobs.validate import parse_spec
+    from smjobs.planner.plot import plot
+    from smjobs.planner.resolve import plan_spec
+    from smjobs.validate import parse_spec
 
     try:
         job, problems = parse_spec(apply_overrides(_read(spec)[1], overrides or []))
@@ -353,8 +353,8 @@ def schedule(
     """Show a pipeline schedule's timeline (forward and backward slots per rank) and its bubble fraction."""
     from pydantic import ValidationError
 
-    from jobs import degrees, schedule_model
-    from jobs.strategies import PipelineParallel
+    from smjobs import degrees, schedule_model
+    from smjobs.strategies import PipelineParallel
 
     try:
         strategy = PipelineParallel(pp_degree=stages, microbatches=microbatches, schedule=schedule_name,
@@ -392,8 +392,8 @@ def _aws_call(fn, *args: Any):
 @app.command()
 def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """Show a training job's status, timings and final metrics."""
-    from jobs import sagemaker_edge
-    from jobs.aws import AwsContext
+    from smjobs import sagemaker_edge
+    from smjobs.aws import AwsContext
 
     aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
     summary = _aws_call(sagemaker_edge.status, aws, job)
@@ -407,8 +407,8 @@ def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None)
 @app.command()
 def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """Print a training job's CloudWatch log so far."""
-    from jobs import sagemaker_edge
-    from jobs.aws import AwsContext
+    from smjobs import sagemaker_edge
+    from smjobs.aws import AwsContext
 
     aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
     lines = _aws_call(lambda: list(sagemaker_edge.logs(aws, job)))
@@ -421,7 +421,7 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
 @app.command("instances")
 def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
     """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
-    from jobs.catalog import instances, prices, supported_libraries
+    from smjobs.catalog import instances, prices, supported_libraries
 
     catalog, price_table = instances(), prices()
     region = region or price_table.default_region
@@ -445,7 +445,7 @@ app.add_typer(prices_app, name="prices")
 
 def _pricing_client(endpoint_url: str | None):
     """The Price List API answers in us-east-1 (and ap-south-1) for every priced region."""
-    from jobs.aws import AwsContext
+    from smjobs.aws import AwsContext
 
     return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
 
@@ -457,8 +457,8 @@ def prices_refresh(
     endpoint_url: EndpointOpt = None,
 ) -> None:
     """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
-    from jobs.catalog import PRICES_PATH, instances
-    from jobs.catalog.pricing import refresh
+    from smjobs.catalog import PRICES_PATH, instances
+    from smjobs.catalog.pricing import refresh
 
     path = catalog or PRICES_PATH
     new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
@@ -470,7 +470,7 @@ def prices_refresh(
 @prices_app.command("show")
 def prices_show(region: Annotated[str | None, typer.Option("--region", help="Region (default: the catalog's).")] = None) -> None:
     """List the catalog's prices with where and when each was read."""
-    from jobs.catalog import instances, prices
+    from smjobs.catalog import instances, prices
 
     catalog = prices()
     region = region or catalog.default_region

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.errors import Problem
-from jobs.strategies import (
+from smjobs.errors import Problem
+from smjobs.strategies import (
     MULTI_STAGE_SCHEDULES,
     V_SHAPED_SCHEDULES,
     ModelParallelV1,

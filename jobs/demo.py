@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.syntax import Syntax
 
-from jobs.errors import SpecError
-from jobs.request import build_request
-from jobs.spec import example_path, read_spec_data
-from jobs.validate import validate_spec
+from smjobs.errors import SpecError
+from smjobs.request import build_request
+from smjobs.spec import example_path, read_spec_data
+from smjobs.validate import validate_spec
 
 EXAMPLE = "ddp_mlp"
 REGION = "us-east-1"
@@ -37,8 +37,8 @@ def main(example: str = EXAMPLE) -> int:
     console.print(f"[green]valid[/]: {spec.distribution.type} on {spec.compute.instance_count} x {spec.compute.instance_type}")
 
     console.rule("2. local run: 2 processes under the SageMaker container toolkit")
-    from jobs import local
-    from jobs.cli import report, run_with_progress
+    from smjobs import local
+    from smjobs.cli import report, run_with_progress
 
     request = build_request(spec, region=REGION)
     layout = local.prepare(request, Path("runs") / spec.name, processes=2)
@@ -56,8 +56,8 @@ def main(example: str = EXAMPLE) -> int:
     console.rule("4. submit to moto (in process)")
     from moto import mock_aws
 
-    from jobs import sagemaker_edge
-    from jobs.aws import AwsContext
+    from smjobs import sagemaker_edge
+    from smjobs.aws import AwsContext
 
     with mock_aws():
         aws = AwsContext.create(region=REGION)

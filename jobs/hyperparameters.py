@@ -9,7 +9,7 @@ The way there has three hops, each with its own encoding:
 ``str()`` loses lists and dicts on hop 2: a list becomes a Python repr (``['a', 'b']`` is not JSON)
 and a dict becomes ``k=v,k2=v2`` with nesting and types gone (SDK issue #613). smjobs therefore sends
 every list and dict as its JSON text: argv and ``SM_HPS`` then carry the identical string, and
-``json.loads`` restores it exactly (``entry_points/common/hparams.py`` does that in the scripts).
+``json.loads`` restores it exactly (``entry_points/smjobs_runtime.py`` does that in the scripts).
 Bools and numbers are sent as they are: ``str(True)`` and ``str(0.001)`` read back exactly.
 """
 

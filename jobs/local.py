@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.errors import Problem, SpecError
-from jobs.request import TrainingRequest
+from smjobs.errors import Problem, SpecError
+from smjobs.request import TrainingRequest
 
 HOST = "algo-1"
 INSTANCE_GROUP = "homogeneousCluster"

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from jobs import catalog
-from jobs.hyperparameters import to_estimator_value, to_wire
-from jobs.spec import ENTRY_POINTS_DIR, JobSpec
+from smjobs import catalog
+from smjobs.hyperparameters import to_estimator_value, to_wire
+from smjobs.spec import ENTRY_POINTS_DIR, JobSpec
 
 UNRESOLVED_BUCKET = "<bucket>"
 UNRESOLVED_ROLE = "<role>"

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jobs import service_model
-from jobs.aws import AwsContext
-from jobs.errors import SpecError
-from jobs.request import TrainingRequest, build_request
-from jobs.spec import JobSpec
+from smjobs import service_model
+from smjobs.aws import AwsContext
+from smjobs.errors import SpecError
+from smjobs.request import TrainingRequest, build_request
+from smjobs.spec import JobSpec
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
@@ -39,7 +39,7 @@ class Resolved:
 
 def resolve(spec: JobSpec, aws: AwsContext, *, role_arn: str | None = None, bucket: str | None = None) -> Resolved:
     """Find the account; ensure the bucket and (unless given) the execution role exist."""
-    from infra import default_bucket_name, ensure_bucket, ensure_execution_role
+    from smjobs.infra import default_bucket_name, ensure_bucket, ensure_execution_role
 
     if not aws.has_credentials():
         raise NoCredentialsError(

@@ -11,7 +11,7 @@ import re
 from functools import cache
 from typing import Any
 
-from jobs.errors import Problem
+from smjobs.errors import Problem
 
 # Java regex classes used by SageMaker patterns, translated for Python's `re`.
 _UNICODE_CLASSES = {

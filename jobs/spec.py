@@ -1,12 +1,13 @@
 """JobSpec: the one frozen, documented description of a training job, loaded from YAML/JSON or built in Python.
 
-The spec says what the user wants; it holds no AWS state. ``jobs.validate`` checks it,
-``jobs.request.build_request`` turns it into the request that is submitted or run locally.
+The spec says what the user wants; it holds no AWS state. ``smjobs.validate`` checks it,
+``smjobs.request.build_request`` turns it into the request that is submitted or run locally.
 Every field carries its unit in its name (``_gb``, ``_s``) and a docstring.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -14,10 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobs.strategies import DDP, Strategy
+from smjobs.strategies import DDP, Strategy
 
-ENTRY_POINTS_DIR = Path(__file__).resolve().parent.parent / "entry_points"
-"""The bundled training scripts: the default ``source_dir``."""
+ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodule_search_locations[0]).resolve()
+"""The bundled training scripts (``entry_points/`` in the repository, ``smjobs/entry_points`` installed)."""
 
 HyperparameterValue = str | bool | int | float | list | dict | None
 

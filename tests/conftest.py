@@ -54,8 +54,8 @@ def moto_aws(fake_credentials):
     """An in-process moto and an AwsContext on it; ``sent`` collects every CreateTrainingJob the SDK sends."""
     from moto import mock_aws
 
-    from jobs.aws import AwsContext
-    from jobs.sagemaker_edge import CREATE_TRAINING_JOB_EVENT
+    from smjobs.aws import AwsContext
+    from smjobs.sagemaker_edge import CREATE_TRAINING_JOB_EVENT
 
     with mock_aws():
         aws = AwsContext.create(region="us-east-1")

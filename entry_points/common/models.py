@@ -137,7 +137,7 @@ MODELS = ("mlp", "cnn", "resnet", "encoder", "gpt")
 
 def add_model_arguments(parser, models=MODELS, hidden_sizes=(64, 64), n_layers=2) -> None:
     """The zoo's shape arguments, shared by every training script."""
-    from common.hparams import json_list
+    from smjobs_runtime import json_list
 
     parser.add_argument("--model", choices=list(models), default=models[0])
     parser.add_argument("--in_features", type=int, default=32)

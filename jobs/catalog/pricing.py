@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from jobs.catalog import PRICES_PATH, Price
+from smjobs.catalog import PRICES_PATH, Price
 
 SERVICE_CODE = "AmazonSageMaker"
 API_SOURCE = "AWS Price List Query API (GetProducts, ServiceCode AmazonSageMaker, component Training, OnDemand, USD)"

@@ -4,7 +4,7 @@ The SDK is the authority on which PyTorch training images exist and which versio
 launchers accept, but importing it costs seconds. smjobs validates specs without importing it, so this
 tool copies the facts into a dated data file once:
 
-    python -m jobs.catalog.sdk_frameworks        # rewrites jobs/catalog/frameworks.json
+    python -m smjobs.catalog.sdk_frameworks        # rewrites jobs/catalog/frameworks.json
 
 A test checks that every version in the data file still has an image in the installed SDK.
 """
@@ -16,7 +16,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from jobs.catalog import FRAMEWORKS_PATH
+from smjobs.catalog import FRAMEWORKS_PATH
 
 # AWS's SMDDP documentation ("Supported frameworks, AWS Regions, and instances types") lists these for
 # SMDDP v2; the SDK's own list still admits ml.p3.16xlarge and ml.p3dn.24xlarge, which v2 dropped.

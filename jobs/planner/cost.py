@@ -10,7 +10,7 @@ The model, per optimizer step (documented with its assumptions in the README, "C
 - tensor parallel: 4 all-reduces of a micro-batch's activations per layer (2 forward, 2 backward), inside one
   instance, not overlapped;
 - pipeline: activation and gradient sends per micro-batch, and the schedule's bubble
-  (``jobs.schedule_model.theoretical_bubble``) stretching the busy time;
+  (``smjobs.schedule_model.theoretical_bubble``) stretching the busy time;
 - bandwidth: NVLink or PCIe inside an instance (per GPU and direction); across instances each GPU gets its share
   of the instance's network (EFA where the instance has it).
 Cost: the instances' hourly price (spot: an assumed fraction of it) over the steps plus a fixed start-up.
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.catalog import InstanceType, instances
-from jobs.planner.memory import Layout, Precision, Recompute, TransformerShape
-from jobs.schedule_model import theoretical_bubble
+from smjobs.catalog import InstanceType, instances
+from smjobs.planner.memory import Layout, Precision, Recompute, TransformerShape
+from smjobs.schedule_model import theoretical_bubble
 
 
 @dataclass(frozen=True)

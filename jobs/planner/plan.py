@@ -4,7 +4,7 @@ SkyPilot's shape: filter the catalog (constraints, library support, a known pric
 instance type x count x layout in order of a cost lower bound (compute alone at the assumed utilisation),
 stopping once no unexplored configuration can beat the ``keep`` cheapest found (branch and bound). Every
 configuration is checked against the per-GPU memory model with a safety margin and priced with the step-time
-model (``jobs.planner.cost``). The result keeps the ranked candidates and, for every instance type that has
+model (``smjobs.planner.cost``). The result keeps the ranked candidates and, for every instance type that has
 none, the reason, worded with numbers ("needs 47.2 GiB per GPU; ml.g5.12xlarge has 24 GiB").
 """
 
@@ -14,10 +14,10 @@ import heapq
 import math
 from dataclasses import dataclass, field, replace
 
-from jobs.catalog import InstanceType, instances, prices, supported_libraries
-from jobs.degrees import divisors
-from jobs.planner.cost import Assumptions, StepTime, Workload, hourly_usd, job_hours, step_time
-from jobs.planner.memory import GIB, Layout, MemoryEstimate, estimate
+from smjobs.catalog import InstanceType, instances, prices, supported_libraries
+from smjobs.degrees import divisors
+from smjobs.planner.cost import Assumptions, StepTime, Workload, hourly_usd, job_hours, step_time
+from smjobs.planner.memory import GIB, Layout, MemoryEstimate, estimate
 
 KINDS = ("ddp", "smddp", "fsdp", "pipeline", "naive_mp", "smp_v2", "smp_v1")
 LIBRARY = {"smddp": "smddp", "smp_v2": "smp_v2", "smp_v1": "smp_v1"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.planner.plan import Plan
+from smjobs.planner.plan import Plan
 
 
 def plot(found: Plan, path: Path, title: str = "") -> Path:
@@ -14,7 +14,7 @@ def plot(found: Plan, path: Path, title: str = "") -> Path:
     matplotlib.use("Agg")  # no display in CI or on a server
     import matplotlib.pyplot as plt
 
-    from jobs.catalog import instances
+    from smjobs.catalog import instances
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     families: dict[str, list] = {}

@@ -8,12 +8,12 @@ then goes through every ordinary validation rule.
 
 from __future__ import annotations
 
-from jobs.errors import Problem
-from jobs.planner.cost import Assumptions, Workload
-from jobs.planner.memory import TransformerShape
-from jobs.planner.plan import Candidate, Constraints, Plan, StrategyRequest, plan
-from jobs.spec import JobSpec
-from jobs.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
+from smjobs.errors import Problem
+from smjobs.planner.cost import Assumptions, Workload
+from smjobs.planner.memory import TransformerShape
+from smjobs.planner.plan import Candidate, Constraints, Plan, StrategyRequest, plan
+from smjobs.spec import JobSpec
+from smjobs.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
 
 AUTO = "auto"
 _GPT_KEYS = {"layers": "n_layers", "hidden": "d_model", "heads": "n_heads", "seq_len": "seq_len", "vocab": "vocab_size"}

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jobs.planner.memory import in_flight_microbatches
+from smjobs.planner.memory import in_flight_microbatches
 
 Strategy = Literal["single", "ddp", "fsdp", "pipeline"]
 
@@ -115,7 +115,7 @@ def _shard(model, setup: TraceSetup, mesh):
 def _trace(model_fn, batch_fn, loss_fn, setup: TraceSetup, optimizer_fn, mesh) -> TracedMemory:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from entry_points.common.memory import tensor_tracker  # the same tracker the scripts measure with
+    from smjobs.entry_points.common.memory import tensor_tracker  # the same tracker the scripts measure with
 
     with FakeTensorMode():
         model = model_fn()

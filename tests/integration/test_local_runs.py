@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from jobs import local
-from jobs.request import build_request
-from jobs.validate import validate_spec
+from smjobs import local
+from smjobs.request import build_request
+from smjobs.validate import validate_spec
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,9 @@
 """Memory estimates against memory measured in real multi-process CPU training.
 
 The training scripts measure their own peak (``--track_memory``, torch's MemTracker over the real step, with
-real gloo collectives and real pipeline schedules). The traced estimate (``jobs.planner.traced``) must come
+real gloo collectives and real pipeline schedules). The traced estimate (``smjobs.planner.traced``) must come
 within 10% of it for five models of the zoo under DDP, FSDP and pipeline settings; the analytic estimate
-(``jobs.planner.memory``) within 20% for the GPT language model. Why the analytic one differs: README, "Memory model".
+(``smjobs.planner.memory``) within 20% for the GPT language model. Why the analytic one differs: README, "Memory model".
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.local import free_port
-from jobs.planner.memory import Layout, TransformerShape, estimate
-from jobs.planner.traced import TraceSetup, trace_memory
-from jobs.spec import ENTRY_POINTS_DIR
+from smjobs.local import free_port
+from smjobs.planner.memory import Layout, TransformerShape, estimate
+from smjobs.planner.traced import TraceSetup, trace_memory
+from smjobs.spec import ENTRY_POINTS_DIR
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from jobs.local import free_port
+from smjobs.local import free_port
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -44,7 +44,7 @@ def moto_server(tmp_path):
 
 
 def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run([sys.executable, "-m", "smjobs.cli", *args], capture_output=True, text=True, env=env, timeout=180)
 
 
 def test_cli_submits_to_moto_server(moto_server, tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from jobs.local import free_port
-from jobs.spec import ENTRY_POINTS_DIR
+from smjobs.local import free_port
+from smjobs.spec import ENTRY_POINTS_DIR
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from jobs import local
-from jobs.local import free_port
-from jobs.request import build_request
-from jobs.spec import example_path, read_spec_data
-from jobs.validate import validate_spec
+from smjobs import local
+from smjobs.local import free_port
+from smjobs.request import build_request
+from smjobs.spec import example_path, read_spec_data
+from smjobs.validate import validate_spec
 
 pytestmark = pytest.mark.integration
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "smdistributed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import botocore.session
 import pytest
 
-from jobs import catalog
+from smjobs import catalog
 
 GPU_FAMILY_PREFIXES = ("ml.g", "ml.p")
 

@@ -8,7 +8,7 @@ import sys
 import yaml
 from typer.testing import CliRunner
 
-from jobs.cli import app
+from smjobs.cli import app
 
 runner = CliRunner()
 
@@ -98,7 +98,7 @@ def test_role_option_is_validated(tmp_path, spec_data):
 
 def test_real_process_exit_code_and_no_traceback(tmp_path, spec_data):
     spec_data["compute"]["instance_type"] = "ml.c5.xlarge"
-    done = subprocess.run([sys.executable, "-m", "jobs.cli", "validate", write(tmp_path, spec_data)],
+    done = subprocess.run([sys.executable, "-m", "smjobs.cli", "validate", write(tmp_path, spec_data)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "is a CPU instance" in done.stderr and "Traceback" not in done.stderr + done.stdout

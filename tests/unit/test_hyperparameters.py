@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from entry_points.common import hparams
-from jobs.hyperparameters import looks_secret
-from jobs.request import build_request
-from jobs.validate import validate_spec
+from smjobs.hyperparameters import looks_secret
+from smjobs.request import build_request
+from smjobs.validate import validate_spec
+
+import smjobs_runtime as hparams
 
 TRICKY = {
     "layers": [256, 128, 64],
@@ -81,7 +82,7 @@ def test_without_json_text_the_toolkit_loses_dicts(tmp_path):
 
 
 def test_train_script_parses_the_toolkit_argv(spec_data, tmp_path):
-    from entry_points.train import parse_args
+    from smjobs.entry_points.train import parse_args
 
     hps = {"hidden_sizes": [32, 16], "optimizer": {"name": "adamw", "betas": [0.8, 0.9]}}
     spec_data.pop("source_dir")

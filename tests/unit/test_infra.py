@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 
-from infra import ensure_bucket, ensure_execution_role, execution_role_policy
+from smjobs.infra import ensure_bucket, ensure_execution_role, execution_role_policy
 
 
 def test_ensure_bucket_is_idempotent_and_locked_down(moto_aws):

@@ -7,11 +7,12 @@ import shutil
 
 import pytest
 
-from entry_points.common.hparams import toolkit_mapping
-from jobs import local
-from jobs.errors import SpecError
-from jobs.request import build_request
-from jobs.validate import validate_spec
+from smjobs import local
+from smjobs.errors import SpecError
+from smjobs.request import build_request
+from smjobs.validate import validate_spec
+
+from smjobs_runtime import toolkit_mapping
 
 
 def test_every_run_gets_the_current_code(spec_data, tmp_path):
@@ -56,7 +57,7 @@ def test_toolkit_mapping_rejects_garbage():
 
 
 def smddp_request():
-    from jobs.spec import example_path, read_spec_data
+    from smjobs.spec import example_path, read_spec_data
 
     return build_request(validate_spec(read_spec_data(example_path("smddp_cnn"))), job_name="t")
 

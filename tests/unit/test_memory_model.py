@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.planner.memory import GIB, Layout, TransformerShape, bytes_per_parameter, estimate
+from smjobs.planner.memory import GIB, Layout, TransformerShape, bytes_per_parameter, estimate
 
 GPT_7B = TransformerShape(layers=32, hidden=4096, heads=32, seq_len=4096, vocab=32000, micro_batch=1)
 

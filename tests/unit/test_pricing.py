@@ -13,9 +13,9 @@ import pytest
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from jobs import cli
-from jobs.catalog import PRICES_PATH, instances, load_prices, prices
-from jobs.catalog.pricing import parse_price_list, refresh
+from smjobs import cli
+from smjobs.catalog import PRICES_PATH, instances, load_prices, prices
+from smjobs.catalog.pricing import parse_price_list, refresh
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "pricing" / "get_products_pages.json").read_text())
 FILTERS = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from jobs.cli import app
-from jobs.schedule_model import render_text, simulate, stage_of, theoretical_bubble
-from jobs.strategies import PIPELINE_SCHEDULES
+from smjobs.cli import app
+from smjobs.schedule_model import render_text, simulate, stage_of, theoretical_bubble
+from smjobs.strategies import PIPELINE_SCHEDULES
 
 
 @pytest.mark.parametrize("schedule,v", [("GPipe", 1), ("1F1B", 1), ("Interleaved1F1B", 2), ("LoopedBFS", 2)])

@@ -8,8 +8,8 @@ import pydantic
 import pytest
 import yaml
 
-from jobs.request import build_request
-from jobs.spec import (
+from smjobs.request import build_request
+from smjobs.spec import (
     Channel,
     Compute,
     JobSpec,
@@ -20,8 +20,8 @@ from jobs.spec import (
     example_path,
     read_spec_data,
 )
-from jobs.strategies import FSDP
-from jobs.validate import validate_spec
+from smjobs.strategies import FSDP
+from smjobs.validate import validate_spec
 
 EXAMPLES = ["ddp_mlp", "fsdp_gpt_spot", "smddp_cnn"]
 

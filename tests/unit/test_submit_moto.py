@@ -8,11 +8,11 @@ import tarfile
 
 import pytest
 
-from jobs import sagemaker_edge
-from jobs.errors import SpecError
-from jobs.request import build_request
-from jobs.spec import ENTRY_POINTS_DIR, example_path, read_spec_data
-from jobs.validate import validate_spec
+from smjobs import sagemaker_edge
+from smjobs.errors import SpecError
+from smjobs.request import build_request
+from smjobs.spec import ENTRY_POINTS_DIR, example_path, read_spec_data
+from smjobs.validate import validate_spec
 
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:"
 
@@ -107,7 +107,7 @@ def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws, exa
     expected = {str(p.relative_to(ENTRY_POINTS_DIR)) for p in ENTRY_POINTS_DIR.rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts}
     assert members == expected
-    assert "train.py" in members and "common/hparams.py" in members
+    assert "train.py" in members and "smjobs_runtime.py" in members
     assert not any(part == "smdistributed" or part.startswith("smdistributed") for m in members for part in m.split("/"))
 
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from jobs.errors import SpecError
-from jobs.validate import validate_spec
+from smjobs.errors import SpecError
+from smjobs.validate import validate_spec
 
 DELETE = object()
 

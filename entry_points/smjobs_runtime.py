@@ -1,0 +1,359 @@
+"""smjobs_runtime: what a training script needs from SageMaker's container, in one file (torch + standard library).
+
+Import it from any training script, yours or smjobs' own::
+
+    import smjobs_runtime as smr
+
+    env = smr.environment()                     # hosts, ranks, channels, model/output/checkpoint dirs
+    with smr.reporting_failures(env):           # a failing rank's traceback becomes the job's FailureReason
+        device = smr.init_distributed(env)      # NCCL on GPUs, gloo on CPU; nothing when run as one process
+        ...
+        start = smr.load_latest_checkpoint(model, optimizer, env)   # 0, or the step to resume after
+        stop = smr.StopSignal()                                     # SIGTERM: spot interruption, StopTrainingJob
+        for step in range(start, steps):
+            ...
+            smr.log_metrics(env, step=step + 1, loss=loss.item())   # rank 0 only: one line per metric update
+            if stop.agreed(device):                                  # every rank stops after the same step
+                smr.save_checkpoint(model, optimizer, step + 1, env)
+                break
+        smr.save_model(env, model.state_dict())
+
+How it reaches the job: ``smjobs submit`` adds this file to the uploaded source archive (the SDK's
+``dependencies``) unless the source folder has its own copy; a local run copies it into the code directory
+the same way. Nothing is installed in the container. Outside a job (``python train.py``, ``torchrun ...``)
+it falls back to ``$SAGEMAKER_BASE_DIR`` or ``./opt_ml`` for the directories.
+
+Hyperparameters: the container toolkit passes each one as ``--key value`` with ``str(value)``, which turns lists
+into Python reprs and dicts into ``k=v,k2=v2``. smjobs sends lists and dicts as JSON text, so the argparse types
+here (``json_list``, ``json_dict``, ``boolean``) read every value back exactly as the job spec gave it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DISTRIBUTION_ENV = "SMJOBS_DISTRIBUTION"
+"""The job's distribution settings (JSON), set by smjobs in the job's environment; scripts that want them read
+``distribution()``. They are never added to a script's command line."""
+CHECKPOINT_DIR_ENV = "SMJOBS_CHECKPOINT_DIR"
+"""Set when the job's checkpoint_local_path is not SageMaker's default /opt/ml/checkpoints."""
+COMPLETE_MARKER = "COMPLETE"
+
+# ----- hyperparameters -------------------------------------------------------------------------------------
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def boolean(text: str) -> bool:
+    """An argparse type: ``True``/``true``/``1``/``yes`` and their opposites (``type=bool`` would read "False" as True)."""
+    value = str(text).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def json_value(text: str):
+    """An argparse type: any JSON value (list, dict, number, string, bool)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected JSON, got {text!r} ({exc.msg})") from None
+
+
+def json_list(text: str) -> list:
+    """An argparse type: a JSON list, e.g. ``[256, 256]``."""
+    value = json_value(text)
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError(f"expected a JSON list, got {text!r}")
+    return value
+
+
+def json_dict(text: str) -> dict:
+    """An argparse type: a JSON object, e.g. ``{"name": "adamw", "betas": [0.9, 0.95]}``."""
+    value = json_value(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _scalar(text: str):
+    for parse in (json.loads, boolean):
+        try:
+            return parse(text)
+        except (json.JSONDecodeError, argparse.ArgumentTypeError):
+            continue
+    return text
+
+
+def toolkit_mapping(text: str) -> dict:
+    """An argparse type for a flat mapping the SDK sent as a JSON object, such as ``mp_parameters``: the container
+    toolkit passes it as ``k=v,k2=v2`` (Python str() of each value), which this reads back; JSON text works too."""
+    text = text.strip()
+    if text.startswith("{"):
+        return json_dict(text)
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected k=v,k2=v2 or a JSON object, got {text!r}")
+        out[key] = _scalar(value)
+    return out
+
+
+def hyperparameters(environ=None) -> dict:
+    """The job's hyperparameters without argparse: SageMaker's ``SM_HPS`` with smjobs' JSON-text lists and dicts
+    decoded (``{}`` outside a job)."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for key, value in json.loads(environ.get("SM_HPS", "{}")).items():
+        if isinstance(value, str) and value[:1] in "[{":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        out[key] = value
+    return out
+
+
+def distribution(environ=None) -> dict:
+    """The job's distribution settings, e.g. ``{"parallel": "fsdp", "fsdp_sharding": "full_shard", ...}`` ({} if none)."""
+    environ = os.environ if environ is None else environ
+    return json.loads(environ.get(DISTRIBUTION_ENV) or "{}")
+
+
+# ----- the container's environment -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SageMakerEnv:
+    model_dir: Path
+    """Where rank 0 saves the final model (uploaded as model.tar.gz)."""
+    output_data_dir: Path
+    """Other artefacts (metrics, plots), uploaded as output.tar.gz."""
+    failure_file: Path
+    """SageMaker shows this file's text as the job's FailureReason."""
+    checkpoint_dir: Path
+    """Synced with the job's checkpoint_s3_uri."""
+    channels: dict[str, Path] = field(default_factory=dict)
+    """Input channels by name (``SM_CHANNEL_<NAME>``)."""
+    num_gpus: int = 0
+    hosts: tuple[str, ...] = ("localhost",)
+    current_host: str = "localhost"
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    local_world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that prints metrics and saves the model."""
+        return self.rank == 0
+
+
+def _base_dir(environ) -> Path:
+    if environ.get("SAGEMAKER_BASE_DIR"):
+        return Path(environ["SAGEMAKER_BASE_DIR"])
+    if Path("/opt/ml").is_dir() and os.access("/opt/ml", os.W_OK):
+        return Path("/opt/ml")
+    return Path.cwd() / "opt_ml"
+
+
+def environment(environ=None) -> SageMakerEnv:
+    """The job's directories and process coordinates, from SageMaker's ``SM_*`` and torchrun's variables."""
+    environ = os.environ if environ is None else environ
+    base = _base_dir(environ)
+    channels = {
+        key[len("SM_CHANNEL_"):].lower(): Path(value)
+        for key, value in environ.items()
+        if key.startswith("SM_CHANNEL_") and key != "SM_CHANNELS"
+    }
+    hosts = tuple(json.loads(environ.get("SM_HOSTS", '["localhost"]')))
+    return SageMakerEnv(
+        model_dir=Path(environ.get("SM_MODEL_DIR", base / "model")),
+        output_data_dir=Path(environ.get("SM_OUTPUT_DATA_DIR", base / "output" / "data")),
+        failure_file=Path(environ.get("SM_OUTPUT_DIR", base / "output")) / "failure",
+        checkpoint_dir=Path(environ.get(CHECKPOINT_DIR_ENV, base / "checkpoints")),
+        channels=channels,
+        num_gpus=int(environ.get("SM_NUM_GPUS", "0")),
+        hosts=hosts,
+        current_host=environ.get("SM_CURRENT_HOST", hosts[0]),
+        rank=int(environ.get("RANK", "0")),
+        local_rank=int(environ.get("LOCAL_RANK", "0")),
+        world_size=int(environ.get("WORLD_SIZE", "1")),
+        local_world_size=int(environ.get("LOCAL_WORLD_SIZE", "1")),
+    )
+
+
+def init_distributed(env: SageMakerEnv, backend: str = "auto", timeout_s: float = 300):
+    """The process's device (its GPU, else the CPU); joins the process group when there is more than one process.
+    ``backend``: auto (NCCL on GPUs, gloo on CPU), nccl, gloo or smddp (SageMaker's data parallel library)."""
+    import torch
+    import torch.distributed as dist
+
+    if torch.cuda.is_available():
+        device = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if env.distributed and not dist.is_initialized():
+        if backend == "smddp":
+            import smdistributed.dataparallel.torch.torch_smddp  # noqa: F401  registers the backend
+        elif backend == "auto":
+            backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return device
+
+
+# ----- stopping and checkpoints ----------------------------------------------------------------------------
+class StopSignal:
+    """Remembers a SIGTERM (spot interruption, StopTrainingJob, Ctrl-C in a local run) instead of dying mid-step."""
+
+    def __init__(self, signals=(signal.SIGTERM,)):
+        self.signal: int | None = None
+        for sig in signals:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame) -> None:
+        self.signal = signum
+
+    @property
+    def requested(self) -> bool:
+        """This process was asked to stop."""
+        return self.signal is not None
+
+    def agreed(self, device=None) -> bool:
+        """Whether any process was asked to stop: one small all-reduce, so every rank stops after the same step
+        (a checkpoint is collective). Call it at the same point of every step on every rank."""
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self.requested
+        flag = torch.tensor([1.0 if self.requested else 0.0], device=device)
+        dist.all_reduce(flag)
+        return flag.item() > 0
+
+
+def _train_state(model, optimizer) -> dict:
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optim_state = get_state_dict(model, optimizer)
+    return {"model": model_state, "optim": optim_state}
+
+
+def checkpoints(env: SageMakerEnv) -> list[Path]:
+    """Complete checkpoints, oldest first (an interrupted save has no marker and is ignored)."""
+    return sorted(p for p in env.checkpoint_dir.glob("step_*") if (p / COMPLETE_MARKER).exists())
+
+
+def save_checkpoint(model, optimizer, step: int, env: SageMakerEnv, extra: dict | None = None) -> Path:
+    """Save model and optimizer (plain, DDP or FSDP-sharded) with torch.distributed.checkpoint; collective."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    path = env.checkpoint_dir / f"step_{step:08d}"
+    # dcp.save returns on rank 0 after every rank's shards and the metadata are written
+    dcp.save({**_train_state(model, optimizer), "step": torch.tensor(step), **(extra or {})}, checkpoint_id=str(path))
+    if env.rank == 0:
+        (path / COMPLETE_MARKER).touch()
+    return path
+
+
+def load_latest_checkpoint(model, optimizer, env: SageMakerEnv, extra: dict | None = None) -> int:
+    """Load the newest complete checkpoint into ``model`` and ``optimizer`` in place; return its step (0: none)."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    done = checkpoints(env)
+    if not done:
+        return 0
+    loaded = {**_train_state(model, optimizer), "step": torch.tensor(0), **(extra or {})}
+    dcp.load(loaded, checkpoint_id=str(done[-1]))
+    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+    return int(loaded["step"])
+
+
+# ----- metrics, model, failures ----------------------------------------------------------------------------
+def log_metrics(env: SageMakerEnv, **values) -> None:
+    """Print ``key=value`` pairs on one line on rank 0 only: what the job's metric definitions match (one line
+    per update, so SageMaker and hyperparameter tuning see each value once, not once per rank)."""
+    if env.rank != 0:
+        return
+    parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]
+    print(" ".join(parts), flush=True)
+
+
+class MetricLog:
+    """Prints ``step=N loss=X samples_per_s=Y`` every ``log_every`` steps and at the last; samples/s is measured
+    over the steps since the previous line, so start-up does not blur steady-state throughput."""
+
+    def __init__(self, total_steps: int, log_every: int, batch_size: int, enabled: bool = True):
+        self.total_steps, self.log_every, self.batch_size, self.enabled = total_steps, log_every, batch_size, enabled
+        self.t0, self.seen = time.perf_counter(), 0
+
+    def step(self, done: int, loss: float) -> None:
+        """Record that step ``done`` (1-based) finished with ``loss``."""
+        self.seen += self.batch_size
+        if self.enabled and (done % self.log_every == 0 or done == self.total_steps):
+            now = time.perf_counter()
+            print(f"step={done} loss={loss:.6f} samples_per_s={self.seen / (now - self.t0):.1f}", flush=True)
+            self.t0, self.seen = now, 0
+
+
+def save_model(env: SageMakerEnv, payload, name: str = "model.pt") -> Path:
+    """Write the model where SageMaker packs model.tar.gz from (call on one rank)."""
+    import torch
+
+    env.model_dir.mkdir(parents=True, exist_ok=True)
+    path = env.model_dir / name
+    torch.save(payload, path)
+    print(f"saved model to {path}", flush=True)
+    return path
+
+
+@contextlib.contextmanager
+def reporting_failures(env: SageMakerEnv):
+    """Around a training script's work: on an error, append its traceback to SageMaker's failure file (shown
+    as the job's FailureReason); in every case, tear the process group down."""
+    try:
+        yield
+    except Exception:
+        env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        with env.failure_file.open("a") as f:
+            f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
+        raise
+    finally:
+        dist = sys.modules.get("torch.distributed")
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def exit_cleanly() -> None:
+    """End a successful run without Python's interpreter finalization.
+
+    At finalization, process-group objects still referenced by modules (device meshes, pipeline stages, FSDP
+    state) are destroyed while gloo's C++ worker threads may still hold work items; now and then that aborts
+    the process with SIGABRT ("terminate called without an active exception", see pytorch/pytorch#179291)
+    after training succeeded. Call it last, after the outputs are written and the process group is destroyed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # launched by mpirun (SMDDP, SMP v1), whose library loaded mpi4py: MPI must be finalised, or mpirun reports the
+    # rank as exiting improperly and fails the job
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
+    os._exit(0)
