@@ -1,0 +1,36 @@
+"""smjobs: distributed PyTorch training on Amazon SageMaker from a declarative, validated job spec.
+
+    from smjobs import load_spec, build_request, plan, run_local, submit
+
+    spec = load_spec("job.yaml")            # every problem at once (SpecError), before any AWS call
+    request = build_request(spec)           # the CreateTrainingJob request, as plain data (the dry run)
+    source_manifest(spec).to_dict()         # the files the code archive holds
+    result = run_local(spec, processes=2)   # here, under SageMaker's container toolkit
+    submit(spec)                            # the SageMaker SDK's PyTorch estimator, fit(wait=False)
+
+Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no credentials.
+"""
+
+from smjobs.api import UsageError, load_spec, plan, run_local, source_manifest, submit
+from smjobs.errors import Problem, SpecError
+from smjobs.request import TrainingRequest, build_request
+from smjobs.source import SourceManifest
+from smjobs.spec import JobSpec
+from smjobs.validate import validate_and_plan, validate_spec
+
+__all__ = [
+    "JobSpec",
+    "Problem",
+    "SourceManifest",
+    "SpecError",
+    "TrainingRequest",
+    "UsageError",
+    "build_request",
+    "load_spec",
+    "plan",
+    "run_local",
+    "source_manifest",
+    "submit",
+    "validate_and_plan",
+    "validate_spec",
+]

@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import catalog
+from smjobs import api, catalog, source
+from smjobs.api import UsageError, read_spec
 from smjobs.errors import SpecError
 from smjobs.request import build_request
-from smjobs.spec import JobSpec, example_path, read_spec_data
+from smjobs.spec import JobSpec
 from smjobs.validate import validate_and_plan, validate_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
@@ -42,45 +43,9 @@ SetOpt = Annotated[
 ]
 
 
-class UsageError(Exception):
-    """Input the command cannot use; reported with exit code 2."""
-
-
-def parse_value(raw: str):
-    """A --set value: JSON when it parses (numbers, true, lists), else YAML, else the text itself."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        return raw
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``--set`` overrides to spec data (a copy): ``steps=10``, ``compute.instance_count=1``."""
-    data = json.loads(json.dumps(data))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set {item!r}: expected key=value")
-        path = key.split(".") if "." in key else ["hyperparameters", key]
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UsageError(f"--set {item!r}: {part} is not a mapping")
-        node[path[-1]] = parse_value(raw)
-    return data
-
-
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
     """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
-    path, data = _read(spec)
-    if data.get("source_dir") and not Path(data["source_dir"]).is_absolute():
-        data["source_dir"] = str((path.parent / data["source_dir"]).resolve())  # relative to the spec file
-    job, found = validate_and_plan(apply_overrides(data, overrides or []), region=region)
+    job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
     if found is not None and found.choice is not None:
         err.print(f"[cyan]instance_type auto ->[/] {describe_choice(found.choice)} "
                   f"(`smjobs plan {spec}` shows the alternatives)", highlight=False)
@@ -127,6 +92,9 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     table.add_row("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"])
     table.add_row("entry point", f"{request.source_dir}/{request.entry_point}")
     table.add_row("hyperparameters", str(len(request.create_training_job["HyperParameters"])))
+    manifest = source.manifest_for(request)
+    table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
+                  f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")
     out.print(table)
     _notice(job)
 
@@ -154,7 +122,8 @@ def submit(
             job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
         if dry_run:
             request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
-            out.print(request.to_yaml(), end="", highlight=False, markup=False, soft_wrap=True)
+            printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
+            out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
             return
     except (SpecError, UsageError) as exc:
         _fail(exc)
@@ -206,9 +175,14 @@ def run(
     except (SpecError, UsageError) as exc:
         _fail(exc)
     compute = job.compute
-    out.print(f"[bold]local run[/] of {job.name}: 1 host x {procs} process(es) standing in for "
+    out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "
               f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
-              f"launcher {local_run.launcher(request)}; work dir {layout.base_dir}", highlight=False)
+              f"launcher {local_run.launcher(request)}; work dir {escape(str(layout.base_dir))}", highlight=False)
+    installs = local_run.local_env.installs_packages(layout.code_dir)
+    if installs:
+        bin_dir = local_run.python_for(request, layout)
+        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(bin_dir.parent))}) that "
+                  "reuses this environment's torch; smjobs' own environment is not changed", highlight=False)
     result = run_with_progress(request, layout)
     report(result)
     raise typer.Exit(result.exit_code)
@@ -232,7 +206,7 @@ def run_with_progress(request, layout, *, show_toolkit: bool = True):
         def show(line: str) -> None:
             match = RANK_PREFIX.match(line)
             if match:
-                out.print(f"[cyan]\\[rank {match.group(1)}][/] {line[match.end():]}", highlight=False)
+                out.print(f"[cyan]\\[rank {match.group(1)}][/] {escape(line[match.end():])}", highlight=False)
                 step = STEP.search(line)
                 if step:
                     progress.update(task, completed=int(step.group(1)))
@@ -273,12 +247,9 @@ def plan_command(
     from smjobs.validate import parse_spec
 
     try:
-        job, problems = parse_spec(apply_overrides(_read(spec)[1], overrides or []))
-        if problems:
-            raise SpecError(problems)
-        found, problems = plan_spec(job, region, all_types=True, keep=max(top, 10))
-        if problems:
-            raise SpecError(problems)
+        data = read_spec(spec, overrides or [])[1]
+        found = api.plan(data, region=region, top=top)
+        job = parse_spec(data)[0]
     except (SpecError, UsageError) as exc:
         _fail(exc)
     print_plan(found, top)
@@ -292,8 +263,7 @@ def plan_command(
 def print_plan(found, top: int = 5) -> None:
     w, a = found.workload, found.assumptions
     shape = w.shape
-    out.print(f"[bold]{shape.parameter_count / 1e9:.2f}B parameters[/] ({shape.layers} layers, hidden {shape.hidden}, "
-              f"{shape.heads} heads, seq {shape.seq_len}); {w.global_batch} sequences per step, {w.steps} steps; "
+    out.print(f"[bold]{escape(shape.describe())}[/]; {w.global_batch} samples per step, {w.steps} steps; "
               f"strategy {found.strategy.kind}; prices {found.region}", highlight=False)
     asked = found.constraints.region
     if asked and asked != found.region:
@@ -326,20 +296,6 @@ def print_plan(found, top: int = 5) -> None:
         out.print(rejected)
     if found.choice is None:
         err.print(f"[bold red]{found.why_nothing()}[/]", highlight=False)
-
-
-def _read(spec: str) -> tuple[Path, dict]:
-    """(the spec file, its data): a path, or the name of a shipped example."""
-    path = Path(spec)
-    if not path.exists():
-        try:
-            path = example_path(spec)
-        except FileNotFoundError as exc:
-            raise UsageError(f"{spec}: no such file. {exc}") from None
-    try:
-        return path, read_spec_data(path)
-    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read the spec: {exc}") from None
 
 
 @app.command()

@@ -7,7 +7,10 @@ directory, and started by SageMaker's own container toolkit from PyPI (``sagemak
 SageMaker produces. What differs, and why:
 - one host instead of ``instance_count``: ``--processes`` processes stand in for the whole cluster, with the
   same global batch;
-- the code is the local ``source_dir`` instead of the uploaded tarball, and channels are local directories;
+- the code is the archive's files (``smjobs.source``: the source folder, filtered, plus smjobs_runtime.py) copied
+  into ``code/`` instead of downloaded, and channels are local directories;
+- code with a ``requirements.txt`` or ``setup.py`` runs in an isolated environment (``smjobs.local_env``): the
+  toolkit's pip install never touches smjobs' own environment;
 - ``SM_STUDIO_LOCAL_MODE=true`` skips the toolkit's wait for other hosts' DNS names;
 - SMDDP and SMP v1 jobs (mpirun on SageMaker) start under torchrun unless this machine has what the toolkit's
   MPI runner needs (Open MPI, mpi4py, an SSH daemon, the host name algo-1: a SageMaker-like container), and
@@ -29,8 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smjobs import local_env, source
 from smjobs.errors import Problem, SpecError
 from smjobs.request import TrainingRequest
+
+from smjobs_runtime import CHECKPOINT_DIR_ENV
 
 HOST = "algo-1"
 INSTANCE_GROUP = "homogeneousCluster"
@@ -53,6 +59,10 @@ class LocalLayout:
         return self.base_dir / "input" / "data"
 
     @property
+    def code_dir(self) -> Path:
+        return self.base_dir / "code"
+
+    @property
     def model_dir(self) -> Path:
         return self.base_dir / "model"
 
@@ -72,7 +82,7 @@ class LocalLayout:
 def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
     """What keeps a request from running locally (checked before any process starts)."""
     problems = []
-    hps = request.estimator["hyperparameters"]
+    hps = request.strategy_settings
     if hps.get("parallel") == "pipeline":
         product = hps["dp_degree"] * hps["pp_degree"] * hps["tp_degree"]
         if product != processes:
@@ -129,12 +139,11 @@ def mpi_runner_missing() -> list[str]:
 def launcher(request: TrainingRequest) -> str:
     """How the local run starts the processes: the job's own launcher, or torchrun for MPI jobs when the
     toolkit's MPI runner cannot work here."""
-    hps = request.estimator["hyperparameters"]
     if uses_smdistributed(request):
         missing = mpi_runner_missing()
         return ("mpirun (SageMaker's MPI runner)" if not missing else
                 f"torchrun (SageMaker's MPI runner needs {', '.join(missing)}; the stub reads torchrun's environment)")
-    return "torchrun" if hps.get("parallel") != "none" else "python"
+    return "torchrun"
 
 
 def _torchrun_instead_of_mpi(hyperparameters: dict) -> dict:
@@ -147,15 +156,16 @@ def _torchrun_instead_of_mpi(hyperparameters: dict) -> dict:
     return out
 
 
-def container_files(request: TrainingRequest, processes: int) -> dict[str, dict]:
+def container_files(request: TrainingRequest, processes: int, code_dir: Path) -> dict[str, dict]:
     """The config files SageMaker writes to ``/opt/ml/input/config`` for this request, on one host.
 
     Hyperparameters are the request's own JSON-encoded strings, as SageMaker copies them; two entries
-    are pointed at this machine: the code directory and the number of processes.
+    are pointed at this machine: the code (already in ``code_dir``, which the toolkit then uses as it is) and the
+    number of processes.
     """
     ctj = request.create_training_job
     hyperparameters = dict(ctj["HyperParameters"])
-    hyperparameters["sagemaker_submit_directory"] = json.dumps(request.source_dir)
+    hyperparameters["sagemaker_submit_directory"] = json.dumps(str(code_dir))
     hyperparameters["sagemaker_mpi_num_of_processes_per_host"] = json.dumps(processes)
     if uses_smdistributed(request) and mpi_runner_missing():
         hyperparameters = _torchrun_instead_of_mpi(hyperparameters)
@@ -191,17 +201,17 @@ def prepare(request: TrainingRequest, work_dir: Path, processes: int) -> LocalLa
         raise SpecError(problems)
     layout = LocalLayout(Path(work_dir).resolve())
     layout.config_dir.mkdir(parents=True, exist_ok=True)
-    for name, content in container_files(request, processes).items():
+    for name, content in container_files(request, processes, layout.code_dir).items():
         (layout.config_dir / name).write_text(json.dumps(content, indent=1))
     if layout.data_dir.exists():
         shutil.rmtree(layout.data_dir)
     layout.data_dir.mkdir(parents=True)
     for name, channel in request.inputs.items():
         (layout.data_dir / name).symlink_to(Path(channel["uri"]).expanduser().resolve(), target_is_directory=True)
-    # The toolkit copies source_dir into code/ only when code/ is empty; every SageMaker container starts
-    # empty, so a re-run must too, or it would run the previous run's copy of an edited script.
-    shutil.rmtree(layout.base_dir / "code", ignore_errors=True)
-    for path in (layout.model_dir, layout.output_dir / "data", layout.checkpoint_dir, layout.base_dir / "code"):
+    # Every SageMaker container starts with the archive's files and nothing else: code/ is laid anew each run, or a
+    # re-run would see the previous run's copy of an edited script.
+    source.stage(source.manifest_for(request, work_dir=layout.base_dir), layout.code_dir)
+    for path in (layout.model_dir, layout.output_dir / "data", layout.checkpoint_dir):
         path.mkdir(parents=True, exist_ok=True)
     layout.failure_file.unlink(missing_ok=True)
     return layout
@@ -213,8 +223,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)
+def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None, bin_dir: Path | None = None) -> dict[str, str]:
+    """The toolkit's environment: this machine's, less any job's leftovers, plus the container's variables.
+    ``bin_dir``: the Python environment that runs the toolkit and the training (default: smjobs' own)."""
+    bin_dir = str(bin_dir or Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "PET_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(
         SAGEMAKER_BASE_DIR=str(layout.base_dir),
@@ -257,9 +269,14 @@ def launch(
     env: dict[str, str] | None = None,
 ) -> RunResult:
     """Start the container toolkit on ``layout``, stream its log, and return when every process has ended."""
-    cmd = [sys.executable, "-m", "sagemaker_training.cli.train"]
+    bin_dir = python_for(request, layout)
+    cmd = [str(bin_dir / "python"), "-m", "sagemaker_training.cli.train"]
+    # the job's own environment variables (its strategy settings among them), as the container has them; the
+    # checkpoint folder is this run's
+    job_env = {**request.create_training_job.get("Environment", {}), CHECKPOINT_DIR_ENV: str(layout.checkpoint_dir)}
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=layout.base_dir, env=toolkit_environment(layout, env), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=layout.base_dir, env=toolkit_environment(layout, {**job_env, **(env or {})}, bin_dir),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
     result = RunResult(exit_code=-1, layout=layout)
     if on_start:
@@ -291,6 +308,14 @@ def launch(
     result.duration_s = time.monotonic() - start
     result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
     return result
+
+
+def python_for(request: TrainingRequest, layout: LocalLayout) -> Path:
+    """The bin folder of the Python that runs the toolkit: smjobs' own, or for code that installs packages
+    (requirements.txt, setup.py) an isolated environment of its source folder's."""
+    if local_env.installs_packages(layout.code_dir):
+        return local_env.isolated_environment(Path(request.source_dir))
+    return Path(sys.executable).parent
 
 
 def _is_main_thread() -> bool:
@@ -363,6 +388,6 @@ def parse_metrics(lines: list[str], definitions: list[dict]) -> dict[str, float]
 def default_processes(request: TrainingRequest) -> int:
     """Data parallel: the job's per-host count, at most the CPUs. Model parallel: the whole job's world size,
     since its degrees are fixed (a small model runs fine with more processes than cores)."""
-    if request.estimator["hyperparameters"].get("parallel") in ("pipeline", "naive_mp", "smp_v2", "smp_v1"):
+    if request.strategy_settings.get("parallel") in ("pipeline", "naive_mp", "smp_v2", "smp_v1"):
         return request.world_size
     return max(1, min(request.processes_per_host, os.cpu_count() or 1))

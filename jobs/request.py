@@ -9,6 +9,7 @@ Values only AWS can supply (role, default bucket) show as ``<role>`` / ``<bucket
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import yaml
 from smjobs import catalog
 from smjobs.hyperparameters import to_estimator_value, to_wire
 from smjobs.spec import ENTRY_POINTS_DIR, JobSpec
+
+from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV
 
 UNRESOLVED_BUCKET = "<bucket>"
 UNRESOLVED_ROLE = "<role>"
@@ -46,6 +49,11 @@ class TrainingRequest:
     world_size: int
     create_training_job: dict[str, Any] = field(default_factory=dict)
     """The CreateTrainingJob request the SDK will send for this estimator."""
+
+    @property
+    def strategy_settings(self) -> dict[str, Any]:
+        """The distribution settings the job's environment carries to the script (``smjobs_runtime.distribution()``)."""
+        return json.loads(self.estimator["environment"][DISTRIBUTION_ENV])
 
     @property
     def resolved(self) -> bool:
@@ -77,12 +85,24 @@ def source_dir(spec: JobSpec) -> Path:
 
 
 def script_hyperparameters(spec: JobSpec) -> dict[str, Any]:
-    """Hyperparameters as handed to the SDK: the user's (lists/dicts as JSON text) plus the strategy's."""
+    """Hyperparameters as handed to the SDK: the user's own (lists/dicts as JSON text), which become the script's
+    ``--key value`` arguments, plus the processes per host for the launcher (``sagemaker_*`` keys are not passed)."""
     hps = {key: to_estimator_value(value) for key, value in spec.hyperparameters.items()}
-    for key, value in spec.distribution.script_hyperparameters().items():
-        hps.setdefault(key, to_estimator_value(value))
     hps["sagemaker_mpi_num_of_processes_per_host"] = processes_per_host(spec)
     return hps
+
+
+DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+
+
+def job_environment(spec: JobSpec) -> dict[str, str]:
+    """The container's environment: the user's variables plus the strategy's settings as JSON (never flags), and the
+    checkpoint folder when it is not SageMaker's default."""
+    env = dict(spec.environment)
+    env[DISTRIBUTION_ENV] = json.dumps(spec.distribution.script_settings(), separators=(",", ":"))
+    if spec.checkpoint_local_path != DEFAULT_CHECKPOINT_DIR:
+        env[CHECKPOINT_DIR_ENV] = spec.checkpoint_local_path
+    return env
 
 
 def training_image(spec: JobSpec, region: str) -> str | None:
@@ -130,10 +150,9 @@ def build_request(
         "enable_sagemaker_metrics": True,
         "disable_profiler": True,
         "debugger_hook_config": False,
+        "environment": job_environment(spec),
     }
     # Optional collections are left out when empty: the SDK would send empty ones.
-    if spec.environment:
-        estimator["environment"] = dict(spec.environment)
     if spec.tags:
         estimator["tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
     if spec.metric_definitions:
@@ -239,8 +258,7 @@ def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> Traini
         })
     if channels:
         ctj["InputDataConfig"] = channels
-    if "environment" in est:
-        ctj["Environment"] = est["environment"]
+    ctj["Environment"] = est["environment"]
     if "tags" in est:
         ctj["Tags"] = est["tags"]
     if "subnets" in est or "security_group_ids" in est:

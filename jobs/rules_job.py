@@ -8,6 +8,7 @@ import difflib
 import re
 from pathlib import Path
 
+from smjobs import source
 from smjobs.errors import Problem
 from smjobs.hyperparameters import (
     KEY_PATTERN,
@@ -19,9 +20,11 @@ from smjobs.hyperparameters import (
     to_estimator_value,
     to_wire,
 )
-from smjobs.request import source_dir
-from smjobs.script_args import accepted_flags
+from smjobs.request import build_request, source_dir
+from smjobs.script_args import read_arguments
 from smjobs.spec import JobSpec
+
+from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV
 
 S3_URI = re.compile(r"s3://(?P<bucket>[^/]+)(/(?P<key>.*))?")
 BUCKET_NAME = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -53,14 +56,38 @@ def check_code(spec: JobSpec) -> list[Problem]:
         scripts = sorted(str(p.relative_to(root)) for p in root.glob("*.py") if not p.name.startswith("_"))
         near = difflib.get_close_matches(spec.entry_point, scripts, n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        out.append(Problem("entry_point", f"{spec.entry_point!r} does not exist in {root}.",
-                           f"{hint}Scripts there: {', '.join(scripts) or 'none'}."))
+        if spec.source_dir is None:
+            out.append(Problem("entry_point", f"{spec.entry_point!r} is not one of smjobs' bundled scripts (searched {root}: {', '.join(scripts)}).",
+                               f"{hint}For your own script, set source_dir to the folder that holds it (a spec file's own folder is "
+                               "the default when the script is there)."))
+        else:
+            out.append(Problem("entry_point", f"{spec.entry_point!r} does not exist in {root} (the source_dir searched).",
+                               f"{hint}Scripts there: {', '.join(scripts) or 'none'}; or set source_dir to the folder that holds it."))
+    else:
+        out += check_archive(spec)
+    return out
+
+
+def check_archive(spec: JobSpec) -> list[Problem]:
+    """The code archive holds the entry point and stays under the size limit."""
+    manifest = source.manifest_for(build_request(spec))
+    out = []
+    if Path(spec.entry_point).as_posix() not in manifest.paths():
+        reason = next((e.reason for e in manifest.excluded if Path(spec.entry_point).as_posix().startswith(e.path.rstrip("/"))), "excluded")
+        out.append(Problem("entry_point", f"{spec.entry_point} would not be in the code archive ({reason}).",
+                           f"remove the pattern that matches it from {manifest.root}/{source.IGNORE_FILE}."))
+    if manifest.total_bytes > source.MAX_ARCHIVE_BYTES:
+        biggest = ", ".join(f"{f.path} ({source.human_bytes(f.bytes)})" for f in manifest.biggest())
+        out.append(Problem("source_dir", f"the code archive would hold {source.human_bytes(manifest.total_bytes)} in {len(manifest.files)} files "
+                           f"(limit {source.human_bytes(source.MAX_ARCHIVE_BYTES)}; every host downloads it before training). Biggest: {biggest}.",
+                           f"list what is not code in {manifest.root}/{source.IGNORE_FILE} (gitignore syntax), or move data to an input "
+                           "channel (inputs: {name: {uri: ...}}); `smjobs submit --dry-run` lists what is packed."))
     return out
 
 
 def check_hyperparameters(spec: JobSpec) -> list[Problem]:
     out = []
-    owned = spec.distribution.script_hyperparameters()
+    owned = spec.distribution.script_settings()
     for key, value in spec.hyperparameters.items():
         path = f"hyperparameters.{key}"
         if key.startswith("sagemaker_"):
@@ -70,7 +97,8 @@ def check_hyperparameters(spec: JobSpec) -> list[Problem]:
         if len(key) > MAX_KEY_CHARS:
             out.append(Problem(path, f"key has {len(key)} characters; SageMaker allows {MAX_KEY_CHARS}.", "shorten the key."))
         if key in owned and value != owned[key]:
-            out.append(Problem(path, f"is set by distribution.type {spec.distribution.type!r} (to {owned[key]!r}).",
+            out.append(Problem(path, f"contradicts distribution.type {spec.distribution.type!r}, which sets {key} to {owned[key]!r} "
+                               f"(in the job's environment, {DISTRIBUTION_ENV}); as a flag it would override that in smjobs' scripts.",
                                "remove it from hyperparameters; configure it on the distribution instead."))
         if value is None:
             out.append(Problem(path, "is null, which reaches the script as an empty string.", "give it a value or remove the key."))
@@ -83,7 +111,7 @@ def check_hyperparameters(spec: JobSpec) -> list[Problem]:
         if reason:
             out.append(Problem(path, f"looks like a secret ({reason}); hyperparameters are visible in the console and DescribeTrainingJob.",
                                "keep secrets in AWS Secrets Manager or SSM Parameter Store and read them in the script through the execution role."))
-    total = len(set(spec.hyperparameters) | set(owned)) + 1 + len(
+    total = len(spec.hyperparameters) + 1 + len(
         set(SDK_BASE_KEYS) | set(spec.distribution.sdk_hyperparameters(spec.compute.instance_type))
     )
     if total > MAX_HYPERPARAMETERS:
@@ -93,28 +121,47 @@ def check_hyperparameters(spec: JobSpec) -> list[Problem]:
 
 
 def check_script_arguments(spec: JobSpec) -> list[Problem]:
+    """Each hyperparameter reaches the script as ``--key value``: its argparse must take the key and the value."""
     script = source_dir(spec) / spec.entry_point
-    flags = accepted_flags(script, source_dir(spec)) if script.is_file() else None
-    if flags is None:
+    arguments = read_arguments(script, source_dir(spec)) if script.is_file() else None
+    if arguments is None:
         return []
     out = []
-    for key in spec.hyperparameters:
-        if key not in flags:
-            near = difflib.get_close_matches(key, sorted(flags), n=1, cutoff=0.6)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            out.append(Problem(f"hyperparameters.{key}", f"{spec.entry_point} does not accept --{key}; argparse would stop the job at start-up.",
-                               f"{hint}Its options: {', '.join(sorted(flags))}."))
-    sdk_to_script = {k for k in spec.distribution.sdk_hyperparameters(spec.compute.instance_type) if not k.startswith("sagemaker_")}
-    for key in [*spec.distribution.script_hyperparameters(), *sorted(sdk_to_script)]:
-        if key not in flags:
-            out.append(Problem("distribution.type", f"distribution {spec.distribution.type!r} passes --{key}, which {spec.entry_point} does not accept.",
-                               f"add a --{key} option to the script, or choose a strategy the script supports."))
+    given = set(spec.hyperparameters)
+    for key, value in spec.hyperparameters.items():
+        option = arguments.find(key)
+        if option is None:
+            if not arguments.accepts_unknown:
+                near = difflib.get_close_matches(key, arguments.names(), n=1, cutoff=0.6)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                out.append(Problem(f"hyperparameters.{key}", f"{spec.entry_point} does not accept --{key}; argparse would stop the job at start-up.",
+                                   f"{hint}Its options: {', '.join(arguments.names())}."))
+            continue
+        given |= set(option.names)
+        why = arguments.check_value(option, value) if value is not None else None
+        if why:
+            out.append(Problem(f"hyperparameters.{key}", f"{why}; argparse would stop the job at start-up.",
+                               "give a value the option accepts, or change the add_argument call (smjobs_runtime has "
+                               "boolean, json_list and json_dict types for bools, lists and dicts)."))
+    for option in arguments.options:
+        if option.required and not given & set(option.names):
+            out.append(Problem("hyperparameters", f"{spec.entry_point} requires --{option.names[0]} ({option.where}), which no hyperparameter gives.",
+                               f"add hyperparameters.{option.names[0]}."))
+    # the SDK itself adds these for SageMaker's model parallel library, and the toolkit passes them as flags
+    for key in sorted(k for k in spec.distribution.sdk_hyperparameters(spec.compute.instance_type) if not k.startswith("sagemaker_")):
+        if arguments.find(key) is None and not arguments.accepts_unknown:
+            out.append(Problem("distribution.type", f"with distribution {spec.distribution.type!r}, SageMaker's launcher passes --{key}, which "
+                               f"{spec.entry_point} does not accept.",
+                               f"add a --{key} option to the script (smjobs_runtime.toolkit_mapping reads it), or parse with parse_known_args."))
     return out
 
 
 def check_environment_and_tags(spec: JobSpec) -> list[Problem]:
     out = []
     for key, value in spec.environment.items():
+        if key in (DISTRIBUTION_ENV, CHECKPOINT_DIR_ENV):
+            out.append(Problem(f"environment.{key}", "is set by smjobs (the distribution settings and checkpoint folder).",
+                               "remove it; configure distribution or checkpoint_local_path instead."))
         reason = looks_secret(key, value)
         if reason:
             out.append(Problem(f"environment.{key}", f"looks like a secret ({reason}); the environment is visible in DescribeTrainingJob.",

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from smjobs import service_model
+from smjobs import service_model, source
 from smjobs.aws import AwsContext
 from smjobs.errors import SpecError
 from smjobs.request import TrainingRequest, build_request
@@ -81,11 +83,15 @@ def sagemaker_session(aws: AwsContext, bucket: str):
     return sagemaker.Session(boto_session=aws.session, sagemaker_client=aws.client("sagemaker"), default_bucket=bucket)
 
 
-def build_estimator(request: TrainingRequest, session) -> Any:
-    """The SDK estimator for ``request``: every argument comes from the request."""
+def build_estimator(request: TrainingRequest, session, staged_source: Path | None = None) -> Any:
+    """The SDK estimator for ``request``: every argument comes from the request, except that the code is the staged
+    archive contents (``smjobs.source``) when given."""
     from sagemaker.pytorch import PyTorch
 
-    return PyTorch(role=request.role_arn, sagemaker_session=session, **request.estimator)
+    kwargs = dict(request.estimator)
+    if staged_source is not None:
+        kwargs["source_dir"] = str(staged_source)
+    return PyTorch(role=request.role_arn, sagemaker_session=session, **kwargs)
 
 
 def guard_create_training_job(sagemaker_client) -> None:
@@ -118,8 +124,11 @@ def submit(request: TrainingRequest, aws: AwsContext) -> str:
             distribution=channel["s3_distribution"],
             content_type=channel.get("content_type"),
         )
-    estimator = build_estimator(request, session)
-    estimator.fit(inputs or None, wait=False, logs=False, job_name=request.job_name)
+    # the SDK tars source_dir whole: hand it exactly the manifest's files (what --dry-run listed)
+    with tempfile.TemporaryDirectory(prefix="smjobs-source-") as tmp:
+        staged = source.stage(source.manifest_for(request), Path(tmp) / "source")
+        estimator = build_estimator(request, session, staged)
+        estimator.fit(inputs or None, wait=False, logs=False, job_name=request.job_name)
     return request.job_name
 
 

@@ -92,11 +92,21 @@ class PlanModel(_Frozen):
     """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
 
 
+FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class PlanSettings(_Frozen):
     """What ``instance_type: auto`` and ``smjobs plan`` plan for, and the limits they respect."""
 
     model: PlanModel | None = None
-    """The model; by default read from the bundled gpt model's hyperparameters (n_layers, d_model, ...)."""
+    """The model, described; by default read from the bundled gpt model's hyperparameters (n_layers, d_model, ...)."""
+    model_factory: str | None = Field(default=None, pattern=FACTORY_PATTERN)
+    """Your own model instead: ``module:function`` in source_dir that returns the ``nn.Module``. Its memory and FLOPs
+    are traced under FakeTensorMode (nothing is allocated); plans cover ddp, smddp and fsdp."""
+    batch_factory: str | None = Field(default=None, pattern=FACTORY_PATTERN)
+    """With model_factory: ``module:function`` taking a micro-batch size and returning ``(inputs, targets)``."""
+    loss_fn: str | None = Field(default=None, pattern=FACTORY_PATTERN)
+    """With model_factory: ``module:function(output, targets)`` returning the loss; by default the output's sum."""
     micro_batch: int = Field(default=1, ge=1)
     """Largest number of sequences one GPU processes at once."""
     global_batch: int | None = Field(default=None, ge=1)
@@ -138,7 +148,9 @@ class JobSpec(_Frozen):
     compute: Compute
     """Instances and limits."""
     source_dir: str | None = None
-    """Directory uploaded as the job's code; defaults to smjobs' bundled ``entry_points/``."""
+    """Folder uploaded as the job's code (filtered: see ``smjobs.source``). In a spec file, relative to the file;
+    when absent, the spec file's own folder if the entry point is there or is not one of smjobs' bundled scripts,
+    else the bundled scripts' folder."""
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     """Script arguments (``--key value``); lists, dicts, bools and numbers reach the script intact."""
     distribution: Strategy = Field(default_factory=DDP)
@@ -192,6 +204,32 @@ def read_spec_data(path: str | Path) -> dict[str, Any]:
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a job spec is a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def bundled_scripts() -> list[str]:
+    """smjobs' own training scripts (``train.py``, ...), which run without a source_dir."""
+    return sorted(p.name for p in ENTRY_POINTS_DIR.glob("*.py") if not p.name.startswith("_") and p.name != "smjobs_runtime.py")
+
+
+def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
+    """Spec data read from ``spec_file`` with its paths made absolute: relative paths in a file are relative to the
+    file. Without source_dir, the code is the file's folder when the entry point is there or is not a bundled
+    script (so errors name that folder); a bundled script name alone means smjobs' own."""
+    data = dict(data)
+    folder = Path(spec_file).resolve().parent
+    entry = data.get("entry_point")
+    if data.get("source_dir"):
+        data["source_dir"] = str((folder / Path(data["source_dir"]).expanduser()).resolve())
+    elif isinstance(entry, str) and ((folder / entry).is_file() or entry not in bundled_scripts()):
+        data["source_dir"] = str(folder)
+    if isinstance(data.get("inputs"), dict):
+        inputs = {}
+        for name, channel in data["inputs"].items():
+            if isinstance(channel, dict) and isinstance(channel.get("uri"), str) and "://" not in channel["uri"]:
+                channel = {**channel, "uri": str((folder / Path(channel["uri"]).expanduser()).resolve())}
+            inputs[name] = channel
+        data["inputs"] = inputs
     return data
 
 

@@ -2,7 +2,9 @@
 
 Each class is one way to spread a training job over GPUs. It renders
 - ``distribution(processes_per_host)``: the dict the SageMaker SDK's PyTorch estimator takes,
-- ``script_hyperparameters()``: settings the training script reads (the launcher knows nothing of them),
+- ``script_settings()``: settings a training script may read (the launcher knows nothing of them). They travel in
+  the job's environment as JSON (``SMJOBS_DISTRIBUTION``, read by ``smjobs_runtime.distribution()``), never on
+  the script's command line, so any script runs under any strategy;
 - ``sdk_hyperparameters()``: the ``sagemaker_*`` entries the SDK adds for it (counted against the
   100-hyperparameter limit and shown in the dry run; a test checks them against what the SDK sends).
 """
@@ -28,7 +30,7 @@ class _Strategy(BaseModel):
     def distribution(self, processes_per_host: int) -> dict:
         raise NotImplementedError
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {}
 
     def sdk_hyperparameters(self, instance_type: str) -> dict:
@@ -43,7 +45,7 @@ class DDP(_Strategy):
     def distribution(self, processes_per_host: int) -> dict:
         return {"torch_distributed": {"enabled": True}}
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {"parallel": "ddp"}
 
     def sdk_hyperparameters(self, instance_type: str) -> dict:
@@ -67,7 +69,7 @@ class FSDP(_Strategy):
     def distribution(self, processes_per_host: int) -> dict:
         return {"torch_distributed": {"enabled": True}}
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         hps = {
             "parallel": "fsdp",
             "fsdp_sharding": self.sharding,
@@ -96,7 +98,7 @@ class SMDDP(_Strategy):
             dataparallel["custom_mpi_options"] = self.custom_mpi_options
         return {"smdistributed": {"dataparallel": dataparallel}}
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {"parallel": "ddp", "backend": "smddp"}
 
     def sdk_hyperparameters(self, instance_type: str) -> dict:
@@ -142,7 +144,7 @@ class PipelineParallel(_TorchrunStrategy):
     num_layers: int | None = Field(default=None, ge=1)
     """Layers the model splits into; defaults to what the bundled scripts' hyperparameters say."""
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {
             "parallel": "pipeline",
             "pp_degree": self.pp_degree,
@@ -162,7 +164,7 @@ class NaiveModelParallel(_TorchrunStrategy):
     num_layers: int | None = Field(default=None, ge=1)
     """Layers the model splits into; defaults to what the bundled scripts' hyperparameters say."""
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {"parallel": "naive_mp"}
 
 
@@ -213,7 +215,7 @@ class ModelParallelV2(_Strategy):
             "smdistributed": {"modelparallel": {"enabled": True, "parameters": self.parameters()}},
         }
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {"parallel": "smp_v2"}
 
     def sdk_hyperparameters(self, instance_type: str) -> dict:
@@ -264,7 +266,7 @@ class ModelParallelV1(_Strategy):
         mpi = {"enabled": True, "processes_per_host": processes_per_host, "custom_mpi_options": self.custom_mpi_options}
         return {"smdistributed": {"modelparallel": {"enabled": True, "parameters": self.parameters()}}, "mpi": mpi}
 
-    def script_hyperparameters(self) -> dict:
+    def script_settings(self) -> dict:
         return {"parallel": "smp_v1"}
 
     def sdk_hyperparameters(self, instance_type: str) -> dict:

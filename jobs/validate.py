@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from smjobs import rules_cluster, rules_job, service_model
 from smjobs.errors import Problem, SpecError
 from smjobs.planner.plan import Plan
-from smjobs.planner.resolve import AUTO, resolve_auto
+from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
 from smjobs.request import UNRESOLVED_ROLE, build_request
 from smjobs.spec import JobSpec
 from smjobs.strategies import STRATEGY_TYPES
@@ -72,6 +72,8 @@ def validate_and_plan(data: JobSpec | dict[str, Any], *, region: str | None = No
         for problem in check_spec(spec, region=region):
             if not broken or not problem.path.startswith(broken):
                 problems.append(problem)
+        if not problems and found is None:  # a concrete instance type: does the described or traced model fit?
+            problems += check_fits(spec, region)
     if problems:
         raise SpecError(problems)
     return spec, found

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smjobs.catalog import InstanceType, instances
+from smjobs.planner.factory import ModelProfile
 from smjobs.planner.memory import Layout, Precision, Recompute, TransformerShape
 from smjobs.schedule_model import theoretical_bubble
 
@@ -30,8 +31,8 @@ from smjobs.schedule_model import theoretical_bubble
 class Workload:
     """What is trained: the model, how many sequences per step, and for how many steps."""
 
-    shape: TransformerShape
-    """The model; ``shape.micro_batch`` is the largest micro-batch (sequences) one GPU runs at once."""
+    shape: TransformerShape | ModelProfile
+    """The model, described or traced; ``shape.micro_batch`` is the largest micro-batch one GPU runs at once."""
     global_batch: int
     """Sequences per optimizer step, over all data-parallel replicas."""
     steps: int
@@ -41,13 +42,8 @@ class Workload:
     flash_attention: bool = True
     """Attention runs in a fused kernel that stores no score matrix (PyTorch SDPA does on these GPUs)."""
 
-    @property
-    def tokens_per_step(self) -> int:
-        return self.global_batch * self.shape.seq_len
-
     def step_flops(self, recompute: Recompute = "none") -> float:
-        factor = 8 if recompute == "full" else 6  # full recomputation repeats the forward pass
-        return factor * self.shape.parameter_count * self.tokens_per_step
+        return self.shape.training_flops(self.global_batch, recompute)
 
 
 @dataclass(frozen=True)
@@ -128,8 +124,9 @@ def step_time(workload: Workload, instance: InstanceType, count: int, layout: La
 
     local = workload.global_batch / n
     micro_batches = max(1.0, local / micro_batch)
-    activation_bytes = shape.seq_len * micro_batch * shape.hidden * bytes_per_value
     tp_time = 0.0
+    if layout.tp_degree > 1 or layout.pp_degree > 1:  # described transformers only: a traced model has neither
+        activation_bytes = shape.seq_len * micro_batch * shape.hidden * bytes_per_value
     if layout.tp_degree > 1:
         t = layout.tp_degree
         layers = shape.layers / layout.pp_degree

@@ -17,7 +17,7 @@ Everything is bytes unless a name says otherwise. Pure functions, no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 GIB = 1024**3
@@ -47,6 +47,20 @@ class TransformerShape:
         if self.parameters is not None:
             return self.parameters
         return 12 * self.layers * self.hidden**2 + (self.vocab + self.seq_len) * self.hidden
+
+    def training_flops(self, sequences: int, recompute: Recompute = "none") -> float:
+        """FLOPs of a training step over ``sequences``: 6 x parameters x tokens, 8 x with full recomputation (the
+        forward pass runs twice)."""
+        factor = 8 if recompute == "full" else 6
+        return factor * self.parameter_count * sequences * self.seq_len
+
+    def memory(self, layout: Layout, micro_batch: int) -> MemoryEstimate:
+        """Peak memory of one GPU of ``layout`` at ``micro_batch`` sequences."""
+        return estimate(replace(self, micro_batch=micro_batch), layout)
+
+    def describe(self) -> str:
+        return (f"{self.parameter_count / 1e9:.2f}B parameters ({self.layers} layers, hidden {self.hidden}, "
+                f"{self.heads} heads, seq {self.seq_len})")
 
 
 @dataclass(frozen=True)

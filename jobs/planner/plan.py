@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from smjobs.catalog import InstanceType, instances, prices, supported_libraries
 from smjobs.degrees import divisors
 from smjobs.planner.cost import Assumptions, StepTime, Workload, hourly_usd, job_hours, step_time
-from smjobs.planner.memory import GIB, Layout, MemoryEstimate, estimate
+from smjobs.planner.memory import GIB, Layout, MemoryEstimate
 
 KINDS = ("ddp", "smddp", "fsdp", "pipeline", "naive_mp", "smp_v2", "smp_v1")
 LIBRARY = {"smddp": "smddp", "smp_v2": "smp_v2", "smp_v1": "smp_v1"}
@@ -216,7 +216,7 @@ def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Lay
              constraints: Constraints, assumptions: Assumptions) -> tuple[Candidate | None, MemoryEstimate]:
     """The candidate when it fits in memory (else None), and its memory estimate."""
     shape = workload.shape
-    memory = estimate(type(shape)(**{**shape.__dict__, "micro_batch": micro}), layout)
+    memory = shape.memory(layout, micro)
     if memory.total > usable_bytes(instance, constraints):
         return None, memory
     step = step_time(workload, instance, count, layout, micro, assumptions)

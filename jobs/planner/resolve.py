@@ -8,10 +8,14 @@ then goes through every ordinary validation rule.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smjobs.errors import Problem
 from smjobs.planner.cost import Assumptions, Workload
+from smjobs.planner.factory import FactoryError, ModelProfile, profile
 from smjobs.planner.memory import TransformerShape
 from smjobs.planner.plan import Candidate, Constraints, Plan, StrategyRequest, plan
+from smjobs.request import processes_per_host, source_dir
 from smjobs.spec import JobSpec
 from smjobs.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
 
@@ -23,11 +27,50 @@ def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def workload(spec: JobSpec) -> tuple[Workload | None, list[Problem]]:
+TRACED_KINDS = ("ddp", "smddp", "fsdp", "smp_v2")
+"""Strategies a traced model is planned for: data parallel and sharded, without model splits."""
+
+
+def traced_shape(spec: JobSpec) -> tuple[ModelProfile | None, list[Problem]]:
+    """The profile of ``plan.model_factory``, traced in a child process, or the problems that prevent it."""
+    settings = spec.plan
+    problems = []
+    if settings.model is not None:
+        problems.append(Problem("plan.model_factory", "and plan.model both describe the model.", "keep one of them."))
+    if settings.batch_factory is None:
+        problems.append(Problem("plan.batch_factory", "is required with plan.model_factory: the trace needs an input batch.",
+                                "name a function in source_dir that takes a micro-batch size and returns (inputs, targets)."))
+    if spec.distribution.type not in TRACED_KINDS:
+        problems.append(Problem("plan.model_factory", f"a traced model is planned for {', '.join(TRACED_KINDS)}; distribution "
+                                f"{spec.distribution.type!r} splits the model, which needs its layers described.",
+                                "describe the model with plan.model {layers, hidden, heads, seq_len, vocab} instead."))
+    root = source_dir(spec)
+    for field in ("model_factory", "batch_factory", "loss_fn"):
+        reference = getattr(settings, field)
+        module = reference.partition(":")[0] if reference else None
+        if module and not any(c.is_file() for c in (root.joinpath(*module.split(".")).with_suffix(".py"),
+                                                    root.joinpath(*module.split("."), "__init__.py"))):
+            problems.append(Problem(f"plan.{field}", f"module {module!r} is not in {root} (the source_dir searched).",
+                                    "give module:function of a .py file in source_dir."))
+    if problems:
+        return None, problems
+    try:
+        return profile(root, settings.model_factory, settings.batch_factory, settings.loss_fn, settings.micro_batch), []
+    except (FactoryError, OSError, ValueError) as exc:
+        return None, [Problem("plan.model_factory", f"tracing {settings.model_factory} failed: {exc}",
+                              "make the factory importable with torch and source_dir alone (it runs in this environment, "
+                              "under FakeTensorMode), or describe the model with plan.model.")]
+
+
+def workload(spec: JobSpec, *, defaults: bool = False) -> tuple[Workload | None, list[Problem]]:
+    """What the planner sizes: the model (described, traced or the bundled gpt's), the global batch and the steps.
+    ``defaults``: without a global batch or steps, one micro-batch per GPU and one step (enough to size memory)."""
     settings, hps = spec.plan, spec.hyperparameters
     problems = []
     shape = None
-    if settings.model is not None:
+    if settings.model_factory is not None:
+        shape, problems = traced_shape(spec)
+    elif settings.model is not None:
         shape = TransformerShape(**settings.model.model_dump(), micro_batch=settings.micro_batch)
     elif hps.get("model") == "gpt" and all(_int(hps.get(k)) for k in _GPT_KEYS.values()):
         shape = TransformerShape(**{field: hps[key] for field, key in _GPT_KEYS.items()}, micro_batch=settings.micro_batch)
@@ -37,15 +80,18 @@ def workload(spec: JobSpec) -> tuple[Workload | None, list[Problem]]:
                                 "add plan.model {layers, hidden, heads, seq_len, vocab}, or use the bundled gpt model with "
                                 "hyperparameters n_layers, d_model, n_heads, seq_len and vocab_size."))
     global_batch = settings.global_batch or _int(hps.get("global_batch_size"))
+    if global_batch is None and defaults:
+        global_batch = settings.micro_batch * processes_per_host(spec) * spec.compute.instance_count
     if global_batch is None:
         problems.append(Problem("plan.global_batch", "is needed to plan instances (sequences per optimizer step).",
                                 "set plan.global_batch, or hyperparameters.global_batch_size."))
-    steps = settings.steps or _int(hps.get("steps"))
+    steps = settings.steps or _int(hps.get("steps")) or (1 if defaults else None)
     if steps is None:
         problems.append(Problem("plan.steps", "is needed to price the job (optimizer steps).", "set plan.steps, or hyperparameters.steps."))
     if problems:
         return None, problems
-    return Workload(shape, global_batch, steps, settings.precision, settings.recompute), []
+    recompute = "none" if isinstance(shape, ModelProfile) else settings.recompute  # a traced model is traced as it is
+    return Workload(shape, global_batch, steps, settings.precision, recompute), []
 
 
 def strategy(spec: JobSpec) -> StrategyRequest:
@@ -67,6 +113,52 @@ def strategy(spec: JobSpec) -> StrategyRequest:
         return StrategyRequest("smp_v1", pp_degree=fixed("partitions"), tp_degree=fixed("tensor_parallel_degree"),
                                microbatches=fixed("microbatches"))
     return StrategyRequest(d.type)
+
+
+def pinned_strategy(spec: JobSpec) -> StrategyRequest:
+    """The spec's strategy exactly as it will run: every degree at its value (defaults included)."""
+    d = spec.distribution
+    if isinstance(d, FSDP):
+        degree = d.shard_degree or processes_per_host(spec) if d.sharding == "hybrid_shard" else None
+        return StrategyRequest("fsdp", sharding=d.sharding, shard_degree=degree)
+    if isinstance(d, PipelineParallel):
+        return StrategyRequest("pipeline", pp_degree=d.pp_degree, tp_degree=d.tp_degree, schedule=d.schedule,
+                               virtual_stages=d.virtual_stages, microbatches=d.microbatches)
+    if isinstance(d, ModelParallelV2):
+        return StrategyRequest("smp_v2", tp_degree=d.tensor_parallel_degree)
+    if isinstance(d, ModelParallelV1):
+        return StrategyRequest("smp_v1", pp_degree=d.partitions, tp_degree=d.tensor_parallel_degree, microbatches=d.microbatches)
+    return StrategyRequest(d.type)
+
+
+def check_fits(spec: JobSpec, region: str | None = None) -> list[Problem]:
+    """With a concrete instance type and a model described (plan.model) or traced (plan.model_factory): whether the
+    job as specified fits in GPU memory, and if not, the estimate, the GPU's memory and what would fit."""
+    settings = spec.plan
+    if spec.compute.instance_type == AUTO or (settings.model is None and settings.model_factory is None):
+        return []
+    load, problems = workload(spec, defaults=True)
+    if load is None:
+        return problems
+    if load.recompute is None:
+        load = replace(load, recompute="none")  # the job runs without recomputation unless plan.recompute says so
+    fixed = replace(constraints(spec, region), instance_types=(spec.compute.instance_type,),
+                    instance_count=spec.compute.instance_count, max_usd_per_hour=None, families=())
+    found = plan(load, pinned_strategy(spec), fixed, Assumptions(mfu=settings.mfu), keep=1)
+    rejection = next((r for r in found.rejections if r.instance_type == spec.compute.instance_type), None)
+    if found.choice is not None or rejection is None or rejection.kind != "memory":
+        return []  # fits, or what is wrong is not memory (degrees, library, price: other rules report those)
+    anywhere = replace(fixed, instance_types=(), instance_count=None, max_usd_per_hour=settings.max_usd_per_hour,
+                       families=settings.families)
+    better = plan(load, strategy(spec), anywhere, Assumptions(mfu=settings.mfu), keep=1).choice
+    alternative = (f"the cheapest configuration that fits is {better.instance_count} x {better.instance_type} "
+                   f"({better.describe_layout()}, {better.memory.total_gib:.1f} GiB per GPU); set compute.instance_type "
+                   "to it, or to auto" if better else "nothing in the catalog fits: shard more (fsdp, pipeline, smp_v2) or "
+                   "lower plan.micro_batch")
+    what = "traced from plan.model_factory" if settings.model_factory else "from plan.model"
+    recompute = "" if settings.recompute or settings.model_factory else ", without activation recomputation (set plan.recompute if the script does it)"
+    return [Problem("compute.instance_type", f"the job does not fit in GPU memory (estimated {what}{recompute}): {rejection.reason}.",
+                    alternative + ".")]
 
 
 def constraints(spec: JobSpec, region: str | None, *, all_types: bool = False) -> Constraints:

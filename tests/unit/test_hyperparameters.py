@@ -81,14 +81,18 @@ def test_without_json_text_the_toolkit_loses_dicts(tmp_path):
         json.loads(as_args["names"])  # "['a', 'b']" is a Python repr, not JSON
 
 
-def test_train_script_parses_the_toolkit_argv(spec_data, tmp_path):
+def test_train_script_parses_the_toolkit_argv(spec_data, tmp_path, monkeypatch):
+    """The user's hyperparameters arrive as flags; the strategy's settings only through the environment."""
     from smjobs.entry_points.train import parse_args
 
     hps = {"hidden_sizes": [32, 16], "optimizer": {"name": "adamw", "betas": [0.8, 0.9]}}
     spec_data.pop("source_dir")
     spec = validate_spec({**spec_data, "entry_point": "train.py", "hyperparameters": hps,
                           "distribution": {"type": "fsdp", "cpu_offload": True}})
-    view = container_view(tmp_path, build_request(spec).create_training_job["HyperParameters"])
+    request = build_request(spec)
+    view = container_view(tmp_path, request.create_training_job["HyperParameters"])
+    assert sorted(a for a in view["argv"] if a.startswith("--")) == ["--hidden_sizes", "--optimizer"]
+    monkeypatch.setenv(hparams.DISTRIBUTION_ENV, request.create_training_job["Environment"][hparams.DISTRIBUTION_ENV])
     args = parse_args(view["argv"])
     assert args.hidden_sizes == [32, 16]
     assert args.optimizer == {"name": "adamw", "betas": [0.8, 0.9]}

@@ -23,7 +23,7 @@ def test_every_run_gets_the_current_code(spec_data, tmp_path):
     (layout.base_dir / "code").joinpath("probe.py").write_text("stale copy")  # what the toolkit left last time
     (source / "probe.py").write_text((source / "probe.py").read_text() + "\n# edited\n")
     layout = local.prepare(build_request(validate_spec(data)), tmp_path / "work", 1)
-    assert not any((layout.base_dir / "code").iterdir()), "code/ must start empty so the toolkit copies source_dir again"
+    assert (layout.code_dir / "probe.py").read_text().endswith("# edited\n"), "code/ must hold the current source"
 
 
 def test_pipeline_degrees_must_fill_the_local_processes(spec_data, tmp_path):
@@ -62,13 +62,13 @@ def smddp_request():
     return build_request(validate_spec(read_spec_data(example_path("smddp_cnn"))), job_name="t")
 
 
-def test_mpi_jobs_use_torchrun_where_the_toolkits_mpi_runner_cannot_work(monkeypatch):
+def test_mpi_jobs_use_torchrun_where_the_toolkits_mpi_runner_cannot_work(monkeypatch, tmp_path):
     request = smddp_request()
     monkeypatch.setattr(local, "SSHD", local.Path("/nonexistent/sshd"))
     missing = local.mpi_runner_missing()
     assert any("SSH daemon" in m for m in missing)
     assert local.launcher(request).startswith("torchrun (SageMaker's MPI runner needs")
-    hps = local.container_files(request, 2)["hyperparameters.json"]
+    hps = local.container_files(request, 2, tmp_path / "code")["hyperparameters.json"]
     assert (hps["sagemaker_torch_distributed_enabled"], hps["sagemaker_distributed_dataparallel_enabled"]) == ("true", "false")
 
 
@@ -82,5 +82,5 @@ def test_mpi_jobs_keep_their_mpi_runner_where_it_can_work(monkeypatch, tmp_path)
     monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
     assert local.mpi_runner_missing() == []
     assert local.launcher(request) == "mpirun (SageMaker's MPI runner)"
-    hps = local.container_files(request, 2)["hyperparameters.json"]
+    hps = local.container_files(request, 2, tmp_path / "code")["hyperparameters.json"]
     assert hps["sagemaker_distributed_dataparallel_enabled"] == "true" and "sagemaker_torch_distributed_enabled" not in hps

@@ -17,6 +17,12 @@ from smjobs.validate import validate_spec
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:"
 
 
+def settings(sent) -> dict:
+    """The strategy's settings: in the job's environment, never among the script's flags."""
+    assert not {"parallel", "backend", "fsdp_sharding", "pp_degree"} & set(sent["HyperParameters"])
+    return json.loads(sent["Environment"]["SMJOBS_DISTRIBUTION"])
+
+
 def submit(aws, data):
     spec = validate_spec(data)
     resolved = sagemaker_edge.resolve(spec, aws)
@@ -32,7 +38,7 @@ def test_ddp_request(moto_aws):
     assert hps["sagemaker_torch_distributed_enabled"] == "true"
     assert hps["sagemaker_instance_type"] == '"ml.g5.12xlarge"'
     assert hps["sagemaker_mpi_num_of_processes_per_host"] == "4"
-    assert hps["parallel"] == '"ddp"'
+    assert settings(sent) == {"parallel": "ddp"}
     assert json.loads(json.loads(hps["optimizer"])) == {"name": "adamw", "betas": [0.9, 0.95], "weight_decay": 0.01}
     assert json.loads(json.loads(hps["hidden_sizes"])) == [256, 256]
     assert hps["sagemaker_program"] == '"train.py"'
@@ -49,8 +55,8 @@ def test_fsdp_spot_request(moto_aws):
     request, _, sent = submit(moto_aws, read_spec_data(example_path("fsdp_gpt_spot")))
     hps = sent["HyperParameters"]
     assert hps["sagemaker_torch_distributed_enabled"] == "true"
-    assert (hps["parallel"], hps["fsdp_sharding"], hps["fsdp_shard_degree"], hps["mixed_precision"]) == (
-        '"fsdp"', '"hybrid_shard"', "8", '"bf16"')
+    s = settings(sent)
+    assert (s["parallel"], s["fsdp_sharding"], s["fsdp_shard_degree"], s["mixed_precision"]) == ("fsdp", "hybrid_shard", 8, "bf16")
     assert hps["sagemaker_mpi_num_of_processes_per_host"] == "8"
     assert sent["EnableManagedSpotTraining"] is True
     assert sent["StoppingCondition"] == {"MaxRuntimeInSeconds": 36000, "MaxWaitTimeInSeconds": 72000}
@@ -69,7 +75,7 @@ def test_smddp_vpc_kms_request(moto_aws):
     assert hps["sagemaker_distributed_dataparallel_enabled"] == "true"
     assert hps["sagemaker_distributed_dataparallel_custom_mpi_options"] == '""'
     assert "sagemaker_torch_distributed_enabled" not in hps
-    assert hps["backend"] == '"smddp"'
+    assert settings(sent) == {"parallel": "ddp", "backend": "smddp"}
     assert sent["AlgorithmSpecification"]["TrainingImage"] == IMAGE + "2.2.0-gpu-py310"
     assert sent["VpcConfig"] == {"Subnets": ["subnet-0a1b2c3d4e5f67890"], "SecurityGroupIds": ["sg-0a1b2c3d4e5f67890"]}
     assert sent["EnableInterContainerTrafficEncryption"] is True
@@ -84,7 +90,7 @@ def test_network_isolation_env_tags_and_local_channel(moto_aws, spec_data, tmp_p
             "security": {"network_isolation": True}, "inputs": {"train": {"uri": str(tmp_path)}}}
     request, name, sent = submit(moto_aws, data)
     assert sent["EnableNetworkIsolation"] is True
-    assert sent["Environment"] == {"NCCL_DEBUG": "INFO"}
+    assert sent["Environment"] == {"NCCL_DEBUG": "INFO", "SMJOBS_DISTRIBUTION": "{\"parallel\":\"ddp\"}"}
     assert sent["Tags"] == [{"Key": "team", "Value": "ml"}]
     uri = sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     assert uri == f"s3://{request.bucket}/{name}/input/train"
@@ -105,7 +111,7 @@ def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws, exa
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         members = {m.name for m in tar.getmembers() if m.isfile() and "__pycache__" not in m.name}
     expected = {str(p.relative_to(ENTRY_POINTS_DIR)) for p in ENTRY_POINTS_DIR.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts}
+                if p.is_file() and "__pycache__" not in p.parts and not any(x.endswith(".egg-info") for x in p.parts)}
     assert members == expected
     assert "train.py" in members and "smjobs_runtime.py" in members
     assert not any(part == "smdistributed" or part.startswith("smdistributed") for m in members for part in m.split("/"))
@@ -143,9 +149,9 @@ def test_pipeline_request(moto_aws):
     request, _, sent = submit(moto_aws, read_spec_data(example_path("pipeline_gpt")))
     hps = sent["HyperParameters"]
     assert hps["sagemaker_torch_distributed_enabled"] == "true"
-    assert (hps["pp_degree"], hps["dp_degree"], hps["tp_degree"], hps["pp_virtual_stages"], hps["pp_microbatches"]) == (
-        "4", "2", "1", "2", "8")
-    assert hps["pp_schedule"] == '"Interleaved1F1B"' and hps["parallel"] == '"pipeline"'
+    s = settings(sent)
+    assert (s["pp_degree"], s["dp_degree"], s["tp_degree"], s["pp_virtual_stages"], s["pp_microbatches"]) == (4, 2, 1, 2, 8)
+    assert s["pp_schedule"] == "Interleaved1F1B" and s["parallel"] == "pipeline"
     assert hps["sagemaker_program"] == '"train_pipeline.py"'
     assert "mp_parameters" not in hps
     assert sent["AlgorithmSpecification"]["TrainingImage"] == IMAGE + "2.8.0-gpu-py312"
@@ -154,7 +160,7 @@ def test_pipeline_request(moto_aws):
 
 def test_naive_mp_request(moto_aws):
     request, _, sent = submit(moto_aws, read_spec_data(example_path("naive_mp_mlp")))
-    assert sent["HyperParameters"]["parallel"] == '"naive_mp"'
+    assert settings(sent) == {"parallel": "naive_mp"}
     assert sent["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
     assert sent == request.create_training_job
 

@@ -1,0 +1,128 @@
+"""The Python API behind ``from smjobs import ...``: the same steps as the CLI, as functions that return data.
+
+Reading a spec file, validating it, planning, building the request and listing the code archive need neither AWS
+nor the SageMaker SDK; ``run_local`` needs the container toolkit (the ``dev`` extra); ``submit`` imports the SDK
+and talks to AWS (or to ``endpoint_url``, e.g. a moto server).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smjobs.errors import SpecError
+from smjobs.request import TrainingRequest, build_request
+from smjobs.source import SourceManifest, manifest_for
+from smjobs.spec import JobSpec, example_path, read_spec_data, resolve_file_paths
+from smjobs.validate import parse_spec, validate_and_plan
+
+
+class UsageError(ValueError):
+    """Input that is not a spec problem: a missing file, a malformed ``--set``."""
+
+
+def parse_value(raw: str):
+    """A --set value: JSON when it parses (numbers, true, lists), else YAML, else the text itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
+    """Apply ``--set`` overrides to spec data (a copy): ``steps=10``, ``compute.instance_count=1``."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected key=value")
+        path = key.split(".") if "." in key else ["hyperparameters", key]
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {item!r}: {part} is not a mapping")
+        node[path[-1]] = parse_value(raw)
+    return data
+
+
+def read_spec(spec: str | Path, overrides: Iterable[str] = ()) -> tuple[Path, dict[str, Any]]:
+    """(the spec file, its data with paths resolved against the file and ``overrides`` applied): a path, or the name
+    of a shipped example."""
+    path = Path(spec)
+    if not path.exists():
+        try:
+            path = example_path(str(spec))
+        except FileNotFoundError as exc:
+            raise UsageError(f"{spec}: no such file. {exc}") from None
+    try:
+        data = read_spec_data(path)
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the spec: {exc}") from None
+    return path, apply_overrides(resolve_file_paths(data, path), overrides)
+
+
+def load_spec(spec: str | Path | dict | JobSpec, *, overrides: Iterable[str] = (), region: str | None = None) -> JobSpec:
+    """A validated spec from a file (YAML/JSON), a shipped example's name, plain data or a JobSpec; raises SpecError
+    with every problem. ``instance_type: auto`` comes back resolved."""
+    if isinstance(spec, dict | JobSpec):
+        data = spec
+    else:
+        data = read_spec(spec, overrides)[1]
+    return validate_and_plan(data, region=region)[0]
+
+
+def plan(spec: str | Path | dict | JobSpec, *, region: str | None = None, top: int = 10):
+    """The planner's answer for the spec's model and strategy over every instance type (``smjobs plan``)."""
+    from smjobs.planner.resolve import plan_spec
+
+    data = spec if isinstance(spec, dict | JobSpec) else read_spec(spec)[1]
+    job, problems = parse_spec(data)
+    if problems:
+        raise SpecError(problems)
+    found, problems = plan_spec(job, region, all_types=True, keep=max(top, 10))
+    if problems:
+        raise SpecError(problems)
+    return found
+
+
+def source_manifest(spec: JobSpec) -> SourceManifest:
+    """The files ``submit`` would pack for ``spec`` (what ``submit --dry-run`` lists)."""
+    return manifest_for(build_request(spec))
+
+
+def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None, fresh: bool = False,
+              on_line: Callable[[str], None] | None = None):
+    """Run ``spec`` on this machine under SageMaker's container toolkit (``smjobs run --local``); returns the
+    RunResult (exit code, model/output/checkpoint folders, metrics)."""
+    from smjobs import local
+
+    request = build_request(spec)
+    work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
+    if fresh:
+        for sub in ("checkpoints", "model", "output"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+    layout = local.prepare(request, work, processes or local.default_processes(request))
+    return local.launch(request, layout, on_line=on_line)
+
+
+def submit(spec: JobSpec, *, endpoint_url: str | None = None, region: str | None = None, role_arn: str | None = None,
+           bucket: str | None = None, job_name: str | None = None) -> TrainingRequest:
+    """Create the training job (``fit(wait=False)``); returns the request that was sent."""
+    from smjobs import sagemaker_edge
+    from smjobs.aws import AwsContext
+
+    aws = AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
+    resolved = sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket)
+    request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
+    sagemaker_edge.submit(request, aws)
+    return request

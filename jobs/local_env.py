@@ -1,0 +1,67 @@
+"""An isolated Python environment for local runs whose code brings its own packages.
+
+SageMaker's container toolkit runs ``pip install -r requirements.txt`` (or ``pip install .`` for a folder with a
+``setup.py``) with the interpreter that runs it. In a SageMaker container that is the job's own Python; in a local
+run it would be smjobs' environment, which a user's pins would silently change. So a local run whose code has
+either file runs the toolkit in a virtual environment of its own, one per source folder, that sees smjobs'
+packages (torch, the toolkit) through a ``.pth`` file and installs the code's requirements on top of them: nothing
+is downloaded twice, and nothing lands in smjobs' environment. The environment is kept between runs under
+``$SMJOBS_CACHE_DIR`` (default ``~/.cache/smjobs``), so a re-run installs only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import site
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+INSTALL_FILES = ("requirements.txt", "setup.py")
+"""What makes the container toolkit pip-install before training (its PYTHON_PROGRAM and PYTHON_PACKAGE rules)."""
+
+
+def installs_packages(code_dir: Path) -> str | None:
+    """The file in ``code_dir`` that would make the toolkit install packages, if any."""
+    return next((name for name in INSTALL_FILES if (Path(code_dir) / name).is_file()), None)
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("SMJOBS_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smjobs"
+
+
+def _parent_site_packages() -> list[str]:
+    """Where this environment's packages live (its own site-packages first)."""
+    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()]
+    return list(dict.fromkeys(p for p in paths if Path(p).is_dir()))
+
+
+TORCHRUN = """#!{python}
+# torchrun started by this environment's interpreter, so that its workers see the packages installed here
+import sys
+from torch.distributed.run import main
+sys.exit(main())
+"""
+
+
+def isolated_environment(source_dir: Path) -> Path:
+    """The bin folder of the environment for ``source_dir`` (created on first use)."""
+    key = f"{Path(source_dir).resolve()}|{sys.executable}"
+    root = cache_dir() / "envs" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    python = root / "bin" / "python"
+    if not python.exists():
+        venv.EnvBuilder(with_pip=False, symlinks=True, clear=True).create(root)
+    purelib = Path(sysconfig.get_paths(vars={"base": str(root), "platbase": str(root)})["purelib"])
+    purelib.mkdir(parents=True, exist_ok=True)
+    # appended after the environment's own site-packages: what the code installs wins over smjobs' versions
+    (purelib / "_smjobs_parent.pth").write_text("\n".join(_parent_site_packages()) + "\n")
+    torchrun = root / "bin" / "torchrun"
+    torchrun.write_text(TORCHRUN.format(python=python))
+    torchrun.chmod(0o755)
+    (root / "SOURCE").write_text(str(Path(source_dir).resolve()) + "\n")
+    return root / "bin"
