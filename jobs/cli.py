@@ -180,8 +180,8 @@ def run(
               f"launcher {local_run.launcher(request)}; work dir {escape(str(layout.base_dir))}", highlight=False)
     installs = local_run.local_env.installs_packages(layout.code_dir)
     if installs:
-        bin_dir = local_run.python_for(request, layout)
-        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(bin_dir.parent))}) that "
+        python = local_run.python_for(request, layout)
+        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(python.parent.parent))}) that "
                   "reuses this environment's torch; smjobs' own environment is not changed", highlight=False)
     result = run_with_progress(request, layout)
     report(result)

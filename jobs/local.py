@@ -225,7 +225,7 @@ def free_port() -> int:
 
 def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None, bin_dir: Path | None = None) -> dict[str, str]:
     """The toolkit's environment: this machine's, less any job's leftovers, plus the container's variables.
-    ``bin_dir``: the Python environment that runs the toolkit and the training (default: smjobs' own)."""
+    ``bin_dir``: first on PATH, holding the ``torchrun`` the toolkit starts (default: smjobs' Python's folder)."""
     bin_dir = str(bin_dir or Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "PET_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(
@@ -269,8 +269,11 @@ def launch(
     env: dict[str, str] | None = None,
 ) -> RunResult:
     """Start the container toolkit on ``layout``, stream its log, and return when every process has ended."""
-    bin_dir = python_for(request, layout)
-    cmd = [str(bin_dir / "python"), "-m", "sagemaker_training.cli.train"]
+    python = python_for(request, layout)
+    # the toolkit runs `torchrun` from PATH: give it one that runs under the same Python, wherever torch's scripts
+    # were installed (a --user install, a conda env, an isolated environment)
+    bin_dir = local_env.write_torchrun(layout.base_dir / "bin", python)
+    cmd = [str(python), "-m", "sagemaker_training.cli.train"]
     # the job's own environment variables (its strategy settings among them), as the container has them; the
     # checkpoint folder is this run's
     job_env = {**request.create_training_job.get("Environment", {}), CHECKPOINT_DIR_ENV: str(layout.checkpoint_dir)}
@@ -311,11 +314,11 @@ def launch(
 
 
 def python_for(request: TrainingRequest, layout: LocalLayout) -> Path:
-    """The bin folder of the Python that runs the toolkit: smjobs' own, or for code that installs packages
-    (requirements.txt, setup.py) an isolated environment of its source folder's."""
+    """The Python that runs the toolkit and the training: smjobs' own, or for code that installs packages
+    (requirements.txt, setup.py) the isolated environment of its source folder."""
     if local_env.installs_packages(layout.code_dir):
         return local_env.isolated_environment(Path(request.source_dir))
-    return Path(sys.executable).parent
+    return Path(sys.executable)
 
 
 def _is_main_thread() -> bool:

@@ -42,15 +42,24 @@ def _parent_site_packages() -> list[str]:
 
 
 TORCHRUN = """#!{python}
-# torchrun started by this environment's interpreter, so that its workers see the packages installed here
+# torchrun under this interpreter, so that its workers run under it too (and see the packages it sees)
 import sys
 from torch.distributed.run import main
 sys.exit(main())
 """
 
 
+def write_torchrun(bin_dir: Path, python: Path) -> Path:
+    """A ``torchrun`` in ``bin_dir`` that runs under ``python``; returns ``bin_dir``."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "torchrun"
+    script.write_text(TORCHRUN.format(python=python))
+    script.chmod(0o755)
+    return bin_dir
+
+
 def isolated_environment(source_dir: Path) -> Path:
-    """The bin folder of the environment for ``source_dir`` (created on first use)."""
+    """The Python of the environment for ``source_dir`` (created on first use)."""
     key = f"{Path(source_dir).resolve()}|{sys.executable}"
     root = cache_dir() / "envs" / hashlib.sha256(key.encode()).hexdigest()[:16]
     python = root / "bin" / "python"
@@ -60,8 +69,5 @@ def isolated_environment(source_dir: Path) -> Path:
     purelib.mkdir(parents=True, exist_ok=True)
     # appended after the environment's own site-packages: what the code installs wins over smjobs' versions
     (purelib / "_smjobs_parent.pth").write_text("\n".join(_parent_site_packages()) + "\n")
-    torchrun = root / "bin" / "torchrun"
-    torchrun.write_text(TORCHRUN.format(python=python))
-    torchrun.chmod(0o755)
     (root / "SOURCE").write_text(str(Path(source_dir).resolve()) + "\n")
-    return root / "bin"
+    return python

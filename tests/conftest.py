@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_DIR = ROOT / "tests" / "fixtures" / "probe"
+USER_PROJECT = ROOT / "tests" / "fixtures" / "user_project"
 
 _config = Path(tempfile.mkdtemp(prefix="smjobs-tests-")) / "sagemaker-config.yaml"
 _config.write_text(
@@ -64,3 +66,25 @@ def moto_aws(fake_credentials):
             CREATE_TRAINING_JOB_EVENT, lambda params, **_: aws.sent.append(copy.deepcopy(params))
         )
         yield aws
+
+
+@pytest.fixture
+def user_project(tmp_path) -> Path:
+    """A copy of a user's training folder (its own script, model and spec) with a local data channel of 128 records
+    and what a repository accumulates: an old run's checkpoint, a .git folder, bytecode."""
+    import torch
+
+    root = tmp_path / "project"
+    shutil.copytree(USER_PROJECT, root)
+    (root / "data").mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for part in range(2):
+        torch.save({"x": torch.randn(64, 16, generator=generator), "y": torch.randint(0, 4, (64,), generator=generator)},
+                   root / "data" / f"part{part}.pt")
+    (root / "runs" / "old" / "checkpoints").mkdir(parents=True)
+    (root / "runs" / "old" / "checkpoints" / "model.pt").write_bytes(b"\0" * 1000)
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "__pycache__").mkdir()
+    (root / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
+    return root

@@ -9,8 +9,9 @@ factory and file modification time.
 
 ``ModelProfile`` turns that one trace into a per-GPU estimate for any data-parallel layout: model states divide
 by the shard group as FSDP divides them, activations scale with the micro-batch, DDP adds its gradient buckets
-and FSDP the gathered parameters of the unit it computes and the next. ``tests/unit/test_model_factory.py`` checks
-the FSDP estimate against a trace of FSDP2 itself on a fake process group.
+and FSDP the unit it computes (parameters and gradient, unsharded) and the next unit's prefetched parameters.
+``tests/unit/test_model_factory.py`` checks the DDP and FSDP estimates against traces of DDP's layout and of FSDP2
+itself on a fake process group.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ModelProfile:
     activation_bytes: float
     """The rest of the traced peak (activations, temporaries, buffers) for ``traced_micro_batch`` samples."""
     largest_unit_parameters: int
-    """Parameters of the largest wrapping unit (a child of the model, containers opened): what FSDP gathers at once."""
+    """Parameters of the largest wrapping unit (a child of the model, ModuleLists opened): what FSDP gathers at once."""
     factory: str = ""
     micro_batch: int = 1
     """The micro-batch being planned (the planner varies it)."""
@@ -76,10 +77,13 @@ class ModelProfile:
         elif layout.sharding == "shard_grad_op":
             g, o = g / group, o / group
         buffers = 0.0
-        if layout.dp_degree > 1:
-            per_param = (self.weights_bytes + self.gradients_bytes) / max(self.parameters, 1)
-            buffers = self.gradients_bytes if layout.sharding == "none" else min(
-                2 * self.largest_unit_parameters * per_param, self.weights_bytes + self.gradients_bytes)
+        if layout.dp_degree > 1 and layout.sharding == "none":
+            buffers = self.gradients_bytes  # DDP's buckets: a copy of every gradient
+        elif layout.dp_degree > 1:
+            # FSDP in backward: the unit being computed, gathered, with its unsharded gradient, and the next unit's
+            # prefetched parameters (calibrated against FSDP2's own trace: tests/unit/test_model_factory.py)
+            w_per, g_per = (b / max(self.parameters, 1) for b in (self.weights_bytes, self.gradients_bytes))
+            buffers = min(self.largest_unit_parameters * (2 * w_per + g_per), self.weights_bytes + self.gradients_bytes)
         return MemoryEstimate(weights=w, gradients=g, optimizer=o,
                               activations=self.activation_bytes * micro_batch / self.traced_micro_batch,
                               buffers=buffers, overhead=layout.overhead_gib * GIB)
@@ -96,12 +100,12 @@ def _load(source_dir: str, reference: str):
 
 
 def _units(model):
-    """The modules FSDP would typically wrap one by one: the model's children, with containers (ModuleList,
-    Sequential, ModuleDict) opened."""
+    """The modules FSDP would typically wrap one by one: the model's children, with the containers that have no
+    forward of their own (ModuleList, ModuleDict) opened."""
     from torch import nn
 
     for child in model.children():
-        if isinstance(child, nn.ModuleList | nn.Sequential | nn.ModuleDict):
+        if isinstance(child, nn.ModuleList | nn.ModuleDict):
             yield from _units(child)
         else:
             yield child

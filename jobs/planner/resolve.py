@@ -155,9 +155,9 @@ def check_fits(spec: JobSpec, region: str | None = None) -> list[Problem]:
                    f"({better.describe_layout()}, {better.memory.total_gib:.1f} GiB per GPU); set compute.instance_type "
                    "to it, or to auto" if better else "nothing in the catalog fits: shard more (fsdp, pipeline, smp_v2) or "
                    "lower plan.micro_batch")
-    what = "traced from plan.model_factory" if settings.model_factory else "from plan.model"
+    what = "traced from plan.model_factory" if settings.model_factory else "estimated from plan.model"
     recompute = "" if settings.recompute or settings.model_factory else ", without activation recomputation (set plan.recompute if the script does it)"
-    return [Problem("compute.instance_type", f"the job does not fit in GPU memory (estimated {what}{recompute}): {rejection.reason}.",
+    return [Problem("compute.instance_type", f"the job does not fit in GPU memory ({what}{recompute}): {rejection.reason}.",
                     alternative + ".")]
 
 

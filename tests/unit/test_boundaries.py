@@ -45,3 +45,16 @@ def test_validate_path_does_not_import_the_sdk_or_boto3():
             "print(sorted(m for m in ('sagemaker', 'boto3') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_package_imports_itself_as_smjobs_only():
+    """Installed, jobs/, infra/ and entry_points/ are smjobs, smjobs.infra and smjobs.entry_points: an import of the
+    repository folder names would pick up whatever a user's working directory holds under those names."""
+    root = ENTRY_POINTS_DIR.parent
+    offenders = {}
+    for folder in ("jobs", "infra"):
+        for path in (root / folder).rglob("*.py"):
+            bad = imported_roots(path) & {"jobs", "infra", "entry_points"}
+            if bad:
+                offenders[str(path.relative_to(root))] = bad
+    assert not offenders

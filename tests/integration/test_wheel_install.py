@@ -1,0 +1,106 @@
+"""Installable anywhere: smjobs' wheel in a new virtualenv, used from an empty folder holding decoy ``jobs/``,
+``infra/`` and ``entry_points/`` packages: the CLI validates, plans, runs locally, dry-runs and submits to a
+moto_server, and the Python API imports as ``smjobs``.
+
+The wheel is built from a copy of the repository (no build isolation, nothing downloaded) and installed with
+``--no-deps``; its dependencies (torch, the SDK, the container toolkit) come from this test environment's
+site-packages through a ``.pth`` file, which does not run this environment's editable-install hooks, so ``smjobs``
+itself can only come from the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+DECOY = "raise ImportError('the decoy {name}/ in the working directory was imported')\n"
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory) -> Path:
+    """The bin folder of a new virtualenv with smjobs installed from its wheel."""
+    work = tmp_path_factory.mktemp("wheel")
+    copy = work / "repo"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "__pycache__", "*.egg-info",
+                                                              "build", "dist", ".pytest_cache", ".ruff_cache"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                            str(copy), "-w", str(work / "dist")], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    wheel = next((work / "dist").glob("smjobs-*.whl"))
+    target = work / "venv"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(target)
+    purelib = Path(sysconfig.get_paths(vars={"base": str(target), "platbase": str(target)})["purelib"])
+    (purelib / "_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = target / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
+                                "--disable-pip-version-check", str(wheel)], capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    return target / "bin"
+
+
+@pytest.fixture
+def decoy_dir(tmp_path) -> Path:
+    """An empty working folder except for packages named like the repository's top-level folders."""
+    folder = tmp_path / "cwd"
+    for name in ("jobs", "infra", "entry_points"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(DECOY.format(name=name))
+    (folder / "jobs" / "spec.py").write_text(DECOY.format(name="jobs"))
+    return folder
+
+
+def run(bin_dir: Path, *args, cwd: Path, env=None):
+    environ = {**os.environ, "COLUMNS": "200", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=environ, timeout=300)
+
+
+def test_the_python_api_comes_from_the_wheel_whatever_the_working_directory_holds(wheel_env, decoy_dir):
+    code = ("import json, sys, smjobs, smjobs_runtime\n"
+            "from smjobs import JobSpec, build_request, load_spec, plan, validate_spec\n"
+            "spec = load_spec('ddp_mlp')\n"
+            "print(json.dumps([smjobs.__file__, smjobs_runtime.__file__, build_request(spec).entry_point,\n"
+            "                  sorted(m for m in ('jobs', 'infra', 'entry_points', 'sagemaker', 'boto3') if m in sys.modules)]))")
+    done = run(wheel_env, wheel_env / "python", "-c", code, cwd=decoy_dir)
+    assert done.returncode == 0, done.stderr
+    package, runtime, entry, leaked = json.loads(done.stdout.strip().splitlines()[-1])
+    venv_root = str(wheel_env.parent)
+    assert package.startswith(venv_root) and runtime.startswith(venv_root)
+    assert entry == "train.py" and leaked == []
+
+
+def test_the_cli_from_the_wheel_validates_plans_runs_and_submits(wheel_env, decoy_dir, user_project, tmp_path, moto_server):
+    smjobs = wheel_env / "smjobs"
+    validated = run(wheel_env, smjobs, "validate", "ddp_mlp", cwd=decoy_dir)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert str(wheel_env.parent) in validated.stdout.replace("\n", "")  # the bundled scripts of the installed wheel
+
+    planned = run(wheel_env, smjobs, "plan", "auto_gpt_7b", cwd=decoy_dir)
+    assert planned.returncode == 0 and "choice" in planned.stdout, planned.stdout + planned.stderr
+
+    ran = run(wheel_env, smjobs, "run", user_project / "job.yaml", "--local", "--processes", "2", "--work-dir",
+              tmp_path / "work", cwd=decoy_dir)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert (tmp_path / "work" / "model" / "model.pt").is_file()
+
+    dry = run(wheel_env, smjobs, "submit", "ddp_mlp", "--dry-run", cwd=decoy_dir)
+    assert dry.returncode == 0, dry.stderr
+    archive = yaml.safe_load(dry.stdout)["source_archive"]
+    assert archive["root"].startswith(str(wheel_env.parent))
+    assert {"train.py", "smjobs_runtime.py", "common/models.py"} <= {f.split(" (")[0] for f in archive["files"]}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"}
+    submitted = run(wheel_env, smjobs, "submit", user_project / "job.yaml", "--endpoint-url", moto_server,
+                    "--job-name", "from-wheel-1", cwd=decoy_dir, env={**env, "AWS_DEFAULT_REGION": "us-east-1"})
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "submitted from-wheel-1" in submitted.stdout
