@@ -115,13 +115,14 @@ def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Pa
     return local.launch(request, layout, on_line=on_line)
 
 
-def submit(spec: JobSpec, *, endpoint_url: str | None = None, region: str | None = None, role_arn: str | None = None,
-           bucket: str | None = None, job_name: str | None = None) -> TrainingRequest:
-    """Create the training job (``fit(wait=False)``); returns the request that was sent."""
+def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+           role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None) -> TrainingRequest:
+    """Create the training job (``fit(wait=False)``); returns the request that was sent. ``aws``: an
+    ``smjobs.aws.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``)."""
     from smjobs import sagemaker_edge
     from smjobs.aws import AwsContext
 
-    aws = AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
+    aws = aws or AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
     resolved = sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket)
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
     sagemaker_edge.submit(request, aws)

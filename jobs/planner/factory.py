@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from smjobs.planner.memory import Layout, MemoryEstimate
+from smjobs.planner.memory import Layout, MemoryEstimate, sharded
 
 GIB = 1024**3
 
@@ -68,14 +68,7 @@ class ModelProfile:
     def memory(self, layout: Layout, micro_batch: int) -> MemoryEstimate:
         """Peak memory of one GPU of ``layout`` at ``micro_batch`` samples (activation recomputation is the script's
         business and is not modelled for a traced model)."""
-        w, g, o = self.weights_bytes, self.gradients_bytes, self.optimizer_bytes
-        group = layout.dp_degree
-        if layout.sharding == "hybrid_shard":
-            group = layout.shard_degree or layout.dp_degree
-        if layout.sharding in ("full_shard", "hybrid_shard"):
-            w, g, o = w / group, g / group, o / group
-        elif layout.sharding == "shard_grad_op":
-            g, o = g / group, o / group
+        w, g, o = sharded(self.weights_bytes, self.gradients_bytes, self.optimizer_bytes, layout)
         buffers = 0.0
         if layout.dp_degree > 1 and layout.sharding == "none":
             buffers = self.gradients_bytes  # DDP's buckets: a copy of every gradient

@@ -169,17 +169,23 @@ def gathered_unit_bytes(shape: TransformerShape, layout: Layout) -> float:
     return min(2 * layer, params_per_gpu) * (w + g)
 
 
-def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
-    """Peak training memory of the busiest GPU."""
-    params_per_gpu = shape.parameter_count / (layout.tp_degree * layout.pp_degree)
-    w, g, o = bytes_per_parameter(layout.precision, layout.optimizer)
+def sharded(weights: float, gradients: float, optimizer: float, layout: Layout) -> tuple[float, float, float]:
+    """What one GPU keeps of the model states under ``layout``'s sharding: full and hybrid sharding divide all
+    three by the shard group, shard-grad-op the gradients and optimizer state (ZeRO-3 and ZeRO-2)."""
     group = layout.dp_degree
     if layout.sharding == "hybrid_shard":
         group = layout.shard_degree or layout.dp_degree
     if layout.sharding in ("full_shard", "hybrid_shard"):
-        w, g, o = w / group, g / group, o / group
-    elif layout.sharding == "shard_grad_op":
-        g, o = g / group, o / group
+        return weights / group, gradients / group, optimizer / group
+    if layout.sharding == "shard_grad_op":
+        return weights, gradients / group, optimizer / group
+    return weights, gradients, optimizer
+
+
+def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
+    """Peak training memory of the busiest GPU."""
+    params_per_gpu = shape.parameter_count / (layout.tp_degree * layout.pp_degree)
+    w, g, o = sharded(*bytes_per_parameter(layout.precision, layout.optimizer), layout)
     layers_per_stage = -(-shape.layers // layout.pp_degree)
     in_flight = in_flight_microbatches(layout.schedule, layout.pp_degree, layout.microbatches)
     activations = layers_per_stage * activation_bytes_per_layer(shape, layout) * in_flight

@@ -31,6 +31,13 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     if path.stem == "03_choose_instance":
         assert "configurations that fit, cheapest job first" in outputs and "no configuration fits" in outputs
         assert {p.name for p in tmp_path.glob("plan-*.png")} == {"plan-7B.png", "plan-70B.png"}
+    if path.stem == "04_your_own_script":
+        assert "exit code: 0" in outputs and "script flags: ['--epochs', '3', '--lr', '0.01']" in outputs
+        assert "train.py does not accept --epoch" in outputs and "which cannot read 'fast'" in outputs
+        assert "smjobs_runtime.py" in outputs and "input channel 'train' (it travels as a channel)" in outputs
+        assert "the job does not fit in GPU memory (traced from plan.model_factory)" in outputs
+        assert "valid on the planner's choice" in outputs and "dry run == request sent: True" in outputs
+        assert (tmp_path / "runs" / "my-own-script" / "model" / "model.pt").is_file()
 
 
 def test_there_are_notebooks():

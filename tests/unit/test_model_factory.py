@@ -104,3 +104,22 @@ def test_fsdp_estimate_of_a_traced_model_is_within_10_percent_of_fsdp2s_own_trac
         traced = trace_memory(getattr(user_sizes, factory.split(":")[1]), lambda: model.example_batch(micro), model.loss_fn,
                               TraceSetup("fsdp", world_size=world, fsdp_unit_types=("Sequential", "Linear")))
         assert estimate / traced.total_bytes == pytest.approx(1.0, abs=0.10), (factory, world)
+
+
+def test_a_described_model_on_a_fixed_type_is_checked_too(spec_data):
+    """plan.model (analytic): a 7B model on one 24 GB GPU is refused; the same model sharded over p4de fits."""
+    seven_b = {"model": {"layers": 32, "hidden": 4096, "heads": 32, "seq_len": 4096, "vocab": 32000},
+               "global_batch": 64, "steps": 100}
+    data = {**spec_data, "compute": {"instance_type": "ml.g5.xlarge", "instance_count": 1}, "plan": seven_b}
+    with pytest.raises(SpecError) as info:
+        load_spec(data)
+    problem = info.value.problems[0]
+    assert problem.path == "compute.instance_type" and "estimated from plan.model" in problem.message
+    assert "ml.g5.xlarge has 24 GiB per GPU" in problem.message and "without activation recomputation" in problem.message
+    assert "nothing in the catalog fits" in problem.fix  # DDP keeps all 16 bytes per parameter on every GPU
+    sharded = {**data, "distribution": {"type": "fsdp"}, "compute": {"instance_type": "ml.p4de.24xlarge", "instance_count": 2}}
+    assert load_spec(sharded).distribution.type == "fsdp"
+    fsdp_small = {**sharded, "compute": {"instance_type": "ml.g5.xlarge", "instance_count": 1}}
+    with pytest.raises(SpecError) as info:
+        load_spec(fsdp_small)
+    assert "the cheapest configuration that fits is" in info.value.problems[0].fix
