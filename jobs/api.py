@@ -18,7 +18,8 @@ import yaml
 from smjobs.errors import SpecError
 from smjobs.request import TrainingRequest, build_request
 from smjobs.source import SourceManifest, manifest_for
-from smjobs.spec import JobSpec, example_path, read_spec_data, resolve_file_paths
+from smjobs.spec import JobSpec, example_path, resolve_file_paths
+from smjobs.spec_file import SpecFileError, read_spec_data
 from smjobs.validate import parse_spec, validate_and_plan
 
 
@@ -66,8 +67,8 @@ def read_spec(spec: str | Path, overrides: Iterable[str] = ()) -> tuple[Path, di
             raise UsageError(f"{spec}: no such file. {exc}") from None
     try:
         data = read_spec_data(path)
-    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read the spec: {exc}") from None
+    except SpecFileError as exc:
+        raise UsageError(f"cannot read the spec: {exc}") from None
     return path, apply_overrides(resolve_file_paths(data, path), overrides)
 
 

@@ -47,8 +47,8 @@ def load(spec: str, region: str | None = None, overrides: list[str] | None = Non
     """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
     job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
     if found is not None and found.choice is not None:
-        err.print(f"[cyan]instance_type auto ->[/] {describe_choice(found.choice)} "
-                  f"(`smjobs plan {spec}` shows the alternatives)", highlight=False)
+        err.print(f"[cyan]instance_type auto ->[/] {escape(describe_choice(found.choice))} "
+                  f"(`smjobs plan {escape(str(spec))}` shows the alternatives)", highlight=False)
     return job
 
 
@@ -66,11 +66,11 @@ def _fail(exc: Exception) -> None:
     if isinstance(exc, SpecError):
         err.print(f"[bold red]{len(exc.problems)} problem(s) in the job spec[/] (nothing was sent to AWS):")
         for problem in exc.problems:
-            err.print(f"  [red]-[/] [bold]{problem.path or '<spec>'}[/]: {problem.message}", highlight=False)
+            err.print(f"  [red]-[/] [bold]{escape(problem.path or '<spec>')}[/]: {escape(problem.message)}", highlight=False)
             if problem.fix:
-                err.print(f"      To fix: {problem.fix}", highlight=False)
+                err.print(f"      To fix: {escape(problem.fix)}", highlight=False)
     else:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -90,7 +90,7 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     table.add_row("instances", f"{compute.instance_count} x {compute.instance_type}")
     table.add_row("processes", f"{request.processes_per_host} per host, world size {request.world_size}")
     table.add_row("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"])
-    table.add_row("entry point", f"{request.source_dir}/{request.entry_point}")
+    table.add_row("entry point", escape(f"{request.source_dir}/{request.entry_point}"))
     table.add_row("hyperparameters", str(len(request.create_training_job["HyperParameters"])))
     manifest = source.manifest_for(request)
     table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
@@ -101,7 +101,7 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
 
 def _notice(job: JobSpec) -> None:
     if job.distribution.notice:
-        err.print(f"[yellow]notice:[/] {job.distribution.notice}", highlight=False)
+        err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
 
 
 @app.command()
@@ -141,11 +141,11 @@ def submit(
     except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
         _fail(exc)
     except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
-    out.print(f"[green]submitted[/] {name} ({request.world_size} processes on "
+    out.print(f"[green]submitted[/] {escape(name)} ({request.world_size} processes on "
               f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
-    out.print(f"  status: smjobs status {name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""))
+    out.print(f"  status: smjobs status {name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""), markup=False)
 
 
 @app.command()
@@ -223,11 +223,11 @@ def report(result) -> None:
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")
     models = sorted(str(p) for p in result.layout.model_dir.rglob("*") if p.is_file())
-    table.add_row("model", ", ".join(models) or "(none saved)")
-    table.add_row("output", str(result.layout.output_dir))
-    table.add_row("checkpoints", str(result.layout.checkpoint_dir))
+    table.add_row("model", escape(", ".join(models)) or "(none saved)")
+    table.add_row("output", escape(str(result.layout.output_dir)))
+    table.add_row("checkpoints", escape(str(result.layout.checkpoint_dir)))
     for name, value in result.metrics.items():
-        table.add_row(f"metric {name}", f"{value:g}")
+        table.add_row(escape(f"metric {name}"), f"{value:g}")
     if result.failure:
         table.add_row("failure", escape(result.failure.strip().splitlines()[-1]))
     out.print(table)
@@ -255,7 +255,7 @@ def plan_command(
     print_plan(found, top)
     if png is not None:  # the picture shows every configuration that fits: search again without pruning
         everything, _ = plan_spec(job, region, all_types=True, keep=10**6)
-        out.print(f"picture: {plot(everything, png, f'{job.name}: estimated cost vs step time')}")
+        out.print(f"picture: {plot(everything, png, f'{job.name}: estimated cost vs step time')}", markup=False)
     if found.choice is None:
         raise typer.Exit(1)
 
@@ -295,7 +295,7 @@ def print_plan(found, top: int = 5) -> None:
             rejected.add_row(names, reason)
         out.print(rejected)
     if found.choice is None:
-        err.print(f"[bold red]{found.why_nothing()}[/]", highlight=False)
+        err.print(f"[bold red]{escape(found.why_nothing())}[/]", highlight=False)
 
 
 @app.command()
@@ -332,7 +332,7 @@ def schedule(
     out.print(f"bubble: {timeline.bubble_fraction:.1%} of rank-time (model); {formula}: {theory:.1%}")
     path = png or Path(f"schedule-{schedule_name}-p{stages}-m{microbatches}.png")
     schedule_model.plot(timeline, path)
-    out.print(f"picture: {path}")
+    out.print(f"picture: {path}", markup=False)
 
 
 def _aws_call(fn, *args: Any):
@@ -341,7 +341,7 @@ def _aws_call(fn, *args: Any):
     try:
         return fn(*args)
     except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -353,10 +353,10 @@ def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None)
 
     aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
     summary = _aws_call(sagemaker_edge.status, aws, job)
-    table = Table(title=job, show_header=False)
+    table = Table(title=escape(job), show_header=False)
     for key, value in summary.items():
         if value not in (None, {}, ""):
-            table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+            table.add_row(key, escape(json.dumps(value) if isinstance(value, dict) else str(value)))
     out.print(table)
 
 
@@ -369,7 +369,7 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
     aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
     lines = _aws_call(lambda: list(sagemaker_edge.logs(aws, job)))
     if not lines:
-        out.print(f"no log streams for {job} yet")
+        out.print(f"no log streams for {job} yet", markup=False)
     for line in lines:
         out.print(line, highlight=False, markup=False)
 
@@ -418,7 +418,7 @@ def prices_refresh(
 
     path = catalog or PRICES_PATH
     new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
-    out.print(f"{len(new)} prices for {region} from the Price List API written to {path}")
+    out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
     if missing:
         out.print(f"still without a price in {region}: {', '.join(missing)}", highlight=False)
 

@@ -13,33 +13,68 @@ from typing import Any
 
 from smjobs.errors import Problem
 
-# Java regex classes used by SageMaker patterns, translated for Python's `re`.
-_UNICODE_CLASSES = {
+# The service's patterns are Java regular expressions. Where Python's `re` reads the same text differently, the
+# translation spells out Java's meaning: \d, \s and \w are ASCII in Java and Unicode in Python; Java's `.` stops
+# at every line terminator (\n, \r, \u0085, \u2028, \u2029), Python's only at \n; and `re` has no \p{..}.
+_UNICODE_CLASSES = {  # emitted as they are: here \d and \w mean Python's Unicode classes on purpose
     "L": r"[^\W\d_]",
     "N": r"\d",
-    "Z": r"[^\S\t\n\r\f\v]",
+    "Z": r"[^\S\t\n\r\f\v\x1c-\x1f\x85]",  # Java's separators: Python's whitespace less its control characters
     "Alnum": r"[A-Za-z0-9]",
 }
-_CLASS_WITH_P = re.compile(r"\[((?:\\.|[^\]\\])*)\]")
+_ASCII_CLASSES = {"d": "0-9", "s": " \\t\\n\\x0b\\f\\r", "w": "a-zA-Z0-9_"}
+_NOT_LINE_TERMINATOR = "[^\\n\\r\\x85\\u2028\\u2029]"
+# a class (not negated) holding \p{..} or a negated escape (\S, \D, \W): Python's classes cannot nest, so it
+# becomes an alternation of its parts
+_CLASS_TO_SPLIT = re.compile(r"\[(?!\^)((?:\\.|[^\]\\])*(?:\\p\{\w+\}|\\[SDW])(?:\\.|[^\]\\])*)\]")
+_SPLIT_PART = re.compile(r"\\p\{(\w+)\}|\\([SDW])")
 _P_ESCAPE = re.compile(r"\\p\{(\w+)\}")
+
+JAVA_INTEGER_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+"""The service reads integers as Java int and long."""
 
 
 def java_to_python_regex(pattern: str) -> str:
-    r"""Rewrite ``\p{..}`` classes (which ``re`` lacks) into alternations Python understands."""
-
-    def rewrite_class(match: re.Match) -> str:
-        body = match.group(1)
-        names = _P_ESCAPE.findall(body)
-        if not names:
-            return match.group(0)
-        rest = _P_ESCAPE.sub("", body)
-        parts = [_UNICODE_CLASSES[n] for n in names]
-        if rest:
-            parts.append(f"[{rest}]")
-        return "(?:" + "|".join(parts) + ")"
-
-    pattern = _CLASS_WITH_P.sub(rewrite_class, pattern)
-    return _P_ESCAPE.sub(lambda m: _UNICODE_CLASSES[m.group(1)], pattern)
+    r"""Java pattern -> Python pattern with the same meaning (for the constructs the service's patterns use)."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        split = _CLASS_TO_SPLIT.match(pattern, i) if char == "[" and not in_class else None
+        if split:  # [\p{L}\p{N}_.-], [\S\s]
+            parts = [_UNICODE_CLASSES[name] if name else f"[^{_ASCII_CLASSES[negated.lower()]}]"
+                     for name, negated in _SPLIT_PART.findall(split.group(1))]
+            rest = _SPLIT_PART.sub("", split.group(1))
+            parts += [java_to_python_regex(f"[{rest}]")] if rest else []
+            out.append("(?:" + "|".join(parts) + ")")
+            i = split.end()
+            continue
+        if char == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            p_class = _P_ESCAPE.match(pattern, i)
+            if p_class:
+                out.append(_UNICODE_CLASSES[p_class.group(1)])
+                i = p_class.end()
+                continue
+            if nxt in _ASCII_CLASSES:
+                out.append(_ASCII_CLASSES[nxt] if in_class else f"[{_ASCII_CLASSES[nxt]}]")
+            elif nxt in "DSW" and not in_class:
+                out.append(f"[^{_ASCII_CLASSES[nxt.lower()]}]")
+            else:
+                out.append(char + nxt)
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and out and out[-1] not in ("[", "[^"):
+            in_class = False
+        elif char == "." and not in_class:
+            out.append(_NOT_LINE_TERMINATOR)
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 @cache
@@ -110,6 +145,10 @@ def _walk(shape, value: Any, path: str, problems: list[Problem]) -> None:
     if kind in ("integer", "long", "float", "double"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             problems.append(Problem(path, f"expected a number, got {type(value).__name__}"))
+            return
+        if kind in JAVA_INTEGER_RANGE and not JAVA_INTEGER_RANGE[kind][0] <= value <= JAVA_INTEGER_RANGE[kind][1]:
+            low, high = JAVA_INTEGER_RANGE[kind]
+            problems.append(Problem(path, f"{value} does not fit the service's {kind} ({low} to {high})"))
             return
         if "min" in meta and value < meta["min"]:
             problems.append(Problem(path, f"{value} is below the service minimum {meta['min']}"))

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from smjobs.spec_file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
 from smjobs.strategies import DDP, Strategy
 
 ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodule_search_locations[0]).resolve()
@@ -195,16 +196,6 @@ class JobSpec(_Frozen):
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
-
-
-def read_spec_data(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON spec file into plain data (no validation)."""
-    path = Path(path)
-    text = path.read_text()
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a job spec is a mapping of fields, got {type(data).__name__}")
-    return data
 
 
 def bundled_scripts() -> list[str]:

@@ -26,6 +26,7 @@ from smjobs.planner.plan import Plan
 from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
 from smjobs.request import UNRESOLVED_ROLE, build_request
 from smjobs.spec import JobSpec
+from smjobs.spec_file import SpecFileError, check_shape
 from smjobs.strategies import STRATEGY_TYPES
 
 # CreateTrainingJob member -> spec field, so that the service-model net reports spec paths.
@@ -84,6 +85,12 @@ def parse_spec(data: JobSpec | dict[str, Any]) -> tuple[JobSpec | None, list[Pro
     """Build a JobSpec; on structural errors, report them and build one from the remaining fields."""
     if isinstance(data, JobSpec):
         return data, []
+    if not isinstance(data, dict):
+        return None, [Problem("", f"a job spec is a mapping of fields, got {type(data).__name__}.", "give a mapping (a dict).")]
+    try:
+        check_shape(data)
+    except SpecFileError as exc:
+        return None, [Problem("", f"{exc}.", "flatten it: large settings belong in a file in source_dir or an input channel.")]
     problems: list[Problem] = []
     work = copy.deepcopy(data)
     for _ in range(10):  # each round sets aside the fields pydantic rejected
@@ -147,14 +154,17 @@ def _allowed_fields(loc: tuple, data: dict) -> list[str]:
         if isinstance(ann, dict):  # the strategy union: its tag comes next in loc, or from the data
             tag = parts.pop(0) if parts and parts[0] in ann else (node or {}).get("type", "ddp")
             cls = ann.get(tag, ann["ddp"])
-        elif isinstance(ann, tuple):  # dict[str, Model]: the key comes next
+        elif isinstance(ann, tuple):  # dict[str, Model] or tuple[Model, ...]: the key or index comes next
             if parts:
                 part = parts.pop(0)
-                node = node.get(part) if isinstance(node, dict) else None
+                if isinstance(node, dict):
+                    node = node.get(part)
+                else:
+                    node = node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
             cls = ann[1]
         else:
             cls = ann
-    return list(cls.model_fields)
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
 
 
 def _model_or_mapping(annotation: Any) -> Any:
@@ -168,6 +178,8 @@ def _model_or_mapping(annotation: Any) -> Any:
         return _model_or_mapping(args[0])
     if origin is dict:
         return ("dict", _model_or_mapping(typing.get_args(annotation)[1]))
+    if origin in (tuple, list):
+        return ("sequence", _model_or_mapping(typing.get_args(annotation)[0]))
     return annotation
 
 
