@@ -229,7 +229,8 @@ def report(result) -> None:
     for name, value in result.metrics.items():
         table.add_row(escape(f"metric {name}"), f"{value:g}")
     if result.failure:
-        table.add_row("failure", escape(result.failure.strip().splitlines()[-1]))
+        lines = result.failure.strip().splitlines()
+        table.add_row("failure", escape(lines[0] if result.root_cause else lines[-1]))
     out.print(table)
 
 

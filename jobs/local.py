@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smjobs import local_env, source
+from smjobs import failures, local_env, source
 from smjobs.errors import Problem, SpecError
 from smjobs.request import TrainingRequest
 
@@ -252,6 +252,8 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     """Last value of each metric definition found in the log."""
     duration_s: float = 0.0
+    root_cause: failures.RootCause | None = None
+    """The rank that failed first and how (torchrun's summary), when the run failed."""
 
     @property
     def failure(self) -> str | None:
@@ -310,6 +312,12 @@ def launch(
                 signal.signal(sig, handler)
     result.duration_s = time.monotonic() - start
     result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
+    if result.exit_code != 0:
+        result.root_cause = failures.root_cause(result.lines)
+        if result.root_cause is not None:  # the first failure goes first: the ranks that failed after it wrote theirs
+            earlier = layout.failure_file.read_text() if layout.failure_file.exists() else ""
+            layout.failure_file.parent.mkdir(parents=True, exist_ok=True)
+            layout.failure_file.write_text(failures.describe(result.root_cause, result.lines) + earlier)
     return result
 
 

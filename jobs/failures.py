@@ -1,0 +1,68 @@
+"""Which rank failed first in a local run, and how: read from torchrun's own failure summary in the log.
+
+When one rank dies, the others fail next (a peer's "Connection reset by peer"), and their tracebacks fill the
+failure file; the cause is the first failure. torchrun records it in its "Root Cause (first observed failure)"
+block: the rank, its exit code or signal and its PID. ``root_cause`` reads that block; ``describe`` words it with
+the rank's last lines of output, which the local runner puts first in ``output/failure``.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+
+_FIELD = re.compile(r"^\s*(rank|exitcode)\s*:\s*(.*)$")
+_RANK = re.compile(r"(\d+)")
+_EXIT = re.compile(r"(-?\d+)(?:\s*\(pid:\s*(\d+)\))?")
+_RANK_LINE = re.compile(r"^\[default(\d+)\]:(.*)$")
+
+
+@dataclass(frozen=True)
+class RootCause:
+    rank: int
+    exit_code: int
+    """The process's exit code; negative: killed by that signal."""
+    pid: int | None = None
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.exit_code >= 0:
+            return None
+        try:
+            return signal.Signals(-self.exit_code).name
+        except ValueError:
+            return f"signal {-self.exit_code}"
+
+
+def root_cause(lines: list[str]) -> RootCause | None:
+    """torchrun's first observed failure, or None when the log has none."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("Root Cause (first observed failure)")), None)
+    if start is None:
+        return None
+    fields: dict[str, str] = {}
+    for line in lines[start + 1:start + 12]:
+        match = _FIELD.match(line)
+        if match:
+            fields.setdefault(match.group(1), match.group(2))
+    rank, code = _RANK.match(fields.get("rank", "")), _EXIT.match(fields.get("exitcode", ""))
+    if not rank or not code:
+        return None
+    return RootCause(int(rank.group(1)), int(code.group(1)), int(code.group(2)) if code.group(2) else None)
+
+
+def describe(cause: RootCause, lines: list[str], tail: int = 10) -> str:
+    """"rank 1 (pid 4242) was killed by SIGKILL ..." with that rank's last lines of output."""
+    who = f"rank {cause.rank}" + (f" (pid {cause.pid})" if cause.pid else "")
+    if cause.signal_name == "SIGKILL":
+        how = ("was killed by SIGKILL: by hand, or by the kernel's out-of-memory killer when this machine ran out of "
+               "memory (fewer --processes or a smaller model with --set make room)")
+    elif cause.signal_name:
+        how = f"was killed by {cause.signal_name}"
+    else:
+        how = f"exited with code {cause.exit_code}"
+    own = [m.group(2) for m in map(_RANK_LINE.match, lines) if m and int(m.group(1)) == cause.rank]
+    text = f"first failure: {who} {how}.\n"
+    if own:
+        text += f"last lines of rank {cause.rank}:\n" + "\n".join(f"  {line}" for line in own[-tail:]) + "\n"
+    return text
