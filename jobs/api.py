@@ -86,8 +86,7 @@ def plan(spec: str | Path | dict | JobSpec, *, region: str | None = None, top: i
     """The planner's answer for the spec's model and strategy over every instance type (``smjobs plan``)."""
     from smjobs.planner.resolve import plan_spec
 
-    data = spec if isinstance(spec, dict | JobSpec) else read_spec(spec)[1]
-    job, problems = parse_spec(data)
+    job, problems = parse_spec(spec if isinstance(spec, dict | JobSpec) else read_spec(spec)[1])
     if problems:
         raise SpecError(problems)
     found, problems = plan_spec(job, region, all_types=True, keep=max(top, 10))
@@ -101,18 +100,27 @@ def source_manifest(spec: JobSpec) -> SourceManifest:
     return manifest_for(build_request(spec))
 
 
+def prepare_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None,
+                  fresh: bool = False, region: str | None = None):
+    """The request and the laid-out ``/opt/ml`` tree of a local run (default work dir: runs/<name>; ``fresh``
+    deletes its checkpoints, model and output first); raises SpecError for what keeps it from running here."""
+    from smjobs import local
+
+    request = build_request(spec, region=region)
+    work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
+    if fresh:
+        for sub in ("checkpoints", "model", "output"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+    return request, local.prepare(request, work, processes or local.default_processes(request))
+
+
 def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None, fresh: bool = False,
               on_line: Callable[[str], None] | None = None):
     """Run ``spec`` on this machine under SageMaker's container toolkit (``smjobs run --local``); returns the
     RunResult (exit code, model/output/checkpoint folders, metrics)."""
     from smjobs import local
 
-    request = build_request(spec)
-    work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
-    if fresh:
-        for sub in ("checkpoints", "model", "output"):
-            shutil.rmtree(work / sub, ignore_errors=True)
-    layout = local.prepare(request, work, processes or local.default_processes(request))
+    request, layout = prepare_local(spec, processes=processes, work_dir=work_dir, fresh=fresh)
     return local.launch(request, layout, on_line=on_line)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -165,23 +164,19 @@ def run(
         raise typer.Exit(2)
     try:
         job = load(spec, None, overrides)
-        request = build_request(job, region=_region(job, None))
-        procs = processes or local_run.default_processes(request)
-        work = work_dir or Path("runs") / job.name
-        if fresh:
-            for sub in ("checkpoints", "model", "output"):
-                shutil.rmtree(work / sub, ignore_errors=True)
-        layout = local_run.prepare(request, work, procs)
+        request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
+                                            region=_region(job, None))
     except (SpecError, UsageError) as exc:
         _fail(exc)
     compute = job.compute
+    procs = processes or local_run.default_processes(request)
     out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "
               f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
               f"launcher {local_run.launcher(request)}; work dir {escape(str(layout.base_dir))}", highlight=False)
     installs = local_run.local_env.installs_packages(layout.code_dir)
     if installs:
-        python = local_run.python_for(request, layout)
-        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(python.parent.parent))}) that "
+        where = local_run.local_env.environment_root(Path(request.source_dir))
+        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(where))}) that "
                   "reuses this environment's torch; smjobs' own environment is not changed", highlight=False)
     result = run_with_progress(request, layout)
     report(result)
@@ -248,9 +243,10 @@ def plan_command(
     from smjobs.validate import parse_spec
 
     try:
-        data = read_spec(spec, overrides or [])[1]
-        found = api.plan(data, region=region, top=top)
-        job = parse_spec(data)[0]
+        job, problems = parse_spec(read_spec(spec, overrides or [])[1])
+        if problems:
+            raise SpecError(problems)
+        found = api.plan(job, region=region, top=top)
     except (SpecError, UsageError) as exc:
         _fail(exc)
     print_plan(found, top)

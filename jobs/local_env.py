@@ -58,10 +58,15 @@ def write_torchrun(bin_dir: Path, python: Path) -> Path:
     return bin_dir
 
 
+def environment_root(source_dir: Path) -> Path:
+    """Where the isolated environment of ``source_dir`` lives (one per source folder and smjobs Python)."""
+    key = f"{Path(source_dir).resolve()}|{sys.executable}"
+    return cache_dir() / "envs" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def isolated_environment(source_dir: Path) -> Path:
     """The Python of the environment for ``source_dir`` (created on first use)."""
-    key = f"{Path(source_dir).resolve()}|{sys.executable}"
-    root = cache_dir() / "envs" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    root = environment_root(source_dir)
     python = root / "bin" / "python"
     if not python.exists():
         venv.EnvBuilder(with_pip=False, symlinks=True, clear=True).create(root)

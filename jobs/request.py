@@ -92,15 +92,12 @@ def script_hyperparameters(spec: JobSpec) -> dict[str, Any]:
     return hps
 
 
-DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
-
-
 def job_environment(spec: JobSpec) -> dict[str, str]:
     """The container's environment: the user's variables plus the strategy's settings as JSON (never flags), and the
     checkpoint folder when it is not SageMaker's default."""
     env = dict(spec.environment)
     env[DISTRIBUTION_ENV] = json.dumps(spec.distribution.script_settings(), separators=(",", ":"))
-    if spec.checkpoint_local_path != DEFAULT_CHECKPOINT_DIR:
+    if spec.checkpoint_local_path != JobSpec.model_fields["checkpoint_local_path"].default:
         env[CHECKPOINT_DIR_ENV] = spec.checkpoint_local_path
     return env
 

@@ -125,7 +125,7 @@ def build_manifest(root: Path, *, exclude: Iterable[tuple[Path, str]] = (), add_
             elif full.is_symlink():
                 excluded.append(Excluded(rel + "/", "a symbolic link to a folder (not followed)"))
             elif spec.match_file(rel + "/"):
-                excluded.append(Excluded(rel + "/", _why(root, rel + "/")))
+                excluded.append(Excluded(rel + "/", _why(rel + "/")))
             else:
                 kept.append(name)
         dirs[:] = kept
@@ -133,7 +133,7 @@ def build_manifest(root: Path, *, exclude: Iterable[tuple[Path, str]] = (), add_
             full = here / name
             rel = full.relative_to(root).as_posix()
             if spec.match_file(rel):
-                excluded.append(Excluded(rel, _why(root, rel)))
+                excluded.append(Excluded(rel, _why(rel)))
             elif full.is_file():  # a dangling link is not
                 files.append(SourceFile(rel, full.stat().st_size, str(full)))
     added: tuple[str, ...] = ()
@@ -144,9 +144,11 @@ def build_manifest(root: Path, *, exclude: Iterable[tuple[Path, str]] = (), add_
     return SourceManifest(str(root), tuple(files), tuple(excluded), added)
 
 
-def _why(root: Path, rel: str) -> str:
-    default = pathspec.GitIgnoreSpec.from_lines(DEFAULT_IGNORE)
-    return "left out by default" if default.match_file(rel) else f"matched by {IGNORE_FILE}"
+_DEFAULTS = pathspec.GitIgnoreSpec.from_lines(DEFAULT_IGNORE)
+
+
+def _why(rel: str) -> str:
+    return "left out by default" if _DEFAULTS.match_file(rel) else f"matched by {IGNORE_FILE}"
 
 
 def manifest_for(request, *, work_dir: Path | None = None) -> SourceManifest:
