@@ -339,6 +339,10 @@ def reporting_failures(env: SageMakerEnv):
         dist = sys.modules.get("torch.distributed")
         if dist is not None and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+            # give gloo's worker threads a moment, while the interpreter still runs, to release the collectives they
+            # finished: one released during finalisation aborts the process ("terminate called without an active
+            # exception") after training succeeded (root cause found with gdb; see smdistributed-stub's _launch.py)
+            time.sleep(0.2)
 
 
 def exit_cleanly() -> None:

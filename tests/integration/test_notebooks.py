@@ -32,7 +32,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert "configurations that fit, cheapest job first" in outputs and "no configuration fits" in outputs
         assert {p.name for p in tmp_path.glob("plan-*.png")} == {"plan-7B.png", "plan-70B.png"}
     if path.stem == "04_your_own_script":
-        assert "exit code: 0" in outputs and "script flags: ['--epochs', '3', '--lr', '0.01']" in outputs
+        run_cell = outputs[outputs.find("exit code:"):][:3000]
+        assert "exit code: 0" in outputs and "script flags: ['--epochs', '3', '--lr', '0.01']" in outputs, run_cell
         assert "train.py does not accept --epoch" in outputs and "which cannot read 'fast'" in outputs
         assert "smjobs_runtime.py" in outputs and "input channel 'train' (it travels as a channel)" in outputs
         assert "the job does not fit in GPU memory (traced from plan.model_factory)" in outputs
