@@ -239,6 +239,9 @@ def toolkit_environment(layout: LocalLayout, extra: dict[str, str] | None = None
         PET_MASTER_PORT=str(free_port()),
         PATH=bin_dir + os.pathsep + env.get("PATH", ""),  # the toolkit runs `torchrun` from PATH
         PYTHONUNBUFFERED="1",
+        # every process of the run (toolkit, torchrun, the ranks) lets gloo settle at exit: see local_env.SETTLE
+        PYTHONPATH=os.pathsep.join(filter(None, [str(local_env.write_settle_hook(layout.base_dir / "site")),
+                                                 env.get("PYTHONPATH")])),
     )
     env.update(extra or {})
     return env

@@ -64,6 +64,52 @@ def environment_root(source_dir: Path) -> Path:
     return cache_dir() / "envs" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+SETTLE = '''"""Written by smjobs for a local run (never uploaded): every Python process of the run imports it at start-up.
+
+gloo's worker threads can release a finished collective while the interpreter finalises; the release needs the GIL,
+Python ends such threads with a forced unwind, and the process aborts ("terminate called without an active
+exception", SIGABRT) after training succeeded. Plain torch scripts hit it now and then on CPU; SageMaker's GPU jobs
+use NCCL. At exit, end any process group and give the workers a moment while the interpreter still runs.
+"""
+
+import atexit
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+
+def _settle():
+    dist = sys.modules.get("torch.distributed")
+    if dist is None:
+        return
+    try:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001  (nothing at exit may fail the run)
+        pass
+    import time
+
+    time.sleep(0.2)
+
+
+atexit.register(_settle)
+
+# this file shadows any sitecustomize of the environment: run that one too
+_here = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.machinery.PathFinder.find_spec("sitecustomize", [p for p in sys.path if os.path.abspath(p or ".") != _here])
+if _spec is not None and _spec.loader is not None:
+    _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
+'''
+
+
+def write_settle_hook(folder: Path) -> Path:
+    """A ``sitecustomize.py`` in ``folder`` (put it on PYTHONPATH) that lets gloo settle at every process's exit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SETTLE)
+    return folder
+
+
 def isolated_environment(source_dir: Path) -> Path:
     """The Python of the environment for ``source_dir`` (created on first use)."""
     root = environment_root(source_dir)
