@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -145,88 +144,6 @@ def submit(
     out.print(f"[green]submitted[/] {escape(name)} ({request.world_size} processes on "
               f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
     out.print(f"  status: smjobs status {name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""), markup=False)
-
-
-@app.command()
-def run(
-    spec: SpecArg,
-    local: Annotated[bool, typer.Option("--local", help="Run on this machine (the only mode so far).")] = False,
-    processes: Annotated[int | None, typer.Option("--processes", min=1, help="Processes on this host (default: the job's per-host count, at most the CPUs).")] = None,
-    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the /opt/ml tree goes (default: runs/<name>); kept, so a re-run resumes from its checkpoints.")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the work dir's checkpoints and model first.")] = False,
-    overrides: SetOpt = None,
-) -> None:
-    """Run the job as SageMaker would, on this machine, under the container toolkit (no Docker)."""
-    from smjobs import local as local_run
-
-    if not local:
-        err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
-        raise typer.Exit(2)
-    try:
-        job = load(spec, None, overrides)
-        request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
-                                            region=_region(job, None))
-    except (SpecError, UsageError) as exc:
-        _fail(exc)
-    compute = job.compute
-    procs = processes or local_run.default_processes(request)
-    out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "
-              f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
-              f"launcher {local_run.launcher(request)}; work dir {escape(str(layout.base_dir))}", highlight=False)
-    installs = local_run.local_env.installs_packages(layout.code_dir)
-    if installs:
-        where = local_run.local_env.environment_root(Path(request.source_dir))
-        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(where))}) that "
-                  "reuses this environment's torch; smjobs' own environment is not changed", highlight=False)
-    result = run_with_progress(request, layout)
-    report(result)
-    raise typer.Exit(result.exit_code)
-
-
-STEP = re.compile(r"\bstep=(\d+)")
-RANK_PREFIX = re.compile(r"^\[default(\d+)\]:")
-
-
-def run_with_progress(request, layout, *, show_toolkit: bool = True):
-    """Launch a prepared local run; print rank lines (and the toolkit's own, dimmed) with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from smjobs import local as local_run
-
-    total = request.estimator["hyperparameters"].get("steps")
-    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=out, transient=True, disable=not isinstance(total, int)) as progress:
-        task = progress.add_task("train", total=total if isinstance(total, int) else None)
-
-        def show(line: str) -> None:
-            match = RANK_PREFIX.match(line)
-            if match:
-                out.print(f"[cyan]\\[rank {match.group(1)}][/] {escape(line[match.end():])}", highlight=False)
-                step = STEP.search(line)
-                if step:
-                    progress.update(task, completed=int(step.group(1)))
-            elif show_toolkit:
-                out.print(f"[dim]{escape(line)}[/]", highlight=False)
-
-        return local_run.launch(request, layout, on_line=show)
-
-
-def report(result) -> None:
-    """Where the model, output and checkpoints of a local run are, its metrics and any failure."""
-    status = "[green]succeeded[/]" if result.exit_code == 0 else f"[red]failed (exit code {result.exit_code})[/]"
-    table = Table(title=f"local run {status} in {result.duration_s:.1f} s", show_header=False)
-    table.add_column(overflow="fold")
-    table.add_column(overflow="fold")
-    models = sorted(str(p) for p in result.layout.model_dir.rglob("*") if p.is_file())
-    table.add_row("model", escape(", ".join(models)) or "(none saved)")
-    table.add_row("output", escape(str(result.layout.output_dir)))
-    table.add_row("checkpoints", escape(str(result.layout.checkpoint_dir)))
-    for name, value in result.metrics.items():
-        table.add_row(escape(f"metric {name}"), f"{value:g}")
-    if result.failure:
-        lines = result.failure.strip().splitlines()
-        table.add_row("failure", escape(lines[0] if result.root_cause else lines[-1]))
-    out.print(table)
 
 
 @app.command("plan")
@@ -371,76 +288,15 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
         out.print(line, highlight=False, markup=False)
 
 
-@app.command("instances")
-def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
-    """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
-    from smjobs.catalog import instances, prices, supported_libraries
-
-    catalog, price_table = instances(), prices()
-    region = region or price_table.default_region
-    table = Table(title=f"GPU training instances (catalog read {catalog.retrieved}; prices {region}, USD/h)")
-    for column in ("instance type", "GPUs", "GiB/GPU", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
-        table.add_column(column, overflow="fold")
-    for name, spec in catalog.types.items():
-        gpu = catalog.gpu(name)
-        price = price_table.price(name, region)
-        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}", f"{spec.gpu_memory_gb:g}",
-                      f"{spec.memory_gib:g}", str(spec.vcpus), gpu.interconnect if spec.gpu_count > 1 else "-",
-                      "yes" if spec.efa else "no", f"{spec.network_gbps:g}", ", ".join(supported_libraries(name)),
-                      f"{price.usd_per_hour:.4g}" if price else "-")
-    out.print(table)
-    out.print(f"excluded: {', '.join(catalog.excluded)} (`smjobs validate` says why)", highlight=False)
-
-
-prices_app = typer.Typer(no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
-app.add_typer(prices_app, name="prices")
-
-
-def _pricing_client(endpoint_url: str | None):
-    """The Price List API answers in us-east-1 (and ap-south-1) for every priced region."""
-    from smjobs.aws import AwsContext
-
-    return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
-
-
-@prices_app.command("refresh")
-def prices_refresh(
-    region: Annotated[str, typer.Option("--region", help="Region whose prices to fetch.")] = "us-east-1",
-    catalog: Annotated[Path | None, typer.Option("--catalog", help="prices.json to update (default: the shipped one).")] = None,
-    endpoint_url: EndpointOpt = None,
-) -> None:
-    """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
-    from smjobs.catalog import PRICES_PATH, instances
-    from smjobs.catalog.pricing import refresh
-
-    path = catalog or PRICES_PATH
-    new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
-    out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
-    if missing:
-        out.print(f"still without a price in {region}: {', '.join(missing)}", highlight=False)
-
-
-@prices_app.command("show")
-def prices_show(region: Annotated[str | None, typer.Option("--region", help="Region (default: the catalog's).")] = None) -> None:
-    """List the catalog's prices with where and when each was read."""
-    from smjobs.catalog import instances, prices
-
-    catalog = prices()
-    region = region or catalog.default_region
-    table = Table(title=f"on-demand training prices, {region}, USD per instance-hour")
-    for column in ("instance type", "GPUs", "USD/h", "read", "source"):
-        table.add_column(column, overflow="fold")
-    for name, spec in instances().types.items():
-        price = catalog.price(name, region)
-        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}",
-                      f"{price.usd_per_hour:.4g}" if price else "-", (price.retrieved or "undated") if price else "-",
-                      price.source if price else "no price: run `smjobs prices refresh`")
-    out.print(table)
+# the other commands register themselves on `app`
+from smjobs import cli_catalog, cli_local  # noqa: E402, F401
 
 
 def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m smjobs.cli: run the imported module, on whose app every command registered
+    from smjobs.cli import main as imported_main
+
+    imported_main()

@@ -1,0 +1,78 @@
+"""``smjobs instances`` and ``smjobs prices``: the instance and price catalogs, and refreshing prices from AWS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smjobs.cli import EndpointOpt, _aws_call, app, out
+
+
+@app.command("instances")
+def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
+    """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
+    from smjobs.catalog import instances, prices, supported_libraries
+
+    catalog, price_table = instances(), prices()
+    region = region or price_table.default_region
+    table = Table(title=f"GPU training instances (catalog read {catalog.retrieved}; prices {region}, USD/h)")
+    for column in ("instance type", "GPUs", "GiB/GPU", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
+        table.add_column(column, overflow="fold")
+    for name, spec in catalog.types.items():
+        gpu = catalog.gpu(name)
+        price = price_table.price(name, region)
+        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}", f"{spec.gpu_memory_gb:g}",
+                      f"{spec.memory_gib:g}", str(spec.vcpus), gpu.interconnect if spec.gpu_count > 1 else "-",
+                      "yes" if spec.efa else "no", f"{spec.network_gbps:g}", ", ".join(supported_libraries(name)),
+                      f"{price.usd_per_hour:.4g}" if price else "-")
+    out.print(table)
+    out.print(f"excluded: {', '.join(catalog.excluded)} (`smjobs validate` says why)", highlight=False)
+
+
+prices_app = typer.Typer(no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
+app.add_typer(prices_app, name="prices")
+
+
+def _pricing_client(endpoint_url: str | None):
+    """The Price List API answers in us-east-1 (and ap-south-1) for every priced region."""
+    from smjobs.aws import AwsContext
+
+    return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
+
+
+@prices_app.command("refresh")
+def prices_refresh(
+    region: Annotated[str, typer.Option("--region", help="Region whose prices to fetch.")] = "us-east-1",
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="prices.json to update (default: the shipped one).")] = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
+    from smjobs.catalog import PRICES_PATH, instances
+    from smjobs.catalog.pricing import refresh
+
+    path = catalog or PRICES_PATH
+    new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
+    out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
+    if missing:
+        out.print(f"still without a price in {region}: {', '.join(missing)}", highlight=False)
+
+
+@prices_app.command("show")
+def prices_show(region: Annotated[str | None, typer.Option("--region", help="Region (default: the catalog's).")] = None) -> None:
+    """List the catalog's prices with where and when each was read."""
+    from smjobs.catalog import instances, prices
+
+    catalog = prices()
+    region = region or catalog.default_region
+    table = Table(title=f"on-demand training prices, {region}, USD per instance-hour")
+    for column in ("instance type", "GPUs", "USD/h", "read", "source"):
+        table.add_column(column, overflow="fold")
+    for name, spec in instances().types.items():
+        price = catalog.price(name, region)
+        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}",
+                      f"{price.usd_per_hour:.4g}" if price else "-", (price.retrieved or "undated") if price else "-",
+                      price.source if price else "no price: run `smjobs prices refresh`")
+    out.print(table)

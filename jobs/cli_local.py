@@ -1,0 +1,98 @@
+"""``smjobs run --local``: a job on this machine under SageMaker's container toolkit, its progress and its summary."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from smjobs import api
+from smjobs.api import UsageError
+from smjobs.cli import SetOpt, SpecArg, _fail, _region, app, err, load, out
+from smjobs.errors import SpecError
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    local: Annotated[bool, typer.Option("--local", help="Run on this machine (the only mode so far).")] = False,
+    processes: Annotated[int | None, typer.Option("--processes", min=1, help="Processes on this host (default: the job's per-host count, at most the CPUs).")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the /opt/ml tree goes (default: runs/<name>); kept, so a re-run resumes from its checkpoints.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the work dir's checkpoints and model first.")] = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Run the job as SageMaker would, on this machine, under the container toolkit (no Docker)."""
+    from smjobs import local as local_run
+
+    if not local:
+        err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
+        raise typer.Exit(2)
+    try:
+        job = load(spec, None, overrides)
+        request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
+                                            region=_region(job, None))
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    compute = job.compute
+    procs = processes or local_run.default_processes(request)
+    out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "
+              f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
+              f"launcher {local_run.launcher(request)}; work dir {escape(str(layout.base_dir))}", highlight=False)
+    installs = local_run.local_env.installs_packages(layout.code_dir)
+    if installs:
+        where = local_run.local_env.environment_root(Path(request.source_dir))
+        out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(where))}) that "
+                  "reuses this environment's torch; smjobs' own environment is not changed", highlight=False)
+    result = run_with_progress(request, layout)
+    report(result)
+    raise typer.Exit(result.exit_code)
+
+
+STEP = re.compile(r"\bstep=(\d+)")
+RANK_PREFIX = re.compile(r"^\[default(\d+)\]:")
+
+
+def run_with_progress(request, layout, *, show_toolkit: bool = True):
+    """Launch a prepared local run; print rank lines (and the toolkit's own, dimmed) with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from smjobs import local as local_run
+
+    total = request.estimator["hyperparameters"].get("steps")
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out, transient=True, disable=not isinstance(total, int)) as progress:
+        task = progress.add_task("train", total=total if isinstance(total, int) else None)
+
+        def show(line: str) -> None:
+            match = RANK_PREFIX.match(line)
+            if match:
+                out.print(f"[cyan]\\[rank {match.group(1)}][/] {escape(line[match.end():])}", highlight=False)
+                step = STEP.search(line)
+                if step:
+                    progress.update(task, completed=int(step.group(1)))
+            elif show_toolkit:
+                out.print(f"[dim]{escape(line)}[/]", highlight=False)
+
+        return local_run.launch(request, layout, on_line=show)
+
+
+def report(result) -> None:
+    """Where the model, output and checkpoints of a local run are, its metrics and any failure."""
+    status = "[green]succeeded[/]" if result.exit_code == 0 else f"[red]failed (exit code {result.exit_code})[/]"
+    table = Table(title=f"local run {status} in {result.duration_s:.1f} s", show_header=False)
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
+    models = sorted(str(p) for p in result.layout.model_dir.rglob("*") if p.is_file())
+    table.add_row("model", escape(", ".join(models)) or "(none saved)")
+    table.add_row("output", escape(str(result.layout.output_dir)))
+    table.add_row("checkpoints", escape(str(result.layout.checkpoint_dir)))
+    for name, value in result.metrics.items():
+        table.add_row(escape(f"metric {name}"), f"{value:g}")
+    if result.failure:
+        lines = result.failure.strip().splitlines()
+        table.add_row("failure", escape(lines[0] if result.root_cause else lines[-1]))
+    out.print(table)
