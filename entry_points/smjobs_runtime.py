@@ -35,6 +35,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -218,7 +219,10 @@ def init_distributed(env: SageMakerEnv, backend: str = "auto", timeout_s: float 
 
 # ----- stopping and checkpoints ----------------------------------------------------------------------------
 class StopSignal:
-    """Remembers a SIGTERM (spot interruption, StopTrainingJob, Ctrl-C in a local run) instead of dying mid-step."""
+    """Remembers a SIGTERM (spot interruption, StopTrainingJob, Ctrl-C in a local run) instead of dying mid-step.
+
+    A second one ends the process at once: launchers (torchrun, mpirun) send SIGTERM to the ranks left when one
+    rank failed, and a rank blocked in a collective with the dead one would otherwise never get to stop."""
 
     def __init__(self, signals=(signal.SIGTERM,)):
         self.signal: int | None = None
@@ -226,6 +230,9 @@ class StopSignal:
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, _frame) -> None:
+        if self.signal is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
         self.signal = signum
 
     @property
@@ -253,37 +260,131 @@ def _train_state(model, optimizer) -> dict:
     return {"model": model_state, "optim": optim_state}
 
 
+CONFIG_FILE = "config.json"
+"""Beside each checkpoint: the step, the script's hyperparameters and which of them shape the model."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be saved or resumed (torch's CheckpointException derives from BaseException, which
+    failure reports and ``except Exception`` would miss)."""
+
+
+class CheckpointMismatch(ValueError):
+    """The newest checkpoint was saved with other model-shaping hyperparameters than this run has."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
 def checkpoints(env: SageMakerEnv) -> list[Path]:
-    """Complete checkpoints, oldest first (an interrupted save has no marker and is ignored)."""
+    """Checkpoints marked complete, oldest first (an interrupted save has no marker and is ignored)."""
     return sorted(p for p in env.checkpoint_dir.glob("step_*") if (p / COMPLETE_MARKER).exists())
 
 
-def save_checkpoint(model, optimizer, step: int, env: SageMakerEnv, extra: dict | None = None) -> Path:
-    """Save model and optimizer (plain, DDP or FSDP-sharded) with torch.distributed.checkpoint; collective."""
+def latest_checkpoint(env: SageMakerEnv) -> Path | None:
+    """The newest checkpoint marked complete, or None."""
+    done = checkpoints(env)
+    return done[-1] if done else None
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.removeprefix("step_"))
+
+
+def save_checkpoint(model, optimizer, step: int, env: SageMakerEnv, extra: dict | None = None,
+                    hyperparameters: dict | None = None, shaping=()) -> Path:
+    """Save model and optimizer (plain, DDP, FSDP-sharded or a pipeline rank's stages) with
+    torch.distributed.checkpoint; collective. ``hyperparameters`` (the script's arguments) and ``shaping`` (the
+    names among them that shape the model or the optimizer's state) are kept beside it, so that a resume with other
+    values is refused instead of crashing on a shape mismatch."""
     import torch
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
 
     path = env.checkpoint_dir / f"step_{step:08d}"
-    # dcp.save returns on rank 0 after every rank's shards and the metadata are written
-    dcp.save({**_train_state(model, optimizer), "step": torch.tensor(step), **(extra or {})}, checkpoint_id=str(path))
+    try:
+        # dcp.save returns on rank 0 after every rank's shards and the metadata are written
+        dcp.save({**_train_state(model, optimizer), "step": torch.tensor(step), **(extra or {})}, checkpoint_id=str(path))
+    except (Exception, CheckpointException) as exc:
+        raise CheckpointError(f"saving the checkpoint of step {step} to {path} failed: {_reason(exc)}") from exc
     if env.rank == 0:
+        config = {"step": step, "hyperparameters": hyperparameters or {}, "shaping": sorted(shaping)}
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=str))
         (path / COMPLETE_MARKER).touch()
     return path
 
 
-def load_latest_checkpoint(model, optimizer, env: SageMakerEnv, extra: dict | None = None) -> int:
-    """Load the newest complete checkpoint into ``model`` and ``optimizer`` in place; return its step (0: none)."""
+def shaping_differences(path: Path, hyperparameters: dict) -> list[str]:
+    """``name: checkpoint value -> this run's value`` for each model-shaping hyperparameter that changed since the
+    checkpoint at ``path`` was saved (none when it has no record)."""
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    saved = config.get("hyperparameters", {})
+    now = json.loads(json.dumps(hyperparameters, default=str))
+    return [f"{name}: {saved[name]!r} -> {now[name]!r}" for name in config.get("shaping", [])
+            if name in saved and name in now and saved[name] != now[name]]
+
+
+def _say(env: SageMakerEnv, text: str) -> None:
+    if env.rank == 0:
+        print(text, flush=True)
+
+
+def load_latest_checkpoint(model, optimizer, env: SageMakerEnv, extra: dict | None = None,
+                           hyperparameters: dict | None = None) -> int:
+    """Load the newest usable checkpoint into ``model`` and ``optimizer`` in place; return its step (0: none).
+
+    A checkpoint that cannot be read (a truncated shard, missing or garbage metadata) is skipped with its reason
+    printed, and the one before it is tried. The optimizer keeps this run's hyperparameters (a changed ``lr``
+    applies from the resumed step) and takes its state from the checkpoint. Raises CheckpointMismatch when the
+    newest checkpoint was saved with other model-shaping ``hyperparameters``, and CheckpointError when checkpoints
+    exist but none can be read (training from scratch silently would discard them)."""
     import torch
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import set_state_dict
 
     done = checkpoints(env)
     if not done:
         return 0
-    loaded = {**_train_state(model, optimizer), "step": torch.tensor(0), **(extra or {})}
-    dcp.load(loaded, checkpoint_id=str(done[-1]))
-    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
-    return int(loaded["step"])
+    changed = shaping_differences(done[-1], hyperparameters or {})
+    if changed:
+        raise CheckpointMismatch(
+            f"checkpoint {done[-1]} was saved with other model-shaping hyperparameters ({'; '.join(changed)}). "
+            "To fix: run with the checkpoint's values to resume, or start over with --fresh (deletes the checkpoints)")
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    skipped = []
+    for path in reversed(done):
+        loaded = {**_train_state(model, optimizer), "step": torch.tensor(0), **(extra or {})}
+        try:
+            if not (path / ".metadata").is_file():
+                raise FileNotFoundError("its .metadata file is missing")
+            dcp.load(loaded, checkpoint_id=str(path))  # collective: a rank that cannot read makes every rank raise
+        except (Exception, CheckpointException) as exc:
+            skipped.append(f"{path.name} ({_reason(exc)})")
+            _say(env, f"checkpoint {path.name} skipped: cannot be read: {_reason(exc)}")
+            continue
+        set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+        for group, own in zip(optimizer.param_groups, settings, strict=True):
+            group.update(own)
+        step = int(loaded["step"])
+        _say(env, f"resuming from checkpoint {path.name} (step {step})" + (f"; skipped {len(skipped)} newer" if skipped else ""))
+        return step
+    raise CheckpointError(f"none of the {len(done)} checkpoints in {env.checkpoint_dir} can be read: {'; '.join(skipped)}. "
+                          "To fix: start over with --fresh (deletes them)")
+
+
+STOPPED_LINE = "checkpoint at step {step} saved; stopping on SIGTERM; run again to resume"
+"""What a script stopped by SIGTERM prints last (rank 0); the local runner's summary reads it."""
+
+
+def report_stop(env: SageMakerEnv, step: int) -> None:
+    """Say, on rank 0, that the run stopped on request after saving the checkpoint of ``step``."""
+    _say(env, STOPPED_LINE.format(step=step))
 
 
 # ----- metrics, model, failures ----------------------------------------------------------------------------
@@ -319,7 +420,15 @@ def save_model(env: SageMakerEnv, payload, name: str = "model.pt") -> Path:
 
     env.model_dir.mkdir(parents=True, exist_ok=True)
     path = env.model_dir / name
-    torch.save(payload, path)
+    partial = path.with_name(f".{name}.partial")
+    try:
+        torch.save(payload, partial)
+        os.replace(partial, path)  # a model file is whole or absent: a failed write never leaves a truncated one
+    except (OSError, RuntimeError) as exc:
+        partial.unlink(missing_ok=True)
+        free = shutil.disk_usage(env.model_dir).free
+        raise OSError(f"writing the model to {path} failed ({_reason(exc)}); {free / 2**20:,.0f} MiB are free there, "
+                      "so the disk may be full or the folder read-only") from exc
     print(f"saved model to {path}", flush=True)
     return path
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this
 
 import smjobs_runtime as smr  # noqa: E402
 from common import memory  # noqa: E402
-from common.models import add_model_arguments, build_model, synthetic_batch  # noqa: E402
+from common.models import MODEL_SHAPING, add_model_arguments, build_model, synthetic_batch  # noqa: E402
 from smjobs_runtime import MetricLog, boolean, json_dict, toolkit_mapping  # noqa: E402
 
 
@@ -167,17 +167,17 @@ def make_optimizer(model, args):
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
-def train(args, env) -> None:
+def train(args, env, stop=None) -> None:
     device = smr.init_distributed(env, args.backend)
     # tracked from before the model exists, so that DDP's gradient buckets and FSDP's shards are counted
     with memory.tracking(args.track_memory) as report:
-        model = train_steps(args, env, device, report)
+        model = train_steps(args, env, device, report, stop or smr.StopSignal())
     report.publish(env)
     if model is not None:
         save_model(model, args, env)
 
 
-def train_steps(args, env, device, report) -> torch.nn.Module | None:
+def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
     """Run the steps; return the model, or None when a SIGTERM stopped the run after a checkpoint."""
     torch.manual_seed(args.seed)
     mesh = smp_v2_mesh(args, env, device) if args.parallel == "smp_v2" and env.distributed else None
@@ -185,7 +185,7 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
     model = wrap(build_model(args).to(device), args, env, device, mesh)
     loss_fn = type(model.module if hasattr(model, "module") else model).loss
     optimizer = make_optimizer(model, args)
-    start = smr.load_latest_checkpoint(model, optimizer, env)
+    start = smr.load_latest_checkpoint(model, optimizer, env, hyperparameters=vars(args))
     if args.global_batch_size % (dp_size * args.grad_accum_steps):
         raise ValueError(
             f"global_batch_size {args.global_batch_size} must divide evenly over {dp_size} data-parallel processes "
@@ -204,7 +204,6 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
     autocast = args.mixed_precision == "bf16" and args.parallel != "fsdp" and (
         device.type == "cpu" or torch.cuda.is_bf16_supported()
     )
-    stop = smr.StopSignal()
     if env.rank == 0:
         backend = dist.get_backend() if dist.is_initialized() else "none"
         print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
@@ -234,10 +233,9 @@ def train_steps(args, env, device, report) -> torch.nn.Module | None:
         loss_mean, interrupted = flags[0].item() / env.world_size, flags[1].item() > 0
         log.step(done, loss_mean)
         if interrupted or (args.checkpoint_every and done % args.checkpoint_every == 0):
-            smr.save_checkpoint(model, optimizer, done, env)
+            smr.save_checkpoint(model, optimizer, done, env, hyperparameters=vars(args), shaping=MODEL_SHAPING)
         if interrupted:
-            if env.rank == 0:
-                print(f"stopping after step {done} on SIGTERM; checkpoint saved", flush=True)
+            smr.report_stop(env, done)
             return None
     return model
 
@@ -251,10 +249,11 @@ def save_model(model, args, env) -> None:
 
 
 def main(argv=None) -> None:
+    stop = smr.StopSignal()  # first: a SIGTERM during start-up stops the run after its first step, with a checkpoint
     args = parse_args(argv)
     env = smr.environment()
     with smr.reporting_failures(env):
-        train(args, env)
+        train(args, env, stop)
 
 
 if __name__ == "__main__":

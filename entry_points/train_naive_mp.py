@@ -19,8 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import smjobs_runtime as smr  # noqa: E402
 from common.models import synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn  # noqa: E402
-from smjobs_runtime import MetricLog  # noqa: E402
-from train_pipeline import make_optimizer, run_reference, run_script  # noqa: E402
+from train_pipeline import Steps, make_optimizer, run_reference, run_script  # noqa: E402
 
 MAX_DIMS = 8
 
@@ -43,15 +42,17 @@ def recv_tensor(src: int, device) -> torch.Tensor:
     return tensor
 
 
-def run(args, env, device) -> tuple[dict | None, list[float]]:
+def run(args, env, device, stop=None) -> tuple[dict | None, list[float]]:
+    """Train; return (full state dict on rank 0 else None, mean loss per step trained); (None, losses) on every
+    rank when a SIGTERM stopped the run after a checkpoint."""
     if env.world_size == 1:
-        return run_reference(args, device)
+        return run_reference(args, device, env, stop)
     rank, last = env.rank, env.world_size - 1
     stage = build_stages(args, env.world_size)[rank].to(device)
     optimizer = make_optimizer(stage.parameters(), args)
+    steps = Steps(args, env, {rank: stage}, optimizer, env.world_size, stop)
     criterion = loss_fn(args)
-    history, log = [], MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=rank == 0)
-    for step in range(args.steps):
+    for step in range(steps.start, args.steps):
         x, y = synthetic_batch(args, step, args.global_batch_size)
         optimizer.zero_grad(set_to_none=True)
         if rank == 0:
@@ -59,25 +60,23 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
         else:
             inputs = recv_tensor(rank - 1, device).requires_grad_()
         outputs = stage(inputs)
+        loss = None
         if rank == last:
             loss = criterion(outputs, y.to(device))
             loss.backward()
-            report = torch.tensor([loss.item()])
         else:
             send_tensor(outputs, rank + 1)
             outputs.backward(recv_tensor(rank + 1, device))
-            report = torch.zeros(1)
         if rank > 0:
             send_tensor(inputs.grad, rank - 1)
         optimizer.step()
-        dist.all_reduce(report)  # only the last rank contributes its loss
-        history.append(report.item())
-        log.step(step + 1, history[-1])
+        if steps.end(step + 1, None if loss is None else loss.item()):  # only the last rank has the loss
+            return None, steps.history
     gathered = [None] * env.world_size if rank == 0 else None
     dist.gather_object(full_state_dict([stage]), gathered, dst=0)
     if rank != 0:
-        return None, history
-    return {k: v for part in gathered for k, v in part.items()}, history
+        return None, steps.history
+    return {k: v for part in gathered for k, v in part.items()}, steps.history
 
 
 def main(argv=None) -> None:

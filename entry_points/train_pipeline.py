@@ -21,14 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import smjobs_runtime as smr  # noqa: E402
 from common import memory  # noqa: E402
-from common.models import add_model_arguments, synthetic_batch  # noqa: E402
+from common.models import MODEL_SHAPING, add_model_arguments, synthetic_batch  # noqa: E402
 from common.stages import build_stages, full_state_dict, loss_fn, tensor_parallel_blocks  # noqa: E402
-from smjobs_runtime import (  # noqa: E402
-    MetricLog,  # noqa: E402
-    boolean,
-    json_dict,
-)
+from smjobs_runtime import MetricLog, boolean, json_dict  # noqa: E402
 
+SHAPING = (*MODEL_SHAPING, "stages")
+"""What a resumed run must keep: the model and how it is cut into stages (the checkpoint's keys are stage numbers)."""
 SCHEDULES = ("GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV")
 SINGLE_STAGE = ("GPipe", "1F1B")
 V_SHAPED = ("ZBVZeroBubble", "DualPipeV")
@@ -43,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--optimizer", type=json_dict, default={"name": "adamw"})
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=1)
+    p.add_argument("--checkpoint_every", type=int, default=0, help="0: checkpoint only on SIGTERM")
     p.add_argument("--parallel", choices=["pipeline", "naive_mp"], default="pipeline")
     p.add_argument("--pp_degree", type=int, default=1)
     p.add_argument("--dp_degree", type=int, default=1)
@@ -77,10 +76,11 @@ def schedule_class(name: str):
     return getattr(pipelining, "Schedule" + name)
 
 
-def run(args, env, device) -> tuple[dict | None, list[float]]:
-    """Train; return (full state dict on global rank 0 else None, mean loss per step)."""
+def run(args, env, device, stop=None) -> tuple[dict | None, list[float]]:
+    """Train; return (full state dict on global rank 0 else None, mean loss per step trained); (None, losses) on
+    every rank when a SIGTERM stopped the run after a checkpoint."""
     if env.world_size == 1:
-        return run_reference(args, device)
+        return run_reference(args, device, env, stop)
     from torch.distributed.device_mesh import init_device_mesh
 
     dp, pp, tp = args.dp_degree, args.pp_degree, args.tp_degree
@@ -93,8 +93,10 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
     del all_stages  # every rank builds the whole (small) model for identical initial weights; keeps its stages
     with memory.tracking(args.track_memory) as report:
         report.track(*modules)
-        history = train_stages(args, env, device, mesh, modules, mine, report)
+        history, stopped = train_stages(args, env, device, mesh, modules, mine, report, stop)
     report.publish(env)
+    if stopped:
+        return None, history
     state = full_state_dict(modules) if mesh["dp"].get_local_rank() == 0 else {}
     gathered = [None] * env.world_size if env.rank == 0 else None
     dist.gather_object(state, gathered, dst=0)
@@ -103,8 +105,9 @@ def run(args, env, device) -> tuple[dict | None, list[float]]:
     return {k: v for part in gathered for k, v in part.items()}, history
 
 
-def train_stages(args, env, device, mesh, modules, mine, report) -> list[float]:
-    """Run the schedule over this rank's stages ``modules`` (global indices ``mine``); return the mean loss per step."""
+def train_stages(args, env, device, mesh, modules, mine, report, stop) -> tuple[list[float], bool]:
+    """Run the schedule over this rank's stages ``modules`` (global indices ``mine``); return the mean loss per step
+    and whether a SIGTERM stopped the run."""
     from torch.distributed.pipelining import PipelineStage
 
     dp, tp, n_stages = args.dp_degree, args.tp_degree, args.pp_degree * args.pp_virtual_stages
@@ -118,10 +121,10 @@ def train_stages(args, env, device, mesh, modules, mine, report) -> list[float]:
     schedule = cls(stages[0], **common) if args.pp_schedule in SINGLE_STAGE else cls(stages, **common)
     params = [p for m in modules for p in m.parameters()]
     optimizer = make_optimizer(params, args)
+    steps = Steps(args, env, dict(zip(mine, modules, strict=True)), optimizer, n_stages, stop)
     has_first, has_last = 0 in mine, n_stages - 1 in mine
     local = args.global_batch_size // dp
-    history, log = [], MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
-    for step in range(args.steps):
+    for step in range(steps.start, args.steps):
         x, y = synthetic_batch(args, step, args.global_batch_size)
         x, y = x[dp_rank * local:(dp_rank + 1) * local].to(device), y[dp_rank * local:(dp_rank + 1) * local].to(device)
         optimizer.zero_grad(set_to_none=True)
@@ -137,42 +140,72 @@ def train_stages(args, env, device, mesh, modules, mine, report) -> list[float]:
                     grad /= dp
         optimizer.step()
         report.step()
-        # every rank holding the last stage knows its replica's loss; average those over the world
-        mean = torch.tensor([torch.stack(losses).mean().item() if losses else 0.0, 1.0 if losses else 0.0])
-        dist.all_reduce(mean)
-        history.append(mean[0].item() / mean[1].item())
-        log.step(step + 1, history[-1])
-    return history
+        # every rank holding the last stage knows its replica's loss; the step's end averages those over the world
+        if steps.end(step + 1, torch.stack(losses).mean().item() if losses else None):
+            return steps.history, True
+    return steps.history, False
 
 
-def run_reference(args, device) -> tuple[dict, list[float]]:
+class Steps:
+    """The model-parallel scripts' bookkeeping: resume from the newest checkpoint, and at the end of each step one
+    all-reduce for the mean loss and whether any rank was asked to stop (every rank stops after the same step),
+    the metric line, and periodic and on-stop checkpoints of this rank's stages."""
+
+    def __init__(self, args, env, stages: dict[int, torch.nn.Module], optimizer, n_stages: int, stop):
+        self.args, self.env, self.optimizer = args, env, optimizer
+        self.stop = stop or smr.StopSignal(signals=())
+        # keyed by global stage number, so that every stage's tensors have one name whichever rank holds them
+        self.model = torch.nn.ModuleDict({f"stage{i}": m for i, m in stages.items()})
+        self.hyperparameters = {**vars(args), "stages": n_stages}
+        self.start = smr.load_latest_checkpoint(self.model, optimizer, env, hyperparameters=self.hyperparameters)
+        self.history: list[float] = []
+        self.log = MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
+
+    def end(self, done: int, loss: float | None) -> bool:
+        """Step ``done`` (1-based) finished with ``loss`` on this rank (None: it holds no last stage); True: stop."""
+        flags = torch.tensor([loss or 0.0, 0.0 if loss is None else 1.0, float(self.stop.requested)])
+        if self.env.distributed:
+            dist.all_reduce(flags)
+        self.history.append(flags[0].item() / flags[1].item())
+        self.log.step(done, self.history[-1])
+        stopped = flags[2].item() > 0
+        if stopped or (self.args.checkpoint_every and done % self.args.checkpoint_every == 0):
+            smr.save_checkpoint(self.model, self.optimizer, done, self.env, hyperparameters=self.hyperparameters,
+                                shaping=SHAPING)
+        if stopped:
+            smr.report_stop(self.env, done)
+        return stopped
+
+
+def run_reference(args, device, env=None, stop=None) -> tuple[dict | None, list[float]]:
     """One process, the whole model, the whole batch: what the pipelined runs must reproduce."""
-    model = torch.nn.Sequential(*build_stages(args, 1)).to(device)
-    optimizer = make_optimizer(model.parameters(), args)
+    stage = build_stages(args, 1)[0].to(device)
+    optimizer = make_optimizer(stage.parameters(), args)
+    steps = Steps(args, env or smr.environment({}), {0: stage}, optimizer, 1, stop)
     criterion = loss_fn(args)
-    history, log = [], MetricLog(args.steps, args.log_every, args.global_batch_size)
-    for step in range(args.steps):
+    for step in range(steps.start, args.steps):
         x, y = synthetic_batch(args, step, args.global_batch_size)
         optimizer.zero_grad(set_to_none=True)
-        loss = criterion(model(x.to(device)), y.to(device))
+        loss = criterion(stage(x.to(device)), y.to(device))
         loss.backward()
         optimizer.step()
-        history.append(loss.item())
-        log.step(step + 1, history[-1])
-    return {k.split(".", 1)[1]: v.detach().cpu().clone() for k, v in model.state_dict().items()}, history
+        if steps.end(step + 1, loss.item()):
+            return None, steps.history
+    return full_state_dict([stage]), steps.history
 
 
 def run_script(run_fn, describe, argv=None) -> None:
     """The shared body of the model-parallel scripts: parse, start, train with ``run_fn``, save on rank 0."""
+    stop = smr.StopSignal()  # from the first moment: a SIGTERM during start-up stops after the first step
     args = parse_args(argv)
     env = smr.environment()
     with smr.reporting_failures(env):
         device = smr.init_distributed(env)
         if env.rank == 0:
             print(describe(args, env), flush=True)
-        state, losses = run_fn(args, env, device)
+        state, losses = run_fn(args, env, device, stop)
         if state is not None:
-            smr.save_model(env, {"model": state, "losses": losses, "args": vars(args)})
+            smr.save_model(env, {"model": state, "losses": losses, "first_step": args.steps - len(losses), "args": vars(args)})
 
 
 def describe(args, env) -> str:

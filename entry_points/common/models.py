@@ -133,6 +133,8 @@ class GPT(nn.Module):
 
 
 MODELS = ("mlp", "cnn", "resnet", "encoder", "gpt")
+MODEL_SHAPING = ("model", "in_features", "hidden_sizes", "vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "optimizer")
+"""Arguments a checkpoint's tensors depend on: the zoo's shape arguments and the optimizer (its state's layout)."""
 
 
 def add_model_arguments(parser, models=MODELS, hidden_sizes=(64, 64), n_layers=2) -> None:

@@ -1,0 +1,182 @@
+"""Faults injected by hand: a stop at any moment, a stop and resume of every model-parallel script (bitwise), a
+corrupt newest checkpoint, a changed model on resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from smjobs import local
+from smjobs.request import build_request
+from smjobs.spec import ENTRY_POINTS_DIR
+from smjobs.validate import validate_spec
+
+pytestmark = pytest.mark.integration
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+TINY = {"model": "mlp", "hidden_sizes": [16, 16, 16], "global_batch_size": 8, "lr": 0.01, "log_every": 1}
+SCRIPTS = {
+    "pipeline": ({"name": "fault-pipeline", "entry_point": "train_pipeline.py",
+                  "distribution": {"type": "pipeline", "dp_degree": 2, "pp_degree": 2, "microbatches": 2}}, 4),
+    "naive_mp": ({"name": "fault-naive", "entry_point": "train_naive_mp.py", "distribution": {"type": "naive_mp"}}, 2),
+}
+
+
+def spec(kind: str, steps: int) -> dict:
+    base, _ = SCRIPTS[kind]
+    return {**base, "compute": {"instance_type": "ml.g5.12xlarge", "instance_count": 1},
+            "hyperparameters": {**TINY, "steps": steps}}
+
+
+def run(data, work_dir, processes, **kwargs):
+    request = build_request(validate_spec(data), job_name="fault-test")
+    return local.launch(request, local.prepare(request, work_dir, processes), **kwargs)
+
+
+def model_of(result) -> dict[str, torch.Tensor]:
+    return torch.load(result.layout.model_dir / "model.pt", weights_only=False)["model"]
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
+@pytest.mark.parametrize("kind", list(SCRIPTS))
+def test_stop_and_resume_is_bitwise_equal_to_an_uninterrupted_run(kind, tmp_path):
+    data, processes = spec(kind, 300), SCRIPTS[kind][1]
+    reference = run(data, tmp_path / "reference", processes)
+    assert reference.exit_code == 0, "\n".join(reference.lines[-30:])
+
+    state = {}
+
+    def stop_at_step_5(line):
+        if "step=5 " in line and "sent" not in state:
+            state["sent"] = True
+            local.interrupt(state["proc"])
+
+    stopped = run(data, tmp_path / "work", processes, on_line=stop_at_step_5, on_start=lambda p: state.update(proc=p))
+    assert stopped.stopped and stopped.stopped_at_step is not None, "\n".join(stopped.lines[-30:])
+    assert 5 <= stopped.stopped_at_step < 300
+    assert stopped.status == f"stopped: checkpoint at step {stopped.stopped_at_step} saved; run again to resume"
+    assert not (tmp_path / "work" / "model" / "model.pt").exists()
+
+    resumed = run(data, tmp_path / "work", processes)
+    assert resumed.exit_code == 0, "\n".join(resumed.lines[-30:])
+    assert f"resuming from checkpoint step_{stopped.stopped_at_step:08d}" in "\n".join(resumed.lines)
+    assert_bitwise_equal(model_of(reference), model_of(resumed))
+
+
+def _run_processes(work: Path) -> list[int]:
+    """Processes whose environment names ``work`` as their SageMaker base dir (the run's toolkit, torchrun, ranks):
+    torchrun starts the ranks in sessions of their own, so a process group says nothing about them."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"SAGEMAKER_BASE_DIR={work}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_stop_during_start_up_stops_the_run(tmp_path):
+    data = {"name": "fault-startup", "entry_point": "train.py", "compute": {"instance_type": "ml.g5.12xlarge"},
+            "hyperparameters": {**TINY, "steps": 100000, "log_every": 1000}}
+    state = {}
+    started = time.monotonic()
+    # the stop comes while only the toolkit exists: torchrun and the ranks it starts later must get it too
+    result = run(data, tmp_path / "work", 2, on_start=lambda proc: local.interrupt(proc) or state.update(proc=proc))
+    elapsed = time.monotonic() - started
+    assert result.stopped, "\n".join(result.lines[-30:])
+    assert not (tmp_path / "work" / "model" / "model.pt").exists(), "the run trained to the end"
+    assert elapsed < 30, f"{elapsed:.1f} s"
+    assert _run_processes(tmp_path / "work") == [], "processes of the run were left behind"
+
+
+@pytest.mark.parametrize("when", [0.5, 1.5, "toolkit started", "rank started"])
+def test_sigterm_to_the_cli_at_any_moment_stops_it_cleanly(when, tmp_path):
+    work = tmp_path / "work"
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text("name: fault-cli\nentry_point: train.py\ncompute: {instance_type: ml.g5.12xlarge}\n"
+                         "hyperparameters: {model: mlp, steps: 100000, log_every: 1000, global_batch_size: 8}\n")
+    cli = subprocess.Popen([sys.executable, "-m", "smjobs.cli", "run", str(spec_file), "--local", "--processes", "2",
+                            "--work-dir", str(work)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = time.monotonic()
+    while time.monotonic() - started < 60:  # a moment while importing, validating, starting the toolkit, training
+        if isinstance(when, float) and time.monotonic() - started >= when:
+            break
+        members = _run_processes(work)
+        if when == "toolkit started" and members or when == "rank started" and len(members) >= 4:
+            break
+        time.sleep(0.02)
+    cli.send_signal(signal.SIGTERM)
+    output, _ = cli.communicate(timeout=90)
+    # 130: the CLI stopped the run (or had not started it); -SIGTERM: it was still importing, before any handler
+    assert cli.returncode in (130, -signal.SIGTERM), output[-3000:]
+    if cli.returncode == 130:  # it ended in its own words: the summary, or that nothing had started
+        assert "local run stopped" in output or "stopped before the run started" in output, output[-3000:]
+    assert "cli_local.py" not in output and "smjobs/cli" not in output, output[-3000:]
+    assert not (work / "model" / "model.pt").exists(), "the run trained to the end"
+    assert _run_processes(work) == [], "processes of the run were left behind"
+
+
+# ----- checkpoints ----------------------------------------------------------------------------------------
+def torchrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    from smjobs.local import free_port
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": str(tmp_path)}
+    return subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                           str(free_port()), str(ENTRY_POINTS_DIR / "train.py"), "--model", "mlp", "--hidden_sizes",
+                           "[16,16]", "--global_batch_size", "8", "--checkpoint_every", "2", *args],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+
+def corrupt(checkpoint: Path, how: str) -> None:
+    if how == "truncated shard":
+        shard = checkpoint / "__1_0.distcp"
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 3])
+    elif how == "garbage metadata":
+        (checkpoint / ".metadata").write_bytes(os.urandom(64))
+    else:
+        (checkpoint / ".metadata").unlink()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("uninterrupted")
+    done = torchrun(base, "--steps", "8")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(base / "model" / "model.pt", weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("how", ["truncated shard", "garbage metadata", "missing metadata"])
+def test_a_corrupt_newest_checkpoint_is_skipped_for_the_one_before(how, tmp_path, uninterrupted):
+    first = torchrun(tmp_path, "--steps", "6")
+    assert first.returncode == 0, first.stderr[-3000:]
+    corrupt(tmp_path / "checkpoints" / "step_00000006", how)
+    shutil.rmtree(tmp_path / "model")
+    again = torchrun(tmp_path, "--steps", "8")
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-3000:]
+    assert "checkpoint step_00000006 skipped: cannot be read" in log
+    assert "resuming from checkpoint step_00000004 (step 4); skipped 1 newer" in log
+    assert_bitwise_equal(uninterrupted, torch.load(tmp_path / "model" / "model.pt", weights_only=False)["model"])
+
+
+def test_changed_model_shape_on_resume_is_refused_by_the_script(tmp_path):
+    first = torchrun(tmp_path, "--steps", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = torchrun(tmp_path, "--steps", "4", "--hidden_sizes", "[32,32]")
+    assert again.returncode != 0
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "CheckpointMismatch" in failure and "hidden_sizes: [16, 16] -> [32, 32]" in failure and "--fresh" in failure
