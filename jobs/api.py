@@ -8,7 +8,6 @@ and talks to AWS (or to ``endpoint_url``, e.g. a moto server).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -103,15 +102,15 @@ def source_manifest(spec: JobSpec) -> SourceManifest:
 def prepare_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None,
                   fresh: bool = False, region: str | None = None):
     """The request and the laid-out ``/opt/ml`` tree of a local run (default work dir: runs/<name>; ``fresh``
-    deletes its checkpoints, model and output first); raises SpecError for what keeps it from running here."""
-    from smjobs import local
+    deletes its checkpoints, model and output first), with the work dir locked until the run ends; raises SpecError
+    for what keeps it from running here (``smjobs.local_checks``), before anything in the work dir changes."""
+    from smjobs import local, local_checks
 
     request = build_request(spec, region=region)
     work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
-    if fresh:
-        for sub in ("checkpoints", "model", "output"):
-            shutil.rmtree(work / sub, ignore_errors=True)
-    return request, local.prepare(request, work, processes or local.default_processes(request))
+    processes = processes or local.default_processes(request)
+    memory = local_checks.estimate_memory(spec, processes)
+    return request, local.prepare(request, work, processes, fresh=fresh, memory=memory)
 
 
 def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None, fresh: bool = False,

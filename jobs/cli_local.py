@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -26,11 +27,25 @@ def run(
     overrides: SetOpt = None,
 ) -> None:
     """Run the job as SageMaker would, on this machine, under the container toolkit (no Docker)."""
-    from smjobs import local as local_run
-
     if not local:
         err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
         raise typer.Exit(2)
+    # from the first instruction, SIGTERM stops this command as Ctrl-C does; the run installs its own handlers
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        code = _run_local(spec, processes, work_dir, fresh, overrides)
+    except KeyboardInterrupt:
+        err.print("stopped before the run started; nothing was trained", markup=False)
+        code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise typer.Exit(code)
+
+
+def _run_local(spec, processes, work_dir, fresh, overrides) -> int:
+    from smjobs import local as local_run
+    from smjobs.local_checks import newest_checkpoint
+
     try:
         job = load(spec, None, overrides)
         request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
@@ -47,9 +62,14 @@ def run(
         where = local_run.local_env.environment_root(Path(request.source_dir))
         out.print(f"{installs}: the toolkit installs it into an isolated environment ({escape(str(where))}) that "
                   "reuses this environment's torch; smjobs' own environment is not changed", highlight=False)
+    resume = newest_checkpoint(layout.checkpoint_dir)
+    if resume is not None:
+        out.print(f"resuming from checkpoint {resume.name} in {resume.parent} (--fresh starts over)", markup=False)
     result = run_with_progress(request, layout)
     report(result)
-    raise typer.Exit(result.exit_code)
+    if result.stopped:
+        return 130
+    return result.exit_code
 
 
 STEP = re.compile(r"\bstep=(\d+)")
@@ -82,8 +102,8 @@ def run_with_progress(request, layout, *, show_toolkit: bool = True):
 
 def report(result) -> None:
     """Where the model, output and checkpoints of a local run are, its metrics and any failure."""
-    status = "[green]succeeded[/]" if result.exit_code == 0 else f"[red]failed (exit code {result.exit_code})[/]"
-    table = Table(title=f"local run {status} in {result.duration_s:.1f} s", show_header=False)
+    color = "yellow" if result.stopped else "green" if result.exit_code == 0 else "red"
+    table = Table(title=f"local run [{color}]{escape(result.status)}[/] in {result.duration_s:.1f} s", show_header=False)
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")
     models = sorted(str(p) for p in result.layout.model_dir.rglob("*") if p.is_file())
@@ -92,7 +112,7 @@ def report(result) -> None:
     table.add_row("checkpoints", escape(str(result.layout.checkpoint_dir)))
     for name, value in result.metrics.items():
         table.add_row(escape(f"metric {name}"), f"{value:g}")
-    if result.failure:
+    if result.failure and not result.stopped:
         lines = result.failure.strip().splitlines()
         table.add_row("failure", escape(lines[0] if result.root_cause else lines[-1]))
     out.print(table)

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smjobs import failures, local_env, source
+from smjobs import failures, local_checks, local_env, local_stop, source
 from smjobs.errors import Problem, SpecError
+from smjobs.local_stop import interrupt
 from smjobs.request import TrainingRequest
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV
@@ -41,7 +41,8 @@ from smjobs_runtime import CHECKPOINT_DIR_ENV
 HOST = "algo-1"
 INSTANCE_GROUP = "homogeneousCluster"
 TOOLKIT_MODULE = "sagemaker_pytorch_container.training:main"
-STOP_GRACE_S = 30.0  # like `docker stop`: SIGTERM, then SIGKILL after a grace period
+STOPPED = re.compile(r"checkpoint at step (\d+) saved; stopping")
+"""smjobs_runtime.STOPPED_LINE, as a stopped script prints it."""
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,8 @@ class LocalLayout:
 
 
 def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
-    """What keeps a request from running locally (checked before any process starts)."""
-    problems = []
-    hps = request.strategy_settings
-    if hps.get("parallel") == "pipeline":
-        product = hps["dp_degree"] * hps["pp_degree"] * hps["tp_degree"]
-        if product != processes:
-            problems.append(Problem("--processes", f"dp({hps['dp_degree']}) x pp({hps['pp_degree']}) x tp({hps['tp_degree']}) = {product} "
-                                    f"processes are needed; the local run has {processes}.",
-                                    f"run with --processes {product}, or set the degrees with --set distribution.dp_degree=... ."))
+    """What keeps a request from running locally, known without touching the work dir."""
+    problems = local_checks.degree_problems(request, processes) + local_checks.channel_problems(request)
     if uses_smdistributed(request):
         import importlib.util
 
@@ -97,13 +91,6 @@ def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
                                     "SageMaker's GPU images and is not installed here.",
                                     "install smjobs' local stand-in: pip install -e stubs/smdistributed-stub (make demo and "
                                     "make test do), or run the job on SageMaker."))
-    for name, channel in request.inputs.items():
-        uri = channel["uri"]
-        if uri.startswith("s3://"):
-            problems.append(Problem(f"inputs.{name}.uri", f"{uri} is in S3; a local run reads channels from local directories.",
-                                    f"download the data and run with --set inputs.{name}.uri=./local/dir."))
-        elif not Path(uri).expanduser().is_dir():
-            problems.append(Problem(f"inputs.{name}.uri", f"local directory {uri!r} does not exist.", "create it or fix the path."))
     return problems
 
 
@@ -194,12 +181,36 @@ def container_files(request: TrainingRequest, processes: int, code_dir: Path) ->
     return {"hyperparameters.json": hyperparameters, "resourceconfig.json": resource, "inputdataconfig.json": data_config}
 
 
-def prepare(request: TrainingRequest, work_dir: Path, processes: int) -> LocalLayout:
-    """Lay out the ``/opt/ml`` tree for ``request`` under ``work_dir`` (kept between runs: checkpoints resume)."""
-    problems = local_problems(request, processes)
-    if problems:
-        raise SpecError(problems)
+def prepare(request: TrainingRequest, work_dir: Path, processes: int, *, fresh: bool = False,
+            memory: local_checks.MemoryCheck | None = None) -> LocalLayout:
+    """Lay out the ``/opt/ml`` tree for ``request`` under ``work_dir`` (kept between runs: checkpoints resume) and
+    take the work dir's lock, which ``launch`` releases. Raises SpecError, with the work dir as it was, when the run
+    cannot work here. ``fresh``: delete the checkpoints, model and output first. ``memory``: the job's memory
+    estimate over ``processes`` (``local_checks.estimate_memory``), checked against this machine."""
     layout = LocalLayout(Path(work_dir).resolve())
+    problems = local_problems(request, processes) + local_checks.memory_problems(memory)
+    if problems:
+        raise SpecError(problems)  # before the work dir is touched
+    held = local_checks.lock(layout.base_dir)
+    if held is not None:
+        raise SpecError([held])
+    try:
+        folders = {"model": layout.model_dir, "output": layout.output_dir / "data", "checkpoint": layout.checkpoint_dir}
+        problems = local_checks.folder_problems(folders, memory.storage_bytes if memory else local_checks.MIN_FREE_BYTES)
+        if not problems and fresh:
+            for sub in (layout.checkpoint_dir, layout.model_dir, layout.output_dir):
+                shutil.rmtree(sub, ignore_errors=True)
+        problems += local_checks.resume_problems(request, layout.checkpoint_dir)
+        if problems:
+            raise SpecError(problems)
+        _lay_out(request, layout, processes)
+    except BaseException:
+        local_checks.unlock(layout.base_dir)
+        raise
+    return layout
+
+
+def _lay_out(request: TrainingRequest, layout: LocalLayout, processes: int) -> None:
     layout.config_dir.mkdir(parents=True, exist_ok=True)
     for name, content in container_files(request, processes, layout.code_dir).items():
         (layout.config_dir / name).write_text(json.dumps(content, indent=1))
@@ -214,7 +225,6 @@ def prepare(request: TrainingRequest, work_dir: Path, processes: int) -> LocalLa
     for path in (layout.model_dir, layout.output_dir / "data", layout.checkpoint_dir):
         path.mkdir(parents=True, exist_ok=True)
     layout.failure_file.unlink(missing_ok=True)
-    return layout
 
 
 def free_port() -> int:
@@ -257,6 +267,22 @@ class RunResult:
     duration_s: float = 0.0
     root_cause: failures.RootCause | None = None
     """The rank that failed first and how (torchrun's summary), when the run failed."""
+    stop_requested: bool = False
+    """The run was asked to stop (Ctrl-C, SIGTERM, ``interrupt``, the timeout)."""
+    stopped_at_step: int | None = None
+    """The step whose checkpoint the ranks saved when they stopped on SIGTERM."""
+
+    @property
+    def stopped(self) -> bool:
+        """Ended on request rather than by finishing or failing."""
+        return self.stopped_at_step is not None or (self.stop_requested and self.exit_code != 0)
+
+    @property
+    def status(self) -> str:
+        if self.stopped:
+            return (f"stopped: checkpoint at step {self.stopped_at_step} saved; run again to resume"
+                    if self.stopped_at_step is not None else "stopped before the first checkpoint; nothing to resume")
+        return "succeeded" if self.exit_code == 0 else f"failed (exit code {self.exit_code})"
 
     @property
     def failure(self) -> str | None:
@@ -283,22 +309,16 @@ def launch(
     # checkpoint folder is this run's
     job_env = {**request.create_training_job.get("Environment", {}), CHECKPOINT_DIR_ENV: str(layout.checkpoint_dir)}
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=layout.base_dir, env=toolkit_environment(layout, {**job_env, **(env or {})}, bin_dir),
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
     result = RunResult(exit_code=-1, layout=layout)
-    if on_start:
-        on_start(proc)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def forward(signum, _frame):  # Ctrl-C or SIGTERM to the runner stops the training like a spot interruption
-        interrupt(proc)
-
-    in_main_thread = _is_main_thread()
-    if in_main_thread:
-        for sig in previous:
-            signal.signal(sig, forward)
+    watch = local_stop.StopWatch()  # before the toolkit starts: a stop at any moment stops the run
+    proc = None
     try:
+        proc = subprocess.Popen(cmd, cwd=layout.base_dir, env=toolkit_environment(layout, {**job_env, **(env or {})}, bin_dir),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                start_new_session=True)
+        watch.attach(proc)
+        if on_start:
+            on_start(proc)
         assert proc.stdout is not None  # noqa: S101  (Popen with stdout=PIPE always has it)
         for line in proc.stdout:
             line = line.rstrip("\n")
@@ -309,13 +329,19 @@ def launch(
                 interrupt(proc)
         result.exit_code = proc.wait()
     finally:
-        stop_group(proc.pid)
-        if in_main_thread:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        if watch.run is not None:
+            result.stop_requested = watch.run.stop_requested_at is not None
+            watch.run.end()
+        elif proc is not None:
+            proc.kill()
+            proc.wait()
+        watch.close()
+        local_checks.unlock(layout.base_dir)
     result.duration_s = time.monotonic() - start
     result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
-    if result.exit_code != 0:
+    stopped = [int(m.group(1)) for m in map(STOPPED.search, result.lines) if m]
+    result.stopped_at_step = stopped[-1] if stopped else None
+    if result.exit_code != 0 and not result.stopped:
         result.root_cause = failures.root_cause(result.lines)
         if result.root_cause is not None:  # the first failure goes first: the ranks that failed after it wrote theirs
             earlier = layout.failure_file.read_text() if layout.failure_file.exists() else ""
@@ -330,59 +356,6 @@ def python_for(request: TrainingRequest, layout: LocalLayout) -> Path:
     if local_env.installs_packages(layout.code_dir):
         return local_env.isolated_environment(Path(request.source_dir))
     return Path(sys.executable)
-
-
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def interrupt(toolkit: subprocess.Popen) -> None:
-    """Stop a run the way a spot interruption or StopTrainingJob does: SIGTERM to the training processes.
-
-    The toolkit itself is spared so that it can relay the processes' last words (the checkpoint they
-    save) and report their exit; ``stop_group`` ends whatever is left after the grace period.
-    """
-    for pid in _group_members(toolkit.pid):
-        if pid != toolkit.pid:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
-            members.append(int(stat.parent.name))
-    return members
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def stop_group(pgid: int, grace_s: float = STOP_GRACE_S) -> None:
-    """Make sure no process of the run is left: SIGTERM the group, then SIGKILL after ``grace_s``."""
-    if not _signal_group(pgid, 0):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _signal_group(pgid, 0):
-            return
-        time.sleep(0.05)
-    _signal_group(pgid, signal.SIGKILL)
 
 
 def parse_metrics(lines: list[str], definitions: list[dict]) -> dict[str, float]:

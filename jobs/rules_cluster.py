@@ -4,6 +4,7 @@ parallel degrees, and region. Each ``check_*`` takes a parsed spec and returns i
 from __future__ import annotations
 
 import difflib
+import os
 import re
 
 from smjobs import catalog, degrees
@@ -208,13 +209,30 @@ def _check_degrees(spec: JobSpec, instance) -> list[Problem]:
     return []
 
 
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+"""Where the SDK finds a region when neither --region nor the spec gives one (checked in this order)."""
+
+
+def effective_region(spec: JobSpec, region: str | None) -> tuple[str | None, str]:
+    """(the region a request would go to, where it came from): --region, the spec, then the environment."""
+    if region:
+        return region, "--region"
+    if spec.region:
+        return spec.region, "the spec's region"
+    for name in REGION_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name], f"${name}"
+    return None, ""
+
+
 def check_region(spec: JobSpec, region: str | None) -> list[Problem]:
-    region = region or spec.region
+    """The region, wherever it comes from, has the job's training image (and so is a SageMaker region)."""
+    region, source = effective_region(spec, region)
     fw = catalog.frameworks()
     full = fw.resolve(spec.framework_version)
     if region is None or full is None:
         return []
     if region not in fw.registries[full]:
-        return [Problem("region", f"PyTorch {full} training images are not published in {region!r}.",
+        return [Problem("region", f"{region!r} (from {source}): PyTorch {full} training images are not published there.",
                         f"use one of: {', '.join(sorted(fw.registries[full])[:8])}, ...")]
     return []

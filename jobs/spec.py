@@ -28,16 +28,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+MAX_INSTANCES = 10_000
+"""Upper bound on instance counts: far above any account's training quota, low enough that planning stays finite."""
+
+
 class Compute(_Frozen):
     """Where the job runs and for how long."""
 
     instance_type: str
     """A GPU training instance type, e.g. ``ml.g5.12xlarge``, or ``auto``: the planner picks the cheapest type,
     count and parallel degrees that fit (see ``plan``)."""
-    instance_count: int = 1
+    instance_count: int = Field(default=1, le=MAX_INSTANCES)
     """Number of instances (hosts)."""
-    volume_size_gb: int = 100
-    """EBS volume attached to each instance, in GB."""
+    volume_size_gb: int = Field(default=100, le=16_384)
+    """EBS volume attached to each instance, in GB (at most 16 TiB, EBS's largest volume)."""
     max_run_s: int = 24 * 3600
     """Hard limit on training time, in seconds."""
     use_spot: bool = False
@@ -79,17 +83,17 @@ class Security(_Frozen):
 class PlanModel(_Frozen):
     """An analytic description of a decoder-only transformer, for planning."""
 
-    layers: int = Field(ge=1)
+    layers: int = Field(ge=1, le=100_000)
     """Transformer blocks."""
-    hidden: int = Field(ge=1)
+    hidden: int = Field(ge=1, le=2**20)
     """Model (embedding) width."""
-    heads: int = Field(ge=1)
+    heads: int = Field(ge=1, le=2**16)
     """Attention heads."""
-    seq_len: int = Field(ge=1)
+    seq_len: int = Field(ge=1, le=2**24)
     """Tokens per sequence."""
-    vocab: int = Field(ge=1)
+    vocab: int = Field(ge=1, le=2**24)
     """Vocabulary size."""
-    parameters: int | None = Field(default=None, ge=1)
+    parameters: int | None = Field(default=None, ge=1, le=10**14)
     """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
 
 
@@ -108,16 +112,16 @@ class PlanSettings(_Frozen):
     """With model_factory: ``module:function`` taking a micro-batch size and returning ``(inputs, targets)``."""
     loss_fn: str | None = Field(default=None, pattern=FACTORY_PATTERN)
     """With model_factory: ``module:function(output, targets)`` returning the loss; by default the output's sum."""
-    micro_batch: int = Field(default=1, ge=1)
+    micro_batch: int = Field(default=1, ge=1, le=2**20)
     """Largest number of sequences one GPU processes at once."""
-    global_batch: int | None = Field(default=None, ge=1)
+    global_batch: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """Sequences per optimizer step; by default hyperparameters.global_batch_size."""
-    steps: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """Optimizer steps of the job; by default hyperparameters.steps."""
-    max_usd_per_hour: float | None = Field(default=None, gt=0)
+    max_usd_per_hour: float | None = Field(default=None, gt=0, le=1e7)
     """Price limit for all instances together (spot-adjusted with use_spot)."""
-    max_instances: int = Field(default=8, ge=1)
-    """Most instances the planner may choose."""
+    max_instances: int = Field(default=8, ge=1, le=MAX_INSTANCES)
+    """Most instances the planner may choose (each count is planned: the bound keeps that finite)."""
     families: tuple[str, ...] = ()
     """Allowed instance families, e.g. ``[p4d, p5]``; empty allows every family."""
     memory_margin: float = Field(default=0.10, ge=0, lt=1)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class _Strategy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    processes_per_host: int | None = Field(default=None, ge=1)
+    processes_per_host: int | None = Field(default=None, ge=1, le=1_000_000)
     """Training processes on each instance; defaults to the instance's GPU count."""
 
     launcher: ClassVar[str] = "torchrun"
@@ -59,7 +59,7 @@ class FSDP(_Strategy):
     sharding: Literal["full_shard", "shard_grad_op", "hybrid_shard"] = "full_shard"
     """full_shard: parameters resharded after forward (ZeRO-3); shard_grad_op: kept after forward
     (ZeRO-2-like); hybrid_shard: shard within groups of ``shard_degree`` processes, replicate across."""
-    shard_degree: int | None = Field(default=None, ge=1)
+    shard_degree: int | None = Field(default=None, ge=1, le=1_000_000)
     """Processes per shard group for hybrid_shard; defaults to processes_per_host (one group per host)."""
     mixed_precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     """Parameter dtype for compute; reductions stay in fp32."""
@@ -129,19 +129,19 @@ class PipelineParallel(_TorchrunStrategy):
     """Native ``torch.distributed.pipelining`` under torchrun, on a dp x pp x tp DeviceMesh."""
 
     type: Literal["pipeline"] = "pipeline"
-    pp_degree: int = Field(default=2, ge=1)
+    pp_degree: int = Field(default=2, ge=1, le=1_000_000)
     """Pipeline ranks (stages per replica, divided by virtual_stages)."""
-    microbatches: int = Field(default=4, ge=1)
+    microbatches: int = Field(default=4, ge=1, le=100_000)
     """Micro-batches each replica's batch is split into."""
     schedule: Literal[PIPELINE_SCHEDULES] = "1F1B"  # type: ignore[valid-type]
     """GPipe, 1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble or DualPipeV."""
-    virtual_stages: int = Field(default=1, ge=1)
+    virtual_stages: int = Field(default=1, ge=1, le=1_024)
     """Stages per pipeline rank: 1 for GPipe and 1F1B, >= 2 for the interleaved schedules, 2 for V-shaped ones."""
-    dp_degree: int = Field(default=1, ge=1)
+    dp_degree: int = Field(default=1, ge=1, le=1_000_000)
     """Data-parallel replicas of the whole pipeline."""
-    tp_degree: int = Field(default=1, ge=1)
+    tp_degree: int = Field(default=1, ge=1, le=1_000_000)
     """Tensor-parallel ranks within each stage (DTensor)."""
-    num_layers: int | None = Field(default=None, ge=1)
+    num_layers: int | None = Field(default=None, ge=1, le=1_000_000)
     """Layers the model splits into; defaults to what the bundled scripts' hyperparameters say."""
 
     def script_settings(self) -> dict:
@@ -161,7 +161,7 @@ class NaiveModelParallel(_TorchrunStrategy):
     For comparison with the pipeline schedules."""
 
     type: Literal["naive_mp"] = "naive_mp"
-    num_layers: int | None = Field(default=None, ge=1)
+    num_layers: int | None = Field(default=None, ge=1, le=1_000_000)
     """Layers the model splits into; defaults to what the bundled scripts' hyperparameters say."""
 
     def script_settings(self) -> dict:
@@ -173,16 +173,16 @@ class ModelParallelV2(_Strategy):
     expert parallelism, activation offloading. Runs in the smdistributed-modelparallel image."""
 
     type: Literal["smp_v2"] = "smp_v2"
-    hybrid_shard_degree: int = Field(default=0, ge=0)
+    hybrid_shard_degree: int = Field(default=0, ge=0, le=1_000_000)
     """Processes each parameter is sharded across; 0 shards across the whole data-parallel group."""
-    tensor_parallel_degree: int = Field(default=1, ge=1)
-    context_parallel_degree: int = Field(default=1, ge=1)
+    tensor_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
+    context_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
     """Splits the sequence; at most hybrid_shard_degree."""
-    expert_parallel_degree: int = Field(default=1, ge=1)
+    expert_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
     """Spreads mixture-of-experts experts over this many processes."""
     sm_activation_offloading: bool = False
     """Offload checkpointed activations to host memory."""
-    activation_loading_horizon: int = Field(default=2, ge=1)
+    activation_loading_horizon: int = Field(default=2, ge=1, le=1_000_000)
     """Activations prefetched back to the GPU ahead of use (with offloading)."""
     fsdp_cache_flush_warnings: bool = True
     allow_empty_shards: bool = False
@@ -238,15 +238,15 @@ class ModelParallelV1(_Strategy):
         "SageMaker model parallelism v1 is in maintenance (its last release supports PyTorch 2.0.0); "
         "prefer smp_v2 or pipeline for new work."
     )
-    partitions: int = Field(default=2, ge=1)
+    partitions: int = Field(default=2, ge=1, le=1_000_000)
     """Pipeline partitions the model is split into."""
-    microbatches: int = Field(default=4, ge=1)
+    microbatches: int = Field(default=4, ge=1, le=100_000)
     pipeline: Literal["simple", "interleaved"] = "interleaved"
     optimize: Literal["speed", "memory"] = "speed"
     placement_strategy: Literal["cluster", "spread"] = "cluster"
     ddp: bool = False
     """Data parallelism across model replicas; required with tensor_parallel_degree > 1."""
-    tensor_parallel_degree: int = Field(default=1, ge=1)
+    tensor_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
     custom_mpi_options: str = ""
 
     def parameters(self) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from smjobs import cli
+from smjobs import cli, cli_catalog
 from smjobs.catalog import PRICES_PATH, instances, load_prices, prices
 from smjobs.catalog.pricing import parse_price_list, refresh
 
@@ -74,7 +74,7 @@ def test_cli_refresh_writes_the_catalog_it_is_given(tmp_path, monkeypatch):
     path = tmp_path / "prices.json"
     shutil.copy(PRICES_PATH, path)
     client, stubber = stubbed_client()
-    monkeypatch.setattr(cli, "_pricing_client", lambda endpoint_url: client)
+    monkeypatch.setattr(cli_catalog, "_pricing_client", lambda endpoint_url: client)
     result = CliRunner().invoke(cli.app, ["prices", "refresh", "--region", "us-east-1", "--catalog", str(path)])
     assert result.exit_code == 0, result.output
     assert "3 prices" in result.output and "ml.p5en.48xlarge" in result.output
@@ -89,7 +89,7 @@ def test_cli_refresh_reports_an_api_error_without_touching_the_catalog(tmp_path,
     stubber = Stubber(client)
     stubber.add_client_error("get_products", "AccessDeniedException", "not allowed: pricing:GetProducts")
     stubber.activate()
-    monkeypatch.setattr(cli, "_pricing_client", lambda endpoint_url: client)
+    monkeypatch.setattr(cli_catalog, "_pricing_client", lambda endpoint_url: client)
     result = CliRunner().invoke(cli.app, ["prices", "refresh", "--catalog", str(path)])
     assert result.exit_code == 1
     assert "pricing:GetProducts" in result.output
