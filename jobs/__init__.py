@@ -6,6 +6,7 @@
     request = build_request(spec)           # the CreateTrainingJob request, as plain data (the dry run)
     source_manifest(spec).to_dict()         # the files the code archive holds
     result = run_local(spec, processes=2)   # here, under SageMaker's container toolkit
+    placement_warnings(spec)                # slower links than the strategy assumes (no EFA, groups across hosts)
     submit(spec)                            # the SageMaker SDK's PyTorch estimator, fit(wait=False)
 
 Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no credentials.
@@ -13,6 +14,7 @@ Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no cre
 
 from smjobs.api import UsageError, load_spec, plan, run_local, source_manifest, submit
 from smjobs.errors import Problem, SpecError
+from smjobs.placement import placement_warnings
 from smjobs.request import TrainingRequest, build_request
 from smjobs.source import SourceManifest
 from smjobs.spec import JobSpec
@@ -27,6 +29,7 @@ __all__ = [
     "UsageError",
     "build_request",
     "load_spec",
+    "placement_warnings",
     "plan",
     "run_local",
     "source_manifest",

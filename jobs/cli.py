@@ -98,8 +98,13 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
 
 
 def _notice(job: JobSpec) -> None:
+    """The strategy's notice and placement warnings (stderr: a dry run's stdout stays plain YAML)."""
+    from smjobs.placement import placement_warnings
+
     if job.distribution.notice:
         err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
+    for text in placement_warnings(job):
+        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 
 
 @app.command()
@@ -120,6 +125,7 @@ def submit(
             job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
         if dry_run:
             request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
+            _notice(job)
             printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
             out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
             return

@@ -50,12 +50,16 @@ def prices_refresh(
     endpoint_url: EndpointOpt = None,
 ) -> None:
     """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
-    from smjobs.catalog import PRICES_PATH, instances
+    from smjobs.catalog import PRICES_PATH, instances, load_prices
     from smjobs.catalog.pricing import refresh
 
     path = catalog or PRICES_PATH
     new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
     out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
+    offered = load_prices(path).offered.get(region)
+    if offered is not None:
+        out.print(f"{len(offered.instance_types)} training instance types offered in {region} recorded; validation "
+                  "refuses the others there", markup=False)
     if missing:
         out.print(f"still without a price in {region}: {', '.join(missing)}", highlight=False)
 

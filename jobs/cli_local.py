@@ -13,7 +13,7 @@ from rich.table import Table
 
 from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli import SetOpt, SpecArg, _fail, _region, app, err, load, out
+from smjobs.cli import SetOpt, SpecArg, _fail, _notice, _region, app, err, load, out
 from smjobs.errors import SpecError
 
 
@@ -52,6 +52,7 @@ def _run_local(spec, processes, work_dir, fresh, overrides) -> int:
                                             region=_region(job, None))
     except (SpecError, UsageError) as exc:
         _fail(exc)
+    _notice(job)
     compute = job.compute
     procs = processes or local_run.default_processes(request)
     out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "

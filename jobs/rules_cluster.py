@@ -235,4 +235,13 @@ def check_region(spec: JobSpec, region: str | None) -> list[Problem]:
     if region not in fw.registries[full]:
         return [Problem("region", f"{region!r} (from {source}): PyTorch {full} training images are not published there.",
                         f"use one of: {', '.join(sorted(fw.registries[full])[:8])}, ...")]
+    instance = catalog.instances().get(spec.compute.instance_type)  # auto and unknown types: checked elsewhere
+    offered = catalog.prices().not_offered(spec.compute.instance_type, region) if instance else None
+    if offered is not None:
+        alike = sorted(t for t in offered.instance_types if (known := catalog.instances().get(t))
+                       and known.gpu_count == instance.gpu_count)
+        return [Problem("compute.instance_type", f"{spec.compute.instance_type} is not offered for training in {region} "
+                        f"(from {source}; {offered.source}, read {offered.retrieved}).",
+                        f"use a type offered there ({', '.join(alike[:6]) or 'see `smjobs prices show --region ' + region + '`'}), "
+                        f"another region, or `smjobs prices refresh --region {region}` if the list is old.")]
     return []

@@ -7,7 +7,7 @@ Code reads them through the frozen views below; nothing here imports the SageMak
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -74,12 +74,28 @@ class Price:
 
 
 @dataclass(frozen=True)
+class Offered:
+    """The training instance types a region offers: every type with an on-demand training SKU there."""
+
+    instance_types: frozenset[str]
+    source: str
+    retrieved: str
+
+
+@dataclass(frozen=True)
 class PriceCatalog:
     default_region: str
     regions: dict[str, dict[str, Price]]
+    offered: dict[str, Offered] = field(default_factory=dict)
+    """Per region, when it was read (``smjobs prices refresh``); a region without it is not checked."""
 
     def price(self, instance_type: str, region: str | None = None) -> Price | None:
         return self.regions.get(region or self.default_region, {}).get(instance_type)
+
+    def not_offered(self, instance_type: str, region: str | None) -> Offered | None:
+        """The region's list, when it is known and ``instance_type`` is not on it; else None."""
+        listed = self.offered.get(region or self.default_region)
+        return listed if listed is not None and instance_type not in listed.instance_types else None
 
 
 def supported_libraries(instance_type: str) -> tuple[str, ...]:
@@ -157,7 +173,9 @@ def instances() -> InstanceCatalog:
 def load_prices(path: Path = PRICES_PATH) -> PriceCatalog:
     data = json.loads(path.read_text())
     regions = {region: {name: Price(**fields) for name, fields in table.items()} for region, table in data["regions"].items()}
-    return PriceCatalog(data["default_region"], regions)
+    offered = {region: Offered(frozenset(entry["instance_types"]), entry["source"], entry["retrieved"])
+               for region, entry in data.get("offered", {}).items()}
+    return PriceCatalog(data["default_region"], regions, offered)
 
 
 @cache

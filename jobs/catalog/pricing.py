@@ -77,7 +77,8 @@ def refresh(pricing_client, region: str, instance_types: Iterable[str], path: Pa
             today: date | None = None) -> tuple[dict[str, Price], list[str]]:
     """Replace ``region``'s prices in ``path`` with the API's, for the catalog's ``instance_types``.
 
-    Prices the API does not return are kept with their old source and date. Returns (new prices, types still
+    Prices the API does not return are kept with their old source and date. Every training type the API prices in
+    ``region`` (not only the catalog's) is recorded as what the region offers. Returns (new prices, types still
     without a price)."""
     fetched = fetch_prices(pricing_client, region)
     data = json.loads(path.read_text())
@@ -90,6 +91,9 @@ def refresh(pricing_client, region: str, instance_types: Iterable[str], path: Pa
         elif name in old:
             table[name] = old[name]
     data["regions"][region] = table
+    if fetched:  # the region's training SKUs: what it offers (an empty answer proves nothing)
+        data.setdefault("offered", {})[region] = {"instance_types": sorted(fetched), "source": f"{API_SOURCE}, region {region}",
+                                                  "retrieved": stamp}
     path.write_text(json.dumps(data, indent=1) + "\n")
     missing = [name for name in sorted(instance_types) if name not in table]
     return {name: Price(**fields) for name, fields in table.items() if name in fetched}, missing

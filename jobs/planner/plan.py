@@ -246,6 +246,10 @@ def _type_filter(strategy: StrategyRequest, constraints: Constraints, region: st
         if library and library not in supported_libraries(name):
             rejected.append(Rejection(name, f"{LIBRARY_NAMES[strategy.kind]} does not run on {name}", "library"))
             continue
+        offered = prices().not_offered(name, region)
+        if offered is not None:
+            rejected.append(Rejection(name, f"{name} is not offered for training in {region} (Price List SKUs read {offered.retrieved})", "region"))
+            continue
         price = prices().price(name, region)
         if price is None:
             rejected.append(Rejection(name, f"no on-demand price for {name} in {region} in the catalog; run `smjobs prices refresh --region {region}`", "unpriced"))

@@ -109,3 +109,32 @@ def test_cli_instances_lists_libraries_and_prices():
     p4d = next(line for line in result.output.splitlines() if "ml.p4d.24xlarge" in line)
     assert "smddp" in p4d and "smp_v2" in p4d and "25.25" in p4d and "NVLink 3" in p4d
     assert "ml.p2.xlarge" in result.output  # excluded, named
+
+
+def test_refresh_records_what_the_region_offers_and_validation_uses_it(tmp_path, monkeypatch, spec_data):
+    from smjobs import catalog
+    from smjobs.errors import SpecError
+    from smjobs.planner import plan as planner
+    from smjobs.validate import validate_spec
+
+    path = tmp_path / "prices.json"
+    shutil.copy(PRICES_PATH, path)
+    client, _ = stubbed_client()
+    refresh(client, "us-east-1", instances().types, path, today=date(2026, 11, 22))
+    updated = load_prices(path)
+    offered = updated.offered["us-east-1"]
+    assert offered.instance_types == {"ml.p4d.24xlarge", "ml.g5.xlarge", "ml.p5.48xlarge"} and offered.retrieved == "2026-11-22"
+    assert "Price List" in offered.source
+    monkeypatch.setattr(catalog, "prices", lambda: updated)
+    monkeypatch.setattr(planner, "prices", lambda: updated)
+
+    with pytest.raises(SpecError) as raised:
+        validate_spec({**spec_data, "region": "us-east-1"})  # ml.g5.12xlarge: no training SKU in that answer
+    assert raised.value.paths() == ["compute.instance_type"]
+    assert "not offered for training in us-east-1" in str(raised.value) and "read 2026-11-22" in str(raised.value)
+    assert validate_spec({**spec_data, "region": "us-east-1", "compute": {"instance_type": "ml.p4d.24xlarge"}})
+    assert validate_spec({**spec_data, "region": "eu-west-1"}), "a region never read is not checked"
+    from smjobs.planner.memory import TransformerShape
+
+    found = planner.plan(planner.Workload(TransformerShape(2, 64, 4, 32, 256), 8, 10), constraints=planner.Constraints())
+    assert any(r.kind == "region" and r.instance_type == "ml.g5.12xlarge" for r in found.rejections)

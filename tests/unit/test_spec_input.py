@@ -203,3 +203,48 @@ def test_the_near_valid_fuzz_accepted_a_good_share():
 @pytest.fixture
 def spec_data_factory(spec_data):
     return lambda: copy.deepcopy(spec_data)
+
+
+# ----- region from any source, bounds, placement ------------------------------------------------------------
+def test_a_region_from_the_environment_is_validated(spec_data, monkeypatch):
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "mars-1")
+    with pytest.raises(SpecError) as raised:
+        validate_spec(spec_data)
+    assert raised.value.paths() == ["region"] and "'mars-1' (from $AWS_DEFAULT_REGION)" in str(raised.value)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")  # the SDK's order: AWS_REGION first
+    assert validate_spec(spec_data).name == spec_data["name"]
+    assert validate_spec({**spec_data, "region": "us-west-2"}).region == "us-west-2"  # the spec wins over the environment
+
+
+@pytest.mark.parametrize("path,value", [
+    ("plan.max_instances", 10**12), ("plan.micro_batch", 10**9), ("plan.model.layers", 10**9),
+    ("compute.instance_count", 10**6), ("compute.volume_size_gb", 10**6), ("distribution.microbatches", 10**9),
+])
+def test_every_number_has_a_bound(spec_data, path, value):
+    data = json.loads(json.dumps(spec_data))
+    if path.startswith("distribution."):
+        data["distribution"] = {"type": "pipeline", "pp_degree": 2, "dp_degree": 4, "microbatches": value}
+    elif path.startswith("plan.model."):
+        data["plan"] = {"model": {"layers": value, "hidden": 64, "heads": 4, "seq_len": 32, "vocab": 256}}
+    else:
+        section, key = path.split(".")
+        data.setdefault(section, {})[key] = value
+    with pytest.raises(SpecError) as raised:
+        validate_spec(data)
+    assert path in raised.value.paths()
+
+
+def test_placement_warnings_name_the_effect(spec_data):
+    from smjobs import placement_warnings
+
+    without_efa = validate_spec({**spec_data, "compute": {"instance_type": "ml.g5.2xlarge", "instance_count": 4}})
+    (warning,) = placement_warnings(without_efa)
+    assert "4 x ml.g5.2xlarge: this type has no EFA" in warning and "TCP" in warning and "To fix" in warning
+    assert placement_warnings(validate_spec({**spec_data, "compute": {"instance_type": "ml.p4d.24xlarge", "instance_count": 4}})) == []
+    hybrid = validate_spec({**spec_data, "compute": {"instance_type": "ml.p4d.24xlarge", "instance_count": 4},
+                            "distribution": {"type": "fsdp", "sharding": "hybrid_shard", "shard_degree": 16}})
+    assert any("shard_degree 16 spans 2 instances" in w for w in placement_warnings(hybrid))
+    tp_over_pcie = validate_spec({**spec_data, "compute": {"instance_type": "ml.g5.12xlarge", "instance_count": 1},
+                                  "distribution": {"type": "pipeline", "pp_degree": 2, "tp_degree": 2, "microbatches": 4}})
+    assert any("no NVLink" in w for w in placement_warnings(tp_over_pcie))
