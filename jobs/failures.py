@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 _FIELD = re.compile(r"^\s*(rank|exitcode)\s*:\s*(.*)$")
 _RANK = re.compile(r"(\d+)")
@@ -51,10 +52,46 @@ def root_cause(lines: list[str]) -> RootCause | None:
     return RootCause(int(rank.group(1)), int(code.group(1)), int(code.group(2)) if code.group(2) else None)
 
 
-def describe(cause: RootCause, lines: list[str], tail: int = 10) -> str:
-    """"rank 1 (pid 4242) was killed by SIGKILL ..." with that rank's last lines of output."""
+OOM_COUNTERS = (
+    (Path("/sys/fs/cgroup/memory.events"), "oom_kill"),  # cgroup v2: this container's
+    (Path("/sys/fs/cgroup/memory/memory.oom_control"), "oom_kill"),  # cgroup v1
+    (Path("/proc/vmstat"), "oom_kill"),  # the whole machine's (Linux 4.13+)
+)
+
+
+def oom_kills() -> dict[str, int]:
+    """The kernel's counts of processes its out-of-memory killer ended, by where they were read (empty: unknown)."""
+    counts = {}
+    for path, key in OOM_COUNTERS:
+        try:
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    counts[str(path)] = int(value)
+        except (OSError, ValueError):
+            continue
+    return counts
+
+
+def oom_killed_since(before: dict[str, int]) -> bool | None:
+    """Whether the out-of-memory killer ended a process since ``before`` (``oom_kills()``); None: cannot tell."""
+    after = oom_kills()
+    common = before.keys() & after.keys()
+    if not common:
+        return None
+    return any(after[key] > before[key] for key in common)
+
+
+def describe(cause: RootCause, lines: list[str], tail: int = 10, oom_killed: bool | None = None) -> str:
+    """"rank 1 (pid 4242) was killed by SIGKILL ..." with that rank's last lines of output. ``oom_killed``: whether
+    the kernel's out-of-memory killer ended a process during the run (None: unknown)."""
     who = f"rank {cause.rank}" + (f" (pid {cause.pid})" if cause.pid else "")
-    if cause.signal_name == "SIGKILL":
+    if cause.signal_name == "SIGKILL" and oom_killed:
+        how = ("was killed by the kernel's out-of-memory killer: this machine ran out of memory (fewer --processes or a "
+               "smaller model with --set make room)")
+    elif cause.signal_name == "SIGKILL" and oom_killed is False:
+        how = "was killed by SIGKILL, not by the out-of-memory killer: by hand or by another program"
+    elif cause.signal_name == "SIGKILL":
         how = ("was killed by SIGKILL: by hand, or by the kernel's out-of-memory killer when this machine ran out of "
                "memory (fewer --processes or a smaller model with --set make room)")
     elif cause.signal_name:

@@ -310,6 +310,7 @@ def launch(
     job_env = {**request.create_training_job.get("Environment", {}), CHECKPOINT_DIR_ENV: str(layout.checkpoint_dir)}
     start = time.monotonic()
     result = RunResult(exit_code=-1, layout=layout)
+    oom_before = failures.oom_kills()
     watch = local_stop.StopWatch()  # before the toolkit starts: a stop at any moment stops the run
     proc = None
     try:
@@ -346,7 +347,8 @@ def launch(
         if result.root_cause is not None:  # the first failure goes first: the ranks that failed after it wrote theirs
             earlier = layout.failure_file.read_text() if layout.failure_file.exists() else ""
             layout.failure_file.parent.mkdir(parents=True, exist_ok=True)
-            layout.failure_file.write_text(failures.describe(result.root_cause, result.lines) + earlier)
+            oom = failures.oom_killed_since(oom_before)
+            layout.failure_file.write_text(failures.describe(result.root_cause, result.lines, oom_killed=oom) + earlier)
     return result
 
 

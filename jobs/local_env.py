@@ -84,8 +84,9 @@ def _settle():
     if dist is None:
         return
     try:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        if not (dist.is_available() and dist.is_initialized()):
+            return  # no group, no gloo workers: launchers (torchrun, the toolkit) exit at once
+        dist.destroy_process_group()
     except Exception:  # noqa: BLE001  (nothing at exit may fail the run)
         pass
     import time

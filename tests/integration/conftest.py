@@ -37,3 +37,22 @@ def moto_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _run_processes(work: Path) -> list[int]:
+    """Processes whose environment names ``work`` as their SageMaker base dir (the run's toolkit, torchrun, ranks):
+    torchrun starts the ranks in sessions of their own, so a process group says nothing about them."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"SAGEMAKER_BASE_DIR={work}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def run_processes():
+    """A function: the PIDs of processes whose environment names a work dir as their SageMaker base dir."""
+    return _run_processes

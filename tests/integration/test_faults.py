@@ -76,20 +76,7 @@ def test_stop_and_resume_is_bitwise_equal_to_an_uninterrupted_run(kind, tmp_path
     assert_bitwise_equal(model_of(reference), model_of(resumed))
 
 
-def _run_processes(work: Path) -> list[int]:
-    """Processes whose environment names ``work`` as their SageMaker base dir (the run's toolkit, torchrun, ranks):
-    torchrun starts the ranks in sessions of their own, so a process group says nothing about them."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if f"SAGEMAKER_BASE_DIR={work}".encode() in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:
-            continue
-    return found
-
-
-def test_a_stop_during_start_up_stops_the_run(tmp_path):
+def test_a_stop_during_start_up_stops_the_run(tmp_path, run_processes):
     data = {"name": "fault-startup", "entry_point": "train.py", "compute": {"instance_type": "ml.g5.12xlarge"},
             "hyperparameters": {**TINY, "steps": 100000, "log_every": 1000}}
     state = {}
@@ -100,11 +87,11 @@ def test_a_stop_during_start_up_stops_the_run(tmp_path):
     assert result.stopped, "\n".join(result.lines[-30:])
     assert not (tmp_path / "work" / "model" / "model.pt").exists(), "the run trained to the end"
     assert elapsed < 30, f"{elapsed:.1f} s"
-    assert _run_processes(tmp_path / "work") == [], "processes of the run were left behind"
+    assert run_processes(tmp_path / "work") == [], "processes of the run were left behind"
 
 
 @pytest.mark.parametrize("when", [0.5, 1.5, "toolkit started", "rank started"])
-def test_sigterm_to_the_cli_at_any_moment_stops_it_cleanly(when, tmp_path):
+def test_sigterm_to_the_cli_at_any_moment_stops_it_cleanly(when, tmp_path, run_processes):
     work = tmp_path / "work"
     spec_file = tmp_path / "job.yaml"
     spec_file.write_text("name: fault-cli\nentry_point: train.py\ncompute: {instance_type: ml.g5.12xlarge}\n"
@@ -115,7 +102,7 @@ def test_sigterm_to_the_cli_at_any_moment_stops_it_cleanly(when, tmp_path):
     while time.monotonic() - started < 60:  # a moment while importing, validating, starting the toolkit, training
         if isinstance(when, float) and time.monotonic() - started >= when:
             break
-        members = _run_processes(work)
+        members = run_processes(work)
         if when == "toolkit started" and members or when == "rank started" and len(members) >= 4:
             break
         time.sleep(0.02)
@@ -127,7 +114,7 @@ def test_sigterm_to_the_cli_at_any_moment_stops_it_cleanly(when, tmp_path):
         assert "local run stopped" in output or "stopped before the run started" in output, output[-3000:]
     assert "cli_local.py" not in output and "smjobs/cli" not in output, output[-3000:]
     assert not (work / "model" / "model.pt").exists(), "the run trained to the end"
-    assert _run_processes(work) == [], "processes of the run were left behind"
+    assert run_processes(work) == [], "processes of the run were left behind"
 
 
 # ----- checkpoints ----------------------------------------------------------------------------------------

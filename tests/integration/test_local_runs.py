@@ -183,7 +183,7 @@ def _rank_pid(root: int, rank: int) -> int | None:
     return None
 
 
-def test_a_rank_killed_with_sigkill_ends_the_run_within_5_s_and_is_named(tmp_path):
+def test_a_rank_killed_with_sigkill_ends_the_run_within_5_s_and_is_named(tmp_path, run_processes):
     data = with_changes({"hyperparameters": {"steps": 5000, "log_every": 1}})
     state = {}
 
@@ -201,4 +201,5 @@ def test_a_rank_killed_with_sigkill_ends_the_run_within_5_s_and_is_named(tmp_pat
     assert result.root_cause is not None and (result.root_cause.rank, result.root_cause.signal_name) == (1, "SIGKILL")
     assert result.failure.startswith(f"first failure: rank 1 (pid {state['pid']}) was killed by SIGKILL")
     with pytest.raises(ProcessLookupError):
-        os.killpg(state["proc"].pid, 0)  # no orphans
+        os.killpg(state["proc"].pid, 0)
+    assert run_processes(tmp_path / "work") == [], "ranks (in sessions of their own) were left behind"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from smjobs import failures
 from smjobs.failures import describe, root_cause
 
 SUMMARY = """[default1]:loading shard 3
@@ -30,3 +31,18 @@ def test_an_exit_code_and_no_summary():
     cause = root_cause(lines)
     assert cause.signal_name is None and describe(cause, lines).startswith("first failure: rank 1 (pid 5) exited with code 3")
     assert root_cause(["[default0]:step=1"]) is None
+
+
+def test_an_oom_kill_is_told_apart_from_a_kill_by_hand(tmp_path, monkeypatch):
+    cause = root_cause(SUMMARY)
+    assert "rank 1 (pid 17980) was killed by the kernel's out-of-memory killer" in describe(cause, SUMMARY, oom_killed=True)
+    assert "not by the out-of-memory killer" in describe(cause, SUMMARY, oom_killed=False)
+    counter = tmp_path / "memory.events"
+    counter.write_text("low 0\noom 2\noom_kill 2\n")
+    monkeypatch.setattr(failures, "OOM_COUNTERS", ((counter, "oom_kill"),))
+    before = failures.oom_kills()
+    assert before == {str(counter): 2} and failures.oom_killed_since(before) is False
+    counter.write_text("low 0\noom 3\noom_kill 3\n")
+    assert failures.oom_killed_since(before) is True
+    monkeypatch.setattr(failures, "OOM_COUNTERS", ((tmp_path / "absent", "oom_kill"),))
+    assert failures.oom_killed_since({}) is None
