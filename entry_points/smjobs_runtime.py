@@ -274,8 +274,26 @@ class CheckpointMismatch(ValueError):
 
 
 def _reason(exc: BaseException) -> str:
+    """One line: the exception's type and text; for torch's CheckpointException, each failing rank's own error
+    (its text is a traceback per rank, which would bury the cause)."""
+    failures = getattr(exc, "failures", None)
+    if isinstance(failures, dict) and failures:
+        return "; ".join(f"rank {rank}: {_reason(wrapped[0])}" for rank, wrapped in sorted(failures.items()))
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+FULL_BELOW_BYTES = 64 * 2**20
+"""Free space under which a failed write is blamed on a full disk (torch's zip writer reports ENOSPC as
+"unexpected pos", so the error text alone does not say it)."""
+
+
+def _room(folder: Path) -> str:
+    """What the free space of ``folder``'s file system says about a write that failed there."""
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    if free < FULL_BELOW_BYTES:
+        return f"the disk is full ({free / 2**20:,.1f} MiB free there): free space or use another folder"
+    return f"{free / 2**20:,.0f} MiB are free there, so the folder may be read-only or the file too large"
 
 
 def checkpoints(env: SageMakerEnv) -> list[Path]:
@@ -308,7 +326,8 @@ def save_checkpoint(model, optimizer, step: int, env: SageMakerEnv, extra: dict 
         # dcp.save returns on rank 0 after every rank's shards and the metadata are written
         dcp.save({**_train_state(model, optimizer), "step": torch.tensor(step), **(extra or {})}, checkpoint_id=str(path))
     except (Exception, CheckpointException) as exc:
-        raise CheckpointError(f"saving the checkpoint of step {step} to {path} failed: {_reason(exc)}") from exc
+        raise CheckpointError(f"saving the checkpoint of step {step} to {path} failed ({_reason(exc)}); "
+                              f"{_room(env.checkpoint_dir)}; the checkpoint is left incomplete and a resume skips it") from exc
     if env.rank == 0:
         config = {"step": step, "hyperparameters": hyperparameters or {}, "shaping": sorted(shaping)}
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=str))
@@ -426,9 +445,7 @@ def save_model(env: SageMakerEnv, payload, name: str = "model.pt") -> Path:
         os.replace(partial, path)  # a model file is whole or absent: a failed write never leaves a truncated one
     except (OSError, RuntimeError) as exc:
         partial.unlink(missing_ok=True)
-        free = shutil.disk_usage(env.model_dir).free
-        raise OSError(f"writing the model to {path} failed ({_reason(exc)}); {free / 2**20:,.0f} MiB are free there, "
-                      "so the disk may be full or the folder read-only") from exc
+        raise OSError(f"writing the model to {path} failed ({_reason(exc)}); {_room(env.model_dir)}") from exc
     print(f"saved model to {path}", flush=True)
     return path
 

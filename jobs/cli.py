@@ -94,17 +94,21 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
                   f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")
     out.print(table)
-    _notice(job)
+    _notice(job, region)
 
 
-def _notice(job: JobSpec) -> None:
-    """The strategy's notice and placement warnings (stderr: a dry run's stdout stays plain YAML)."""
+def _notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> None:
+    """The strategy's notice, placement warnings and, for jobs bound for SageMaker (``remote``), an availability
+    that could not be checked (stderr: a dry run's stdout stays plain YAML)."""
     from smjobs.placement import placement_warnings
+    from smjobs.rules_cluster import availability_unknown
 
     if job.distribution.notice:
         err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
     for text in placement_warnings(job):
         err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+    if remote and (unknown := availability_unknown(job, region)):
+        err.print(f"[yellow]notice:[/] {escape(unknown)}", highlight=False)
 
 
 @app.command()
@@ -125,13 +129,13 @@ def submit(
             job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
         if dry_run:
             request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
-            _notice(job)
+            _notice(job, region)
             printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
             out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
             return
     except (SpecError, UsageError) as exc:
         _fail(exc)
-    _notice(job)
+    _notice(job, region)
     from botocore.exceptions import BotoCoreError, ClientError
 
     from smjobs import sagemaker_edge

@@ -52,7 +52,7 @@ def _run_local(spec, processes, work_dir, fresh, overrides) -> int:
                                             region=_region(job, None))
     except (SpecError, UsageError) as exc:
         _fail(exc)
-    _notice(job)
+    _notice(job, remote=False)
     compute = job.compute
     procs = processes or local_run.default_processes(request)
     out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "

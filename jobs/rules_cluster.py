@@ -245,3 +245,20 @@ def check_region(spec: JobSpec, region: str | None) -> list[Problem]:
                         f"use a type offered there ({', '.join(alike[:6]) or 'see `smjobs prices show --region ' + region + '`'}), "
                         f"another region, or `smjobs prices refresh --region {region}` if the list is old.")]
     return []
+
+
+def availability_unknown(spec: JobSpec, region: str | None) -> str | None:
+    """Why the type's availability in the job's region could not be checked, or None when it was (or need not be).
+
+    A region is checked against the training types its Price List SKUs list (``smjobs prices refresh``); without
+    such a list, a shipped price in the region is the only evidence that the type is offered there."""
+    region, source = effective_region(spec, region)
+    prices = catalog.prices()
+    region = region or prices.default_region
+    name = spec.compute.instance_type
+    if catalog.instances().get(name) is None or region in prices.offered or prices.price(name, region) is not None:
+        return None
+    return (f"{name} in {region} ({source or 'the default region'}): smjobs holds no list of the training types offered "
+            f"there, so availability was not checked; `smjobs prices refresh --region {region}` records it from the "
+            "AWS Price List API.")
+

@@ -138,3 +138,25 @@ def test_refresh_records_what_the_region_offers_and_validation_uses_it(tmp_path,
 
     found = planner.plan(planner.Workload(TransformerShape(2, 64, 4, 32, 256), 8, 10), constraints=planner.Constraints())
     assert any(r.kind == "region" and r.instance_type == "ml.g5.12xlarge" for r in found.rejections)
+
+
+def test_unchecked_availability_is_said_not_passed_over(tmp_path, monkeypatch, spec_data):
+    """Without a region's Price List list, validate and dry runs say availability was not checked, naming the fix."""
+    import yaml
+
+    from smjobs.rules_cluster import availability_unknown
+    from smjobs.validate import validate_spec
+
+    spec = validate_spec({**spec_data, "region": "eu-central-1", "compute": {"instance_type": "ml.p3dn.24xlarge"}})
+    said = availability_unknown(spec, None)
+    assert said is not None and "eu-central-1" in said and "ml.p3dn.24xlarge" in said
+    assert "prices refresh --region eu-central-1" in said
+    # a shipped us-east-1 price is evidence the type is offered there; --region overrides the spec's
+    assert availability_unknown(spec, "us-east-1") is None
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(yaml.safe_dump({**spec_data, "region": "eu-central-1", "compute": {"instance_type": "ml.p3dn.24xlarge"}}))
+    result = CliRunner().invoke(cli.app, ["validate", str(spec_file)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "availability was not checked" in result.output
+    checked = CliRunner().invoke(cli.app, ["validate", str(spec_file), "--region", "us-east-1"], env={"COLUMNS": "250"})
+    assert checked.exit_code == 0 and "availability" not in checked.output
