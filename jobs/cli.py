@@ -53,7 +53,7 @@ def load(spec: str, region: str | None = None, overrides: list[str] | None = Non
 def describe_choice(c) -> str:
     spec = catalog.instances().types[c.instance_type]
     return (f"{c.instance_count} x {c.instance_type} ({c.describe_layout()}, micro-batch {c.micro_batch}; {c.memory.total_gib:.1f} of "
-            f"{spec.gpu_memory_gb:g} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
+            f"{spec.gpu_memory_gib:.1f} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
 
 
 def _region(spec: JobSpec, region: str | None) -> str | None:
@@ -202,7 +202,7 @@ def print_plan(found, top: int = 5) -> None:
         spec = catalog.instances().types[c.instance_type]
         table.add_row("choice" if i == 0 else str(i + 1), f"{c.instance_count} x {c.instance_type}", c.describe_layout(),
                       str(c.micro_batch),
-                      f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gb:g}", f"{c.step.total_s:.2f}", f"{c.usd_per_hour:,.2f}",
+                      f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gib:.1f}", f"{c.step.total_s:.2f}", f"{c.usd_per_hour:,.2f}",
                       f"{c.hours:,.1f}", f"{c.job_usd:,.0f}", style="bold green" if i == 0 else None)
     out.print(table)
     if found.rejections:

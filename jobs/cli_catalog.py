@@ -19,12 +19,12 @@ def instances_command(region: Annotated[str | None, typer.Option("--region", hel
     catalog, price_table = instances(), prices()
     region = region or price_table.default_region
     table = Table(title=f"GPU training instances (catalog read {catalog.retrieved}; prices {region}, USD/h)")
-    for column in ("instance type", "GPUs", "GiB/GPU", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
+    for column in ("instance type", "GPUs", "GB/GPU (GiB reported)", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
         table.add_column(column, overflow="fold")
     for name, spec in catalog.types.items():
         gpu = catalog.gpu(name)
         price = price_table.price(name, region)
-        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}", f"{spec.gpu_memory_gb:g}",
+        table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}", f"{spec.gpu_memory_gb:g} ({spec.gpu_memory_gib:.1f})",
                       f"{spec.memory_gib:g}", str(spec.vcpus), gpu.interconnect if spec.gpu_count > 1 else "-",
                       "yes" if spec.efa else "no", f"{spec.network_gbps:g}", ", ".join(supported_libraries(name)),
                       f"{price.usd_per_hour:.4g}" if price else "-")

@@ -36,6 +36,9 @@ class InstanceType:
     efa: bool
     """The instance supports Elastic Fabric Adapter."""
     network_gbps: float
+    gpu_memory_gib: float = 0.0
+    """Device memory of one GPU as the driver reports it (nvidia-smi's total, in GiB): what planning uses. The
+    nominal ``gpu_memory_gb`` is larger (an L40S "48 GB" reports 45.0 GiB)."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,17 @@ class GpuModel:
     name: str
     peak_tflops: float
     """Dense bf16 (fp16 on Turing/Volta) tensor-core throughput."""
+    peak_tf32_tflops: float
+    """Dense TF32 tensor-core throughput (the fp32 figure where the GPU has no TF32)."""
+    peak_fp32_tflops: float
+    """Non-tensor fp32 throughput: what fp32 matmuls get under PyTorch's default (TF32 off)."""
     intra_node_gbytes_per_s: float
     """Per GPU and direction, between the GPUs of one instance (NVLink or PCIe)."""
     interconnect: str
+
+    def peak_for(self, precision: str) -> float:
+        """Peak TFLOPS of the arithmetic ``precision`` runs on: bf16/fp16 ("mixed", "bf16"), "tf32" or "fp32"."""
+        return {"fp32": self.peak_fp32_tflops, "tf32": self.peak_tf32_tflops}.get(precision, self.peak_tflops)
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class InstanceCatalog:
     """Instance types botocore lists that the catalog leaves out, with the reason."""
     gpu_models: dict[str, GpuModel]
     gpu_source: str
+    device_memory_source: str = ""
 
     def get(self, name: str) -> InstanceType | None:
         return self.types.get(name)
@@ -165,9 +177,13 @@ class FrameworkCatalog:
 @cache
 def instances() -> InstanceCatalog:
     data = json.loads(INSTANCES_PATH.read_text())
-    types = {name: InstanceType(name=name, **fields) for name, fields in data["instance_types"].items()}
+    reported = data["device_memory"]["reported_mib"]
+    types = {name: InstanceType(name=name, **fields, gpu_memory_gib=reported[f"{fields['gpu_model']} {fields['gpu_memory_gb']:g}"] / 1024)
+             for name, fields in data["instance_types"].items()}
     gpus = {name: GpuModel(name=name, **fields) for name, fields in data["gpu_models"]["models"].items()}
-    return InstanceCatalog(data["source"], data["retrieved"], types, dict(data["excluded"]), gpus, data["gpu_models"]["source"])
+    memory = data["device_memory"]
+    return InstanceCatalog(data["source"], data["retrieved"], types, dict(data["excluded"]), gpus, data["gpu_models"]["source"],
+                           f"{memory['source']} (retrieved {memory['retrieved']})")
 
 
 def load_prices(path: Path = PRICES_PATH) -> PriceCatalog:

@@ -209,7 +209,8 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
 
 # ----- evaluation ------------------------------------------------------------------------------------
 def usable_bytes(instance: InstanceType, constraints: Constraints) -> float:
-    return instance.gpu_memory_gb * GIB * (1 - constraints.memory_margin)
+    """What a GPU of ``instance`` holds for training: the memory the driver reports, less the margin."""
+    return instance.gpu_memory_gib * GIB * (1 - constraints.memory_margin)
 
 
 def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Layout, micro: int, price: float,
@@ -314,7 +315,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
         if name in closest:
             total, count, layout, memory = closest[name]
             reason = (f"needs {total / GIB:.1f} GiB per GPU at best ({count} x {name}, {describe_layout(layout)}: {memory.describe()}); "
-                      f"{name} has {instance.gpu_memory_gb:g} GiB per GPU ({usable / GIB:.1f} usable with a "
+                      f"{name} has {instance.gpu_memory_gib:.1f} GiB per GPU as the driver reports it ({usable / GIB:.1f} usable with a "
                       f"{constraints.memory_margin:.0%} margin)")
             if name in over_cap:
                 count_cap, rate = over_cap[name]

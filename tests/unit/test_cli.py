@@ -55,7 +55,8 @@ def test_dry_run_prints_the_request_as_yaml_without_aws(tmp_path, spec_data):
     result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--dry-run", "--region", "eu-west-1",
                                  "--job-name", "fixed-name"])
     assert result.exit_code == 0, result.output
-    request = yaml.safe_load(result.output)
+    request = yaml.safe_load(result.stdout)  # notices go to stderr: stdout stays plain YAML
+    assert "availability was not checked" in result.stderr  # no eu-west-1 list in the shipped catalog
     ctj = request["create_training_job"]
     assert ctj["TrainingJobName"] == "fixed-name"
     assert ctj["AlgorithmSpecification"]["TrainingImage"].startswith("763104351884.dkr.ecr.eu-west-1.amazonaws.com/")
@@ -125,7 +126,7 @@ def test_set_overrides_reach_the_spec(tmp_path, spec_data):
                                  "--set", "steps=7", "--set", "layers=[1,2]", "--set", "lr=1e-3",
                                  "--set", "compute.instance_count=1"])
     assert result.exit_code == 0, result.output
-    request = yaml.safe_load(result.output)
+    request = yaml.safe_load(result.stdout)
     hps = request["create_training_job"]["HyperParameters"]
     assert (hps["steps"], hps["layers"], hps["lr"]) == ("7", '"[1,2]"', "0.001")
     assert request["world_size"] == 4

@@ -52,7 +52,7 @@ def test_a_folder_with_its_own_runtime_copy_keeps_it(project):
 def test_dry_run_lists_files_and_total_size(project):
     result = CliRunner().invoke(app, ["submit", str(project / "job.yaml"), "--dry-run"])
     assert result.exit_code == 0, result.output
-    archive = yaml.safe_load(result.output)["source_archive"]
+    archive = yaml.safe_load(result.stdout)["source_archive"]
     assert archive["total_bytes"] == sum((project / p).stat().st_size for p in
                                          ("job.yaml", "model.py", "my_train.py", "sub/helpers.py", "wandb/run.log")) + \
         source.runtime_module().stat().st_size
