@@ -83,7 +83,7 @@ def bandwidths(instance: InstanceType) -> tuple[float, float]:
 
 
 def grad_bytes(precision: Precision) -> int:
-    return 4 if precision == "fp32" else 2
+    return 4 if precision in ("fp32", "tf32") else 2
 
 
 def step_time(workload: Workload, instance: InstanceType, count: int, layout: Layout, micro_batch: int,

@@ -8,10 +8,21 @@ Sources (see also docs in the README):
   parallel (Korthikanti et al., arXiv 2205.05198): s*b*h*(34 + 5*a*s/h) bytes without parallelism;
   s*b*h*(10 + 24/t + 5*a*s/(h*t)) with tensor parallelism; (34 + 5*a*s/h)*s*b*h/t with sequence parallelism;
   34*s*b*h/t with selective recomputation; 2*s*b*h with full recomputation.
-- Pipelines hold several micro-batches' activations at once: GPipe all m, 1F1B-style schedules up to p on the
-  first stage.
+- Tensor parallelism without sequence parallelism keeps the layer-norm and linear-layer inputs and the dropout
+  masks whole on every rank (the 10 of the paper's 10 + 24/t); so does selective recomputation; full recomputation
+  keeps each layer's input, split by t only under sequence parallelism.
+- PyTorch's autocast (fp16 or bf16) runs softmax in fp32: without a fused attention kernel its output is kept at 4
+  bytes, plus the 16-bit copy the next matmul saves (the paper's fused Megatron softmax keeps 2).
+- Logits: the 16-bit output of the last layer, its fp32 upcast, log-softmax's fp32 output (kept for backward) and
+  the fp32 gradient: 14 bytes per logit under mixed precision, 12 in fp32 (3 to 4 fp32 copies).
+- Pipelines hold several micro-batches' activations at once: GPipe all m, 1F1B-style schedules up to p - k on stage
+  k. torch.distributed.pipelining preallocates a receive buffer per micro-batch (stage.py): the activations it
+  receives (every stage but the first) and the gradients (every stage but the last), m of each.
 - Communication buffers: DDP keeps gradient buckets as large as the gradients; FSDP holds the unsharded
-  parameters and gradients of the layer it computes and of the next one it prefetches.
+  parameters and gradients of the layer it computes and of the next one it prefetches, or all of them when the
+  parameters stay unsharded between micro-batches.
+- Precision: mixed keeps 16-bit weights and gradients plus an fp32 master copy and fp32 Adam state (16 bytes per
+  parameter); pure bf16 keeps everything in bf16 (8 bytes with Adam); fp32 and tf32 keep 4-byte everything.
 Everything is bytes unless a name says otherwise. Pure functions, no torch.
 """
 
@@ -22,7 +33,9 @@ from typing import Literal
 
 GIB = 1024**3
 
-Precision = Literal["fp32", "mixed"]
+Precision = Literal["fp32", "tf32", "mixed", "bf16"]
+"""fp32: fp32 arithmetic and storage; tf32: fp32 storage, TF32 tensor-core matmuls; mixed: bf16/fp16 autocast with
+fp32 master weights and optimizer state; bf16: pure bf16 weights, gradients and optimizer state."""
 Optimizer = Literal["adam", "sgd", "sgd_momentum"]
 Sharding = Literal["none", "full_shard", "shard_grad_op", "hybrid_shard"]
 Recompute = Literal["none", "selective", "full"]
@@ -89,6 +102,13 @@ class Layout:
     flash_attention: bool = False
     """A fused attention kernel (FlashAttention, PyTorch SDPA's flash or memory-efficient kernels) keeps no
     s x s score matrix: the a*s^2*b terms vanish, as with selective recomputation."""
+    softmax_fp32: bool = False
+    """Unfused attention under autocast keeps softmax's fp32 output (what PyTorch does); False gives the paper's
+    16-bit softmax."""
+    unsharded_microbatches: bool = False
+    """FSDP keeps the parameters and gradients unsharded from the first micro-batch to the last (FSDP2's
+    ``set_reshard_after_backward(False)`` and ``set_requires_gradient_sync(False)``): one gather and one
+    reduce-scatter per step instead of per micro-batch, for a whole unsharded copy in memory."""
     overhead_gib: float = 1.5
     """CUDA context, NCCL buffers and allocator fragmentation (0 for a CPU comparison)."""
 
@@ -122,17 +142,28 @@ class MemoryEstimate:
 
 def bytes_per_parameter(precision: Precision, optimizer: Optimizer) -> tuple[int, int, int]:
     """(weights, gradients, optimizer state) bytes per parameter."""
-    weights = grads = 4 if precision == "fp32" else 2
-    master = 0 if precision == "fp32" else 4  # mixed precision keeps an fp32 copy for the update
-    state = {"adam": 8, "sgd": 0, "sgd_momentum": 4}[optimizer]
+    weights = grads = 4 if precision in ("fp32", "tf32") else 2
+    master = 4 if precision == "mixed" else 0  # mixed precision keeps an fp32 copy for the update
+    state_width = 2 if precision == "bf16" else 4
+    state = {"adam": 2, "sgd": 0, "sgd_momentum": 1}[optimizer] * state_width
     return weights, grads, master + state
 
 
+LOGIT_BYTES = {"fp32": 12, "tf32": 12, "mixed": 14, "bf16": 14}
+"""Bytes per logit held at the loss: 16-bit output, fp32 upcast, fp32 log-softmax output and fp32 gradient (12
+in fp32, where the output is already fp32)."""
+
+
+HOLD_ALL = ("GPipe", "LoopedBFS")
+"""Schedules that run every micro-batch's forward before any backward."""
+
+
 def in_flight_microbatches(schedule: str, pp_degree: int, microbatches: int) -> int:
-    """Micro-batches whose activations the busiest (first) stage holds at once."""
+    """Micro-batches whose activations the first stage of ``pp_degree`` stages holds at once (stage k of p holds
+    what the first of p - k holds)."""
     if pp_degree == 1:
         return 1
-    if schedule == "GPipe" or schedule == "LoopedBFS":
+    if schedule in HOLD_ALL:
         return microbatches
     return min(pp_degree, microbatches)
 
@@ -144,16 +175,41 @@ def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float
     s, b, h, a, t = shape.seq_len, shape.micro_batch, shape.hidden, shape.heads, layout.tp_degree
     e, d = layout.activation_bytes, 1 if layout.dropout else 0
     sbh, attn = s * b * h, a * s * s * b
+    sp = layout.sequence_parallel
     if layout.recompute == "full":
-        return e * sbh  # only each layer's input is kept
-    if layout.recompute == "selective" or layout.flash_attention:  # no attention scores are kept
-        return (16 * e + 2 * d) * sbh / t
-    if layout.sequence_parallel:
-        return (e * (16 * sbh + (1 + d) * attn) + d * (2 * sbh + attn)) / t
-    # layer-norm, QKV and MLP inputs and the two dropout masks stay whole on every tensor-parallel rank
+        return e * sbh / t if sp else e * sbh  # only each layer's input is kept
+    # layer-norm inputs, the QKV and MLP inputs and the two dropout masks: whole on every tensor-parallel rank
+    # unless sequence parallelism splits them; the rest (Q, K, V, attention output, the MLP's 4h) is split by t
     whole = 4 * e * sbh + 2 * d * sbh
-    split = e * 12 * sbh + e * (1 + d) * attn + d * attn
-    return whole + split / t
+    split = 12 * e * sbh
+    if layout.recompute != "selective" and not layout.flash_attention:  # the attention scores are kept
+        if layout.softmax_fp32:  # fp32 softmax output, the 16-bit copy the AV matmul saves, the dropout mask
+            split += (4 + e + d) * attn
+        else:  # the paper's 16-bit softmax output and dropout output, and the mask
+            split += e * (1 + d) * attn + d * attn
+    return (whole + split) / t if sp else whole + split / t
+
+
+def stage_activations(shape: TransformerShape, layout: Layout) -> float:
+    """Activations and receive buffers of the busiest pipeline stage (the only stage without pipelining),
+    logits included on the stage that computes the loss."""
+    layers = -(-shape.layers // layout.pp_degree)
+    per_layer = activation_bytes_per_layer(shape, layout)
+    logits = LOGIT_BYTES[layout.precision] * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
+    p, m = layout.pp_degree, layout.microbatches
+    if p == 1:
+        return layers * per_layer + logits
+    if layout.schedule == "naive":  # one micro-batch at a time, handed on: no preallocated buffers
+        return layers * per_layer + logits
+    boundary = layout.activation_bytes * shape.seq_len * shape.micro_batch * shape.hidden
+    if layout.sequence_parallel:
+        boundary /= layout.tp_degree
+    first = layers * per_layer * in_flight_microbatches(layout.schedule, p, m) + m * boundary
+    middle = layers * per_layer * in_flight_microbatches(layout.schedule, p - 1, m) + 2 * m * boundary if p > 2 else 0.0
+    last = layers * per_layer * in_flight_microbatches(layout.schedule, 1, m) + m * boundary + logits
+    if layout.schedule in HOLD_ALL:
+        last = layers * per_layer * m + m * boundary + logits
+    return max(first, middle, last)
 
 
 def gathered_unit_bytes(shape: TransformerShape, layout: Layout) -> float:
@@ -165,6 +221,8 @@ def gathered_unit_bytes(shape: TransformerShape, layout: Layout) -> float:
         return 0.0
     if layout.sharding == "none":
         return params_per_gpu * g
+    if layout.unsharded_microbatches:
+        return params_per_gpu * (w + g)
     layer = 12 * shape.hidden**2 / layout.tp_degree
     return min(2 * layer, params_per_gpu) * (w + g)
 
@@ -186,12 +244,7 @@ def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
     """Peak training memory of the busiest GPU."""
     params_per_gpu = shape.parameter_count / (layout.tp_degree * layout.pp_degree)
     w, g, o = sharded(*bytes_per_parameter(layout.precision, layout.optimizer), layout)
-    layers_per_stage = -(-shape.layers // layout.pp_degree)
-    in_flight = in_flight_microbatches(layout.schedule, layout.pp_degree, layout.microbatches)
-    activations = layers_per_stage * activation_bytes_per_layer(shape, layout) * in_flight
-    # the output logits (fp32, for the loss) and their gradient, of the micro-batch being processed, split by
-    # tensor parallelism
-    activations += 2 * 4.0 * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
+    activations = stage_activations(shape, layout)
     return MemoryEstimate(
         weights=params_per_gpu * w,
         gradients=params_per_gpu * g,

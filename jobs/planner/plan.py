@@ -152,8 +152,10 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
     """Every layout of ``strategy`` on ``count`` x ``instance`` that the degrees allow, with its micro-batch."""
     gpus, world = instance.gpu_count, instance.gpu_count * count
     shape = workload.shape
+    wide = workload.precision in ("fp32", "tf32")
     base = {"precision": workload.precision, "flash_attention": workload.flash_attention,
-            "activation_bytes": 4 if workload.precision == "fp32" else 2}
+            "activation_bytes": 4 if wide else 2,
+            "softmax_fp32": workload.precision == "mixed" and not workload.flash_attention}
     out: list[tuple[Layout, int]] = []
     recomputes = [workload.recompute] if workload.recompute else ["none", "selective", "full"]
     if workload.flash_attention and "selective" in recomputes and len(recomputes) > 1:

@@ -29,7 +29,7 @@ def test_model_states_follow_zero():
 
 def test_activations_follow_korthikanti():
     s, b, h, a, L, V = 4096, 1, 4096, 32, 32, 32000
-    logits = 2 * 4 * s * b * V  # fp32 logits and their gradient
+    logits = 14 * s * b * V  # bf16 logits, their fp32 upcast, fp32 log-softmax and fp32 gradient
     plain = estimate(GPT_7B, Layout()).activations
     assert plain == pytest.approx(L * s * b * h * (34 + 5 * a * s / h) + logits)
     tp = estimate(GPT_7B, Layout(tp_degree=8)).activations
@@ -38,6 +38,48 @@ def test_activations_follow_korthikanti():
     assert sp == pytest.approx(L * s * b * h * (34 + 5 * a * s / h) / 8 + logits / 8)
     assert estimate(GPT_7B, Layout(recompute="selective")).activations == pytest.approx(L * 34 * s * b * h + logits)
     assert estimate(GPT_7B, Layout(recompute="full")).activations == pytest.approx(L * 2 * s * b * h + logits)
+    # with tensor parallelism the paper's other rows: selective keeps 10 + 24/t, full the whole input unless SP
+    assert estimate(GPT_7B, Layout(tp_degree=8, recompute="selective")).activations == pytest.approx(
+        L * s * b * h * (10 + 24 / 8) + logits / 8)
+    assert estimate(GPT_7B, Layout(tp_degree=8, recompute="selective", sequence_parallel=True)).activations == pytest.approx(
+        L * s * b * h * 34 / 8 + logits / 8)
+    assert estimate(GPT_7B, Layout(tp_degree=8, recompute="full")).activations == pytest.approx(L * 2 * s * b * h + logits / 8)
+    assert estimate(GPT_7B, Layout(tp_degree=8, recompute="full", sequence_parallel=True)).activations == pytest.approx(
+        L * 2 * s * b * h / 8 + logits / 8)
+
+
+def test_fused_attention_without_sp_keeps_the_unsplit_part():
+    """Fused attention drops the score terms only: the 10*sbh that tensor parallelism leaves whole stays whole."""
+    s, b, h, L = 4096, 1, 4096, 32
+    fused = estimate(GPT_7B, Layout(tp_degree=8, flash_attention=True)).activations
+    assert fused == pytest.approx(L * s * b * h * (10 + 24 / 8) + 14 * s * b * 32000 / 8)
+
+
+def test_autocast_softmax_is_kept_in_fp32_without_fused_attention():
+    s, b, a, L = 4096, 1, 32, 32
+    paper = estimate(GPT_7B, Layout()).activations
+    autocast = estimate(GPT_7B, Layout(softmax_fp32=True)).activations
+    # 4-byte softmax output + 2-byte copy + 1-byte mask instead of 2 + 2 + 1: 2 more bytes per score
+    assert autocast - paper == pytest.approx(L * 2 * a * s * s * b)
+
+
+def test_pipeline_stages_preallocate_a_receive_buffer_per_microbatch():
+    """torch.distributed.pipelining: a middle stage holds m activation and m gradient receive buffers."""
+    s, b, h = 4096, 1, 4096
+    boundary = 2 * s * b * h
+    few = estimate(GPT_7B, Layout(pp_degree=4, microbatches=4, recompute="full")).activations
+    many = estimate(GPT_7B, Layout(pp_degree=4, microbatches=512, recompute="full")).activations
+    # the second stage: 8 layers' inputs for the 3 micro-batches in flight, plus 512 + 512 receive buffers
+    assert many == pytest.approx(8 * 3 * boundary + 2 * 512 * boundary)
+    assert many > 10 * few
+    naive = estimate(GPT_7B, Layout(pp_degree=4, schedule="naive", microbatches=512, recompute="full")).activations
+    assert naive < few
+
+
+def test_pure_bf16_and_tf32_model_states():
+    assert sum(bytes_per_parameter("bf16", "adam")) == 8
+    assert sum(bytes_per_parameter("tf32", "adam")) == 16
+    assert sum(bytes_per_parameter("bf16", "sgd_momentum")) == 6
 
 
 def test_pipeline_schedules_hold_different_numbers_of_microbatches():
