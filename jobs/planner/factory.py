@@ -58,6 +58,9 @@ class ModelProfile:
     def parameter_count(self) -> int:
         return self.parameters
 
+    def model_flops(self, samples: int) -> float:
+        return self.flops_per_sample * samples
+
     def training_flops(self, samples: int, recompute: str = "none") -> float:
         return self.flops_per_sample * samples * (4 / 3 if recompute == "full" else 1)
 

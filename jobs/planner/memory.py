@@ -61,11 +61,23 @@ class TransformerShape:
             return self.parameters
         return 12 * self.layers * self.hidden**2 + (self.vocab + self.seq_len) * self.hidden
 
+    def model_flops(self, sequences: int) -> float:
+        """FLOPs of a training step over ``sequences`` as MFU counts them: 6 x parameters per token for the
+        matmuls plus 12 x layers x hidden x seq_len per token for attention (PaLM's count, as torchtitan's)."""
+        return 3 * self._forward_flops(sequences)
+
     def training_flops(self, sequences: int, recompute: Recompute = "none") -> float:
-        """FLOPs of a training step over ``sequences``: 6 x parameters x tokens, 8 x with full recomputation (the
-        forward pass runs twice)."""
-        factor = 8 if recompute == "full" else 6
-        return factor * self.parameter_count * sequences * self.seq_len
+        """FLOPs the GPUs execute: the model FLOPs plus the recomputed forward (all of it under full
+        recomputation, the attention core under selective)."""
+        dense, attention = 2 * self.parameter_count * sequences * self.seq_len, self._attention_forward(sequences)
+        extra = {"none": 0.0, "selective": attention, "full": dense + attention}[recompute]
+        return 3 * (dense + attention) + extra
+
+    def _attention_forward(self, sequences: int) -> float:
+        return 4.0 * self.layers * self.hidden * self.seq_len * sequences * self.seq_len
+
+    def _forward_flops(self, sequences: int) -> float:
+        return 2 * self.parameter_count * sequences * self.seq_len + self._attention_forward(sequences)
 
     def memory(self, layout: Layout, micro_batch: int) -> MemoryEstimate:
         """Peak memory of one GPU of ``layout`` at ``micro_batch`` sequences."""

@@ -11,12 +11,12 @@ none, the reason, worded with numbers ("needs 47.2 GiB per GPU; ml.g5.12xlarge h
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass, field, replace
 
 from smjobs.catalog import InstanceType, instances, prices, supported_libraries
 from smjobs.degrees import divisors
 from smjobs.planner.cost import Assumptions, StepTime, Workload, hourly_usd, job_hours, step_time
+from smjobs.planner.explain import Rejection, TypeOutcomes, describe_layout
 from smjobs.planner.memory import GIB, Layout, MemoryEstimate
 
 KINDS = ("ddp", "smddp", "fsdp", "pipeline", "naive_mp", "smp_v2", "smp_v1")
@@ -57,6 +57,8 @@ class Constraints:
     spot: bool = False
     memory_margin: float = 0.10
     """Share of each GPU's memory kept free (allocator fragmentation, estimate error)."""
+    max_hours: float | None = None
+    """Longest the job may take, start-up included (the spec's compute.max_run_s, or plan.max_hours)."""
 
 
 @dataclass(frozen=True)
@@ -80,31 +82,6 @@ class Candidate:
 
     def describe_layout(self) -> str:
         return describe_layout(self.layout)
-
-
-def describe_layout(lay: Layout) -> str:
-    """"dp 4, tp 2, full_shard, full recompute": the degrees and options that differ from plain data parallelism."""
-    parts = [f"dp {lay.dp_degree}"]
-    if lay.tp_degree > 1:
-        parts.append(f"tp {lay.tp_degree}")
-    if lay.pp_degree > 1:
-        parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches)")
-    if lay.sharding != "none":
-        parts.append(lay.sharding + (f" over {lay.shard_degree}" if lay.sharding == "hybrid_shard" else ""))
-    if lay.recompute != "none":
-        parts.append(f"{lay.recompute} recompute")
-    return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    instance_type: str
-    reason: str
-    kind: str
-    """library, family, unpriced, degrees, memory, price or bound."""
-    distance: float = math.inf
-    """How far from acceptable (needed / available): what ``nearest`` sorts by."""
-    instance_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,8 +139,13 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
         recomputes.remove("selective")  # with fused attention, selective recomputation saves nothing more
 
     def add(layout: Layout, micro: int | None) -> None:
-        if micro is not None and micro >= 1:
-            out.extend((replace(layout, recompute=r), micro) for r in recomputes)
+        if micro is None or micro < 1:
+            return
+        variants = [layout]
+        if strategy.kind == "fsdp" and workload.global_batch // layout.dp_degree > micro:
+            # several micro-batches per step: FSDP2 can keep parameters and gradients unsharded between them
+            variants.append(replace(layout, unsharded_microbatches=True))
+        out.extend((replace(v, recompute=r), micro) for v in variants for r in recomputes)
 
     kind = strategy.kind
     if kind in ("ddp", "smddp"):
@@ -231,7 +213,7 @@ def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Lay
 def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, price: float,
                     constraints: Constraints, assumptions: Assumptions) -> float:
     """No configuration of ``count`` x ``instance`` costs less: compute alone, no communication, no bubble."""
-    peak = instances().gpu(instance.name).peak_tflops * 1e12
+    peak = instances().gpu(instance.name).peak_for(workload.precision) * 1e12
     compute = workload.step_flops("none") / (instance.gpu_count * count * peak * assumptions.mfu)
     return hourly_usd(price, count, constraints.spot, assumptions) * job_hours(compute, workload.steps, assumptions)
 
@@ -262,6 +244,19 @@ def _type_filter(strategy: StrategyRequest, constraints: Constraints, region: st
 
 
 DEFAULT_ASSUMPTIONS = Assumptions()
+TIE_SHARE = 0.02
+"""Job costs within this share of each other are a tie, which the faster plan wins."""
+
+
+def rank(found: list[Candidate], keep: int) -> list[Candidate]:
+    """The ``keep`` best: repeatedly, of the configurations within TIE_SHARE of the cheapest left, the fastest."""
+    remaining = sorted(found, key=lambda c: (c.job_usd, c.hours, c.instance_type, c.instance_count))
+    ranked = []
+    while remaining and len(ranked) < keep:
+        ceiling = remaining[0].job_usd * (1 + TIE_SHARE)
+        tied = [i for i, c in enumerate(remaining) if c.job_usd <= ceiling]
+        ranked.append(remaining.pop(min(tied, key=lambda i: (remaining[i].hours, remaining[i].job_usd))))
+    return ranked
 
 
 def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), constraints: Constraints = Constraints(),
@@ -272,65 +267,47 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
         region = prices().default_region
     types, rejections = _type_filter(strategy, constraints, region)
     counts = [constraints.instance_count] if constraints.instance_count else list(range(1, constraints.max_instances + 1))
+    seen = TypeOutcomes()
     # (type, count) pairs within the price cap, cheapest lower bound first
-    pairs, over_cap = [], {}
+    pairs = []
     for instance, price in types:
         for count in counts:
             rate = hourly_usd(price, count, constraints.spot, assumptions)
             if constraints.max_usd_per_hour is not None and rate > constraints.max_usd_per_hour:
-                over_cap.setdefault(instance.name, (count, rate))
+                seen.over_cap.setdefault(instance.name, (count, rate))
                 continue
             pairs.append((lower_bound_usd(workload, instance, count, price, constraints, assumptions), instance, count, price))
     pairs.sort(key=lambda p: (p[0], p[1].name, p[2]))
 
     found: list[Candidate] = []
-    closest: dict[str, tuple[float, int, Layout, MemoryEstimate]] = {}
-    no_layout: dict[str, int] = {}
-    bounded: dict[str, float] = {}
     evaluated = 0
     best: list[float] = []  # negated job costs of the ``keep`` cheapest so far (a max-heap)
+    limit_h = constraints.max_hours
     for bound, instance, count, price in pairs:
-        if len(best) >= keep and bound >= -best[0]:
-            bounded.setdefault(instance.name, bound)
+        if len(best) >= keep and bound > -best[0] * (1 + TIE_SHARE):  # nothing here can be among them, ties included
+            seen.bounded.setdefault(instance.name, []).append((count, bound))
             continue
         options = layouts_for(strategy, instance, count, workload)
         if not options:
-            no_layout.setdefault(instance.name, count)
+            seen.no_layout.setdefault(instance.name, count)
         for layout, micro in options:
             evaluated += 1
             candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions)
-            if candidate is not None:
+            if candidate is None:
+                seen.memory(instance.name, memory, count, layout)
+            elif limit_h is not None and candidate.hours > limit_h:
+                seen.slow(candidate)
+            else:
                 found.append(candidate)
                 heapq.heappush(best, -candidate.job_usd)
                 if len(best) > keep:
                     heapq.heappop(best)
-            elif instance.name not in closest or memory.total < closest[instance.name][0]:
-                closest[instance.name] = (memory.total, count, layout, memory)
 
-    found.sort(key=lambda c: (c.job_usd, c.step.total_s, c.instance_type, c.instance_count))
     fitting_types = {c.instance_type for c in found}
     for instance, _ in types:
-        name = instance.name
-        if name in fitting_types:
-            continue
-        usable = usable_bytes(instance, constraints)
-        if name in closest:
-            total, count, layout, memory = closest[name]
-            reason = (f"needs {total / GIB:.1f} GiB per GPU at best ({count} x {name}, {describe_layout(layout)}: {memory.describe()}); "
-                      f"{name} has {instance.gpu_memory_gib:.1f} GiB per GPU as the driver reports it ({usable / GIB:.1f} usable with a "
-                      f"{constraints.memory_margin:.0%} margin)")
-            if name in over_cap:
-                count_cap, rate = over_cap[name]
-                reason += f"; {count_cap} or more instances cost ${rate:.2f}/h, over max_usd_per_hour {constraints.max_usd_per_hour:g}"
-            rejections.append(Rejection(name, reason, "memory", total / usable, count))
-        elif name in over_cap:
-            count_cap, rate = over_cap[name]
-            rejections.append(Rejection(name, f"{count_cap} x {name} costs ${rate:.2f}/h, over max_usd_per_hour "
-                                        f"{constraints.max_usd_per_hour:g}", "price", rate / constraints.max_usd_per_hour, count_cap))
-        elif name in bounded:
-            rejections.append(Rejection(name, f"costs at least ${bounded[name]:,.0f} for the job (compute alone), more than the "
-                                        f"{keep} cheapest configurations that fit", "bound"))
-        elif name in no_layout:
-            rejections.append(Rejection(name, f"no {strategy.kind} layout fits {no_layout[name]} x {name}: the degrees, "
-                                        f"layers ({workload.shape.layers}) or global batch ({workload.global_batch}) do not divide", "degrees"))
-    return Plan(workload, strategy, constraints, assumptions, tuple(found[:keep]), tuple(rejections), evaluated, region, tuple(found))
+        if instance.name not in fitting_types:
+            rejection = seen.explain(instance, constraints, workload, strategy, keep, usable_bytes(instance, constraints))
+            if rejection is not None:
+                rejections.append(rejection)
+    ranked = rank(found, keep)
+    return Plan(workload, strategy, constraints, assumptions, tuple(ranked), tuple(rejections), evaluated, region, tuple(found))

@@ -1,0 +1,111 @@
+"""Why an instance type has no plan: what the planner saw of it, worded so that every clause is true of that type.
+
+For each type it keeps the facts the search met: the counts over the price cap, the counts the cost bound skipped
+(never evaluated), the configuration closest to fitting in memory, the fastest one over the time limit, and the
+counts no layout divides. ``TypeOutcomes.explain`` turns them into one rejection: "needs 101.0 GiB per GPU at best
+(...); 1-2 x cost at least $X (compute alone), more than the 10 cheapest plans; 3 or more x cost $75.75/h, over
+max_usd_per_hour 70".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from smjobs.catalog import InstanceType
+from smjobs.planner.memory import GIB, Layout, MemoryEstimate
+
+
+def describe_layout(lay: Layout) -> str:
+    """"dp 4, tp 2, full_shard, full recompute": the degrees and options that differ from plain data parallelism."""
+    parts = [f"dp {lay.dp_degree}"]
+    if lay.tp_degree > 1:
+        parts.append(f"tp {lay.tp_degree}")
+    if lay.pp_degree > 1:
+        parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches)")
+    if lay.sharding != "none":
+        parts.append(lay.sharding + (f" over {lay.shard_degree}" if lay.sharding == "hybrid_shard" else ""))
+    if lay.unsharded_microbatches:
+        parts.append("unsharded between micro-batches")
+    if lay.recompute != "none":
+        parts.append(f"{lay.recompute} recompute")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    instance_type: str
+    reason: str
+    kind: str
+    """library, family, unpriced, degrees, memory, price or bound."""
+    distance: float = math.inf
+    """How far from acceptable (needed / available): what ``nearest`` sorts by."""
+    instance_count: int | None = None
+
+
+def _counts(counts: list[int]) -> str:
+    counts = sorted(counts)
+    if len(counts) > 1 and counts == list(range(counts[0], counts[-1] + 1)):
+        return f"{counts[0]}-{counts[-1]}"
+    return ", ".join(map(str, counts))
+
+
+@dataclass
+class TypeOutcomes:
+    """What the search met, per instance type (mutable while the search runs)."""
+
+    over_cap: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Smallest count over the price cap and its hourly rate."""
+    bounded: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """Counts skipped by the cost bound, each with its lower bound in USD."""
+    closest: dict[str, tuple[float, int, Layout, MemoryEstimate]] = field(default_factory=dict)
+    """The configuration needing the least memory per GPU, of those that did not fit."""
+    too_slow: dict[str, object] = field(default_factory=dict)
+    """The fastest configuration that fitted but would not finish in time (a Candidate)."""
+    no_layout: dict[str, int] = field(default_factory=dict)
+
+    def memory(self, name: str, memory: MemoryEstimate, count: int, layout: Layout) -> None:
+        if name not in self.closest or memory.total < self.closest[name][0]:
+            self.closest[name] = (memory.total, count, layout, memory)
+
+    def slow(self, candidate) -> None:
+        name = candidate.instance_type
+        if name not in self.too_slow or candidate.hours < self.too_slow[name].hours:
+            self.too_slow[name] = candidate
+
+    def explain(self, instance: InstanceType, constraints, workload, strategy, keep: int, usable: float) -> Rejection | None:
+        """One rejection for a type with no plan, or None when the search never reached it."""
+        name = instance.name
+        clauses: list[str] = []
+        kind, distance, count = "", math.inf, None
+        if name in self.too_slow:
+            c = self.too_slow[name]
+            clauses.append(f"{c.instance_count} x {name} fits ({describe_layout(c.layout)}) but takes {c.hours:,.1f} h, over the "
+                           f"time limit of {constraints.max_hours:,.1f} h")
+            kind, distance, count = "time", c.hours / constraints.max_hours, c.instance_count
+        if name in self.closest:
+            total, at, layout, memory = self.closest[name]
+            clauses.append(f"needs {total / GIB:.1f} GiB per GPU at best ({at} x {name}, {describe_layout(layout)}: "
+                           f"{memory.describe()}); {name} has {instance.gpu_memory_gib:.1f} GiB per GPU as the driver "
+                           f"reports it ({usable / GIB:.1f} usable with a {constraints.memory_margin:.0%} margin)")
+            if not kind:
+                kind, distance, count = "memory", total / usable, at
+        if name in self.bounded:
+            skipped = self.bounded[name]
+            cheapest = min(b for _, b in skipped)
+            counts = [n for n, _ in skipped]
+            clauses.append(f"{_counts(counts)} x {name} cost at least ${cheapest:,.0f} for the job (compute alone), more than "
+                           f"the {keep} cheapest plans found")
+            kind = kind or "bound"
+        if name in self.over_cap:
+            at, rate = self.over_cap[name]
+            more = " or more" if constraints.instance_count is None and at < constraints.max_instances else ""
+            clauses.append(f"{at}{more} x {name} cost ${rate:,.2f}/h, over max_usd_per_hour {constraints.max_usd_per_hour:g}")
+            if not kind:
+                kind, distance, count = "price", rate / constraints.max_usd_per_hour, at
+        if name in self.no_layout and not clauses:
+            return Rejection(name, f"no {strategy.kind} layout fits {self.no_layout[name]} x {name}: the degrees, layers "
+                             f"({workload.shape.layers}) or global batch ({workload.global_batch}) do not divide", "degrees")
+        if not clauses:
+            return None
+        return Rejection(name, "; ".join(clauses), kind, distance, count)
