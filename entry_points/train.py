@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fsdp_sharding", choices=["full_shard", "shard_grad_op", "hybrid_shard"], default="full_shard")
     p.add_argument("--fsdp_shard_degree", type=int, default=0)
     p.add_argument("--fsdp_cpu_offload", type=boolean, default=False)
+    p.add_argument("--fsdp_unsharded_microbatches", type=boolean, default=False,
+                   help="keep parameters and gradients unsharded between accumulation micro-batches: one gather and one "
+                        "reduce-scatter per step instead of per micro-batch, for an unsharded copy in memory")
     p.add_argument("--track_memory", type=boolean, default=False, help="measure this process's peak memory (MemTracker)")
     p.set_defaults(**smr.distribution())
     args = p.parse_args(argv)
@@ -206,8 +209,10 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
     )
     if env.rank == 0:
         backend = dist.get_backend() if dist.is_initialized() else "none"
+        unsharded = args.parallel == "fsdp" and args.fsdp_unsharded_microbatches
         print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
-              f"device {device.type}, backend {backend}, from step {start}", flush=True)
+              f"device {device.type}, backend {backend}, from step {start}"
+              + (f"; fsdp unsharded between {args.grad_accum_steps} micro-batches" if unsharded else ""), flush=True)
     log = MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
     for step in range(start, args.steps):
         if step == args.fail_at_step and env.rank == args.fail_rank:
@@ -218,6 +223,10 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
         total = torch.zeros((), device=device)
         for k in range(args.grad_accum_steps):
             xs, ys = x[k * micro:(k + 1) * micro], y[k * micro:(k + 1) * micro]
+            if args.parallel == "fsdp" and args.fsdp_unsharded_microbatches:
+                last = k == args.grad_accum_steps - 1  # FSDP2: sync and reshard after the last micro-batch only
+                model.set_requires_gradient_sync(last)
+                model.set_reshard_after_backward(last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = loss_fn(model(xs), ys) / args.grad_accum_steps
             loss.backward()

@@ -193,9 +193,12 @@ def print_plan(found, top: int = 5) -> None:
     if asked and asked != found.region:
         out.print(f"[yellow]no price table for {asked}: ranked with {found.region}'s prices; "
                   f"`smjobs prices refresh --region {asked}` adds one[/]", highlight=False)
-    out.print(f"assumptions: {a.mfu:.0%} MFU, {found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
-              + (f", spot at {a.spot_price_fraction:.0%} of on-demand" if found.constraints.spot else ""), highlight=False)
-    table = Table(title="configurations that fit, cheapest job first")
+    limit = found.constraints.max_hours
+    out.print(f"assumptions: {a.mfu:.0%} of peak FLOPs (MFU without recomputation; plan.mfu sets it, e.g. from a measured "
+              f"run), {found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
+              + (f", spot at {a.spot_price_fraction:.0%} of on-demand" if found.constraints.spot else "")
+              + (f"; time limit {limit:,.1f} h" if limit is not None else ""), highlight=False)
+    table = Table(title="configurations that fit, cheapest job first (costs within 2% go to the faster)")
     for column in ("", "instances", "layout", "micro-batch", "GiB/GPU", "s/step", "USD/h", "hours", "job USD"):
         table.add_column(column, overflow="fold")
     for i, c in enumerate(found.ranked[:top]):

@@ -127,11 +127,16 @@ class PlanSettings(_Frozen):
     memory_margin: float = Field(default=0.10, ge=0, lt=1)
     """Share of GPU memory kept free."""
     mfu: float = Field(default=0.40, gt=0, le=1)
-    """Assumed model FLOPs utilisation."""
-    precision: Literal["mixed", "fp32"] = "mixed"
-    """mixed: bf16/fp16 compute with fp32 master weights (16 bytes per parameter with Adam); fp32: all fp32."""
+    """Assumed share of the GPUs' peak FLOPs (of the precision used) the job reaches: its MFU without
+    recomputation (recomputed FLOPs run at the same rate). Replace it with a measured figure when you have one."""
+    precision: Literal["mixed", "bf16", "tf32", "fp32"] = "mixed"
+    """mixed: bf16/fp16 autocast with fp32 master weights (16 bytes per parameter with Adam); bf16: pure bf16
+    weights, gradients and optimizer state (8 bytes); tf32: fp32 storage with TF32 matmuls; fp32: all fp32."""
     recompute: Literal["none", "selective", "full"] | None = None
     """Activation checkpointing; None lets the planner choose."""
+    max_hours: float | None = Field(default=None, gt=0, le=28 * 24)
+    """Time budget of the job when compute.max_run_s is not set: plans that take longer are rejected, and the
+    chosen plan's job gets this limit as its max_run_s. With max_run_s set, plans respect max_run_s."""
 
 
 class MetricDefinition(_Frozen):

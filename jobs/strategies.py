@@ -65,6 +65,11 @@ class FSDP(_Strategy):
     """Parameter dtype for compute; reductions stay in fp32."""
     cpu_offload: bool = False
     """Keep sharded parameters and optimizer state in host memory."""
+    unsharded_microbatches: bool = False
+    """With gradient accumulation, keep parameters and gradients unsharded from the first micro-batch to the last
+    (FSDP2's set_requires_gradient_sync / set_reshard_after_backward): one all-gather and one reduce-scatter per
+    step instead of per micro-batch, for an unsharded copy of the model in memory. The planner chooses it when
+    communication would otherwise dominate."""
 
     def distribution(self, processes_per_host: int) -> dict:
         return {"torch_distributed": {"enabled": True}}
@@ -76,6 +81,8 @@ class FSDP(_Strategy):
             "mixed_precision": self.mixed_precision,
             "fsdp_cpu_offload": self.cpu_offload,
         }
+        if self.unsharded_microbatches:
+            hps["fsdp_unsharded_microbatches"] = True
         if self.shard_degree is not None:
             hps["fsdp_shard_degree"] = self.shard_degree
         return hps

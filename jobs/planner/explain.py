@@ -37,7 +37,7 @@ class Rejection:
     instance_type: str
     reason: str
     kind: str
-    """library, family, unpriced, degrees, memory, price or bound."""
+    """library, family, region, unpriced, degrees, memory, time, price or bound."""
     distance: float = math.inf
     """How far from acceptable (needed / available): what ``nearest`` sorts by."""
     instance_count: int | None = None
@@ -83,7 +83,7 @@ class TypeOutcomes:
             clauses.append(f"{c.instance_count} x {name} fits ({describe_layout(c.layout)}) but takes {c.hours:,.1f} h, over the "
                            f"time limit of {constraints.max_hours:,.1f} h")
             kind, distance, count = "time", c.hours / constraints.max_hours, c.instance_count
-        if name in self.closest:
+        if name in self.closest and name not in self.too_slow:  # something fitted: "needs at best" would be false
             total, at, layout, memory = self.closest[name]
             clauses.append(f"needs {total / GIB:.1f} GiB per GPU at best ({at} x {name}, {describe_layout(layout)}: "
                            f"{memory.describe()}); {name} has {instance.gpu_memory_gib:.1f} GiB per GPU as the driver "

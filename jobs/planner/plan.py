@@ -105,8 +105,8 @@ class Plan:
         return self.ranked[0] if self.ranked else None
 
     def nearest(self, count: int = 3) -> list[Rejection]:
-        """The rejected configurations closest to acceptable (memory or price)."""
-        close = [r for r in self.rejections if r.kind in ("memory", "price")]
+        """The rejected configurations closest to acceptable (memory, price or time)."""
+        close = [r for r in self.rejections if r.kind in ("memory", "price", "time")]
         return sorted(close, key=lambda r: (r.distance, r.instance_type))[:count]
 
     def why_nothing(self) -> str:

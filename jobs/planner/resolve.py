@@ -8,6 +8,7 @@ then goes through every ordinary validation rule.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from smjobs.errors import Problem
@@ -146,6 +147,11 @@ def check_fits(spec: JobSpec, region: str | None = None) -> list[Problem]:
                     instance_count=spec.compute.instance_count, max_usd_per_hour=None, families=())
     found = plan(load, pinned_strategy(spec), fixed, Assumptions(mfu=settings.mfu), keep=1)
     rejection = next((r for r in found.rejections if r.instance_type == spec.compute.instance_type), None)
+    if rejection is not None and rejection.kind == "time":
+        field = "compute.max_run_s" if "max_run_s" in spec.compute.model_fields_set or spec.plan.max_hours is None else "plan.max_hours"
+        return [Problem(field, f"the job would not finish in time: {rejection.reason}.",
+                        "raise the limit (max_run_s up to 2419200 s, 28 days), use more or faster instances "
+                        "(compute.instance_type: auto plans it), or train fewer steps and resume from a checkpoint.")]
     if found.choice is not None or rejection is None or rejection.kind != "memory":
         return []  # fits, or what is wrong is not memory (degrees, library, price: other rules report those)
     anywhere = replace(fixed, instance_types=(), instance_count=None, max_usd_per_hour=settings.max_usd_per_hour,
@@ -173,7 +179,15 @@ def constraints(spec: JobSpec, region: str | None, *, all_types: bool = False) -
         instance_count=c.instance_count if "instance_count" in c.model_fields_set and not all_types else None,
         spot=c.use_spot,
         memory_margin=spec.plan.memory_margin,
+        max_hours=time_limit_h(spec),
     )
+
+
+def time_limit_h(spec: JobSpec) -> float:
+    """The job's time limit in hours: compute.max_run_s when set, else plan.max_hours, else max_run_s's default."""
+    if "max_run_s" not in spec.compute.model_fields_set and spec.plan.max_hours is not None:
+        return spec.plan.max_hours
+    return spec.compute.max_run_s / 3600
 
 
 def plan_spec(spec: JobSpec, region: str | None = None, *, all_types: bool = True, keep: int = 10) -> tuple[Plan | None, list[Problem]]:
@@ -187,9 +201,12 @@ def apply(spec: JobSpec, choice: Candidate) -> JobSpec:
     """``spec`` with the chosen instance type, count and parallel degrees."""
     data = spec.to_dict()
     data["compute"] = {**data["compute"], "instance_type": choice.instance_type, "instance_count": choice.instance_count}
+    if "max_run_s" not in spec.compute.model_fields_set and spec.plan.max_hours is not None:
+        data["compute"]["max_run_s"] = math.ceil(spec.plan.max_hours * 3600)  # the budget planned for is the job's limit
     lay, dist = choice.layout, dict(data.get("distribution", {"type": spec.distribution.type}))
     if dist["type"] == "fsdp":
         dist["sharding"] = lay.sharding
+        dist["unsharded_microbatches"] = lay.unsharded_microbatches
         if lay.sharding == "hybrid_shard":
             dist["shard_degree"] = lay.shard_degree
     elif dist["type"] == "pipeline":
@@ -212,6 +229,7 @@ def resolve_auto(spec: JobSpec, region: str | None = None) -> tuple[JobSpec, Pla
         return spec, None, problems
     if found.choice is None:
         return spec, found, [Problem("compute.instance_type", f"auto: {found.why_nothing()}",
-                                     "raise plan.max_usd_per_hour or plan.max_instances, allow more plan.families, lower "
+                                     "raise plan.max_usd_per_hour, plan.max_instances or the time limit (compute.max_run_s, "
+                                     "or plan.max_hours when max_run_s is unset), allow more plan.families, lower "
                                      "plan.micro_batch, or choose a strategy that shards more (fsdp, pipeline, smp_v2).")]
     return apply(spec, found.choice), found, []

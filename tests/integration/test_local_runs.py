@@ -122,6 +122,17 @@ def test_fsdp_two_processes_equal_one(tmp_path, hyperparameters):
     assert_same_params(final_params(one), final_params(two))
 
 
+def test_fsdp_unsharded_between_microbatches_equals_one_process(tmp_path):
+    """The planner's FSDP2 option (one gather and one reduce-scatter per step) trains what one process trains."""
+    data = with_changes({"distribution": {"type": "fsdp", "mixed_precision": "fp32", "unsharded_microbatches": True},
+                         "hyperparameters": {"model": "mlp", "grad_accum_steps": 2}})
+    one = run(with_changes({"hyperparameters": {"model": "mlp", "grad_accum_steps": 2}}), tmp_path / "one", 1)
+    two = run(data, tmp_path / "two", 2)
+    assert one.exit_code == two.exit_code == 0, "\n".join(two.lines[-20:])
+    assert "fsdp unsharded between 2 micro-batches" in "\n".join(two.lines)  # the script got the setting
+    assert_same_params(final_params(one), final_params(two))
+
+
 def test_sigterm_checkpoints_and_resume_equals_uninterrupted(tmp_path):
     data = with_changes({"hyperparameters": {"steps": 600, "log_every": 10}})
     reference = run(data, tmp_path / "reference", 2)
