@@ -94,7 +94,17 @@ class PlanModel(_Frozen):
     vocab: int = Field(ge=1, le=2**24)
     """Vocabulary size."""
     parameters: int | None = Field(default=None, ge=1, le=10**14)
-    """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
+    """Total parameters; by default counted from the shape (12*layers*hidden^2 + (vocab + seq_len)*hidden for GPT)."""
+    kv_heads: int | None = Field(default=None, ge=1, le=2**16)
+    """Key/value heads under grouped-query attention (Llama 3: 8); by default ``heads``."""
+    ffn_hidden: int | None = Field(default=None, ge=1, le=2**22)
+    """MLP width (Llama 3 8B: 14336); by default 4 x hidden."""
+    gated_mlp: bool = False
+    """A gated (SwiGLU) MLP, as Llama's."""
+    dropout: bool = True
+    """Dropout layers (GPT-2 has them, Llama has none)."""
+    tied_embeddings: bool = True
+    """The output layer shares the input embedding (GPT-2); Llama keeps its own."""
 
 
 FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
@@ -132,8 +142,9 @@ class PlanSettings(_Frozen):
     precision: Literal["mixed", "bf16", "tf32", "fp32"] = "mixed"
     """mixed: bf16/fp16 autocast with fp32 master weights (16 bytes per parameter with Adam); bf16: pure bf16
     weights, gradients and optimizer state (8 bytes); tf32: fp32 storage with TF32 matmuls; fp32: all fp32."""
-    recompute: Literal["none", "selective", "full"] | None = None
-    """Activation checkpointing; None lets the planner choose."""
+    recompute: Literal["none", "selective", "selective_op", "full"] | None = None
+    """Activation checkpointing the script does; None lets the planner choose (none, selective or full).
+    selective_op is torchtitan's per-op policy (every other matmul output kept)."""
     max_hours: float | None = Field(default=None, gt=0, le=28 * 24)
     """Time budget of the job when compute.max_run_s is not set: plans that take longer are rejected, and the
     chosen plan's job gets this limit as its max_run_s. With max_run_s set, plans respect max_run_s."""

@@ -38,12 +38,17 @@ Precision = Literal["fp32", "tf32", "mixed", "bf16"]
 fp32 master weights and optimizer state; bf16: pure bf16 weights, gradients and optimizer state."""
 Optimizer = Literal["adam", "sgd", "sgd_momentum"]
 Sharding = Literal["none", "full_shard", "shard_grad_op", "hybrid_shard"]
-Recompute = Literal["none", "selective", "full"]
+Recompute = Literal["none", "selective", "selective_op", "full"]
+"""Activation recomputation: none; selective (Korthikanti's: the attention core); selective_op (torchtitan's
+per-op policy: every other matmul output and the attention output are kept, the rest recomputed); full (each
+layer's input is kept)."""
 
 
 @dataclass(frozen=True)
 class TransformerShape:
-    """An analytic description of a decoder-only transformer and its micro-batch."""
+    """An analytic description of a decoder-only transformer and its micro-batch: GPT-style by default
+    (4h GELU MLP, multi-head attention, dropout, tied embeddings), Llama-style with ``ffn_hidden``, ``gated_mlp``,
+    ``kv_heads``, ``dropout=False`` and ``tied_embeddings=False``."""
 
     layers: int
     hidden: int
@@ -53,31 +58,61 @@ class TransformerShape:
     micro_batch: int = 1
     """Sequences per micro-batch on one GPU."""
     parameters: int | None = None
-    """Total parameters; by default 12*layers*hidden^2 + (vocab + seq_len)*hidden."""
+    """Total parameters; by default counted from the shape."""
+    kv_heads: int | None = None
+    """Key/value heads (grouped-query attention); by default ``heads``."""
+    ffn_hidden: int | None = None
+    """MLP width; by default 4 x hidden."""
+    gated_mlp: bool = False
+    """A gated MLP (SwiGLU: three matrices, two of them ``ffn_hidden`` wide) instead of GELU's two."""
+    dropout: bool = True
+    tied_embeddings: bool = True
+    """The output layer reuses the input embedding (GPT-2); False keeps a separate one (Llama)."""
+
+    @property
+    def kv_share(self) -> float:
+        return (self.kv_heads or self.heads) / self.heads
+
+    @property
+    def ffn_share(self) -> float:
+        return (self.ffn_hidden or 4 * self.hidden) / self.hidden
+
+    @property
+    def layer_parameters(self) -> float:
+        """Matrix parameters of one block: Q and O, K and V (narrower under GQA), and the MLP."""
+        h = self.hidden
+        return h * h * (2 + 2 * self.kv_share) + h * h * self.ffn_share * (3 if self.gated_mlp else 2)
 
     @property
     def parameter_count(self) -> int:
         if self.parameters is not None:
             return self.parameters
-        return 12 * self.layers * self.hidden**2 + (self.vocab + self.seq_len) * self.hidden
+        embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        positions = 0 if self.gated_mlp else self.seq_len * self.hidden  # learned positions (GPT); RoPE has none
+        return int(self.layers * self.layer_parameters + embeddings + positions)
+
+    @property
+    def matmul_parameters(self) -> int:
+        """Parameters used in matmuls (6 FLOPs per token each): all but an untied input embedding's lookup table."""
+        return self.parameter_count - (0 if self.tied_embeddings else self.vocab * self.hidden)
 
     def model_flops(self, sequences: int) -> float:
-        """FLOPs of a training step over ``sequences`` as MFU counts them: 6 x parameters per token for the
-        matmuls plus 12 x layers x hidden x seq_len per token for attention (PaLM's count, as torchtitan's)."""
-        return 3 * self._forward_flops(sequences)
+        """FLOPs of a training step over ``sequences`` as MFU counts them: 6 x matmul parameters per token plus
+        12 x layers x hidden x seq_len per token for attention (PaLM's count, as torchtitan's)."""
+        return 3 * (self._dense_forward(sequences) + self._attention_forward(sequences))
 
     def training_flops(self, sequences: int, recompute: Recompute = "none") -> float:
-        """FLOPs the GPUs execute: the model FLOPs plus the recomputed forward (all of it under full
-        recomputation, the attention core under selective)."""
-        dense, attention = 2 * self.parameter_count * sequences * self.seq_len, self._attention_forward(sequences)
-        extra = {"none": 0.0, "selective": attention, "full": dense + attention}[recompute]
+        """FLOPs the GPUs execute: the model FLOPs plus what is recomputed (the whole forward under full
+        recomputation, the attention core under selective, half the matmuls under torchtitan's per-op policy)."""
+        dense, attention = self._dense_forward(sequences), self._attention_forward(sequences)
+        extra = {"none": 0.0, "selective": attention, "selective_op": dense / 2, "full": dense + attention}[recompute]
         return 3 * (dense + attention) + extra
+
+    def _dense_forward(self, sequences: int) -> float:
+        return 2.0 * self.matmul_parameters * sequences * self.seq_len
 
     def _attention_forward(self, sequences: int) -> float:
         return 4.0 * self.layers * self.hidden * self.seq_len * sequences * self.seq_len
-
-    def _forward_flops(self, sequences: int) -> float:
-        return 2 * self.parameter_count * sequences * self.seq_len + self._attention_forward(sequences)
 
     def memory(self, layout: Layout, micro_batch: int) -> MemoryEstimate:
         """Peak memory of one GPU of ``layout`` at ``micro_batch`` sequences."""
@@ -181,19 +216,29 @@ def in_flight_microbatches(schedule: str, pp_degree: int, microbatches: int) -> 
 
 
 def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float:
-    """Korthikanti et al.'s per-layer count, generalised from its 2-byte activations with dropout to any
-    activation width ``e`` and dropout on or off: e*(16*sbh + (1+d)*a*s^2*b) tensor bytes plus d*(2*sbh + a*s^2*b)
-    bytes of dropout masks; e=2, d=1 gives the paper's s*b*h*(34 + 5*a*s/h)."""
+    """Korthikanti et al.'s per-layer count, generalised from its 2-byte activations with dropout, multi-head
+    attention and a 4h GELU MLP to any activation width ``e``, dropout on or off, grouped-query attention (K and V
+    ``r`` = kv_heads/heads as wide) and any MLP width ``f`` x h, gated or not: with e=2, d=1, r=1, f=4 it gives the
+    paper's s*b*h*(34 + 5*a*s/h), and its tensor-parallel, sequence-parallel and recomputation rows.
+    Per layer: the two norm inputs, the QKV and MLP inputs and the dropout masks (4e + 2d, whole on every
+    tensor-parallel rank unless sequence parallelism splits them); Q, K, V and the attention output
+    (e(2 + 2r)); the MLP's inner activations (e x 2f, or 4f gated: both branches, the activation and the
+    product); the scores unless attention is fused."""
     s, b, h, a, t = shape.seq_len, shape.micro_batch, shape.hidden, shape.heads, layout.tp_degree
-    e, d = layout.activation_bytes, 1 if layout.dropout else 0
+    e, d = layout.activation_bytes, 1 if layout.dropout and shape.dropout else 0
+    r, f = shape.kv_share, shape.ffn_share
     sbh, attn = s * b * h, a * s * s * b
     sp = layout.sequence_parallel
     if layout.recompute == "full":
         return e * sbh / t if sp else e * sbh  # only each layer's input is kept
-    # layer-norm inputs, the QKV and MLP inputs and the two dropout masks: whole on every tensor-parallel rank
-    # unless sequence parallelism splits them; the rest (Q, K, V, attention output, the MLP's 4h) is split by t
+    if layout.recompute == "selective_op":
+        # the block input and the row-parallel outputs (wo, w2; half of them kept) stay whole without SP; half the
+        # column-parallel matmul outputs (q, k, v, the MLP's first matmul(s)) and the attention output are split
+        whole = e * sbh * (1 + 1)
+        split = e * sbh * ((1 + 2 * r + f * (2 if shape.gated_mlp else 1)) / 2 + 1)
+        return (whole + split) / t if sp else whole + split / t
     whole = 4 * e * sbh + 2 * d * sbh
-    split = 12 * e * sbh
+    split = e * (2 + 2 * r + f * (4 if shape.gated_mlp else 2)) * sbh
     if layout.recompute != "selective" and not layout.flash_attention:  # the attention scores are kept
         if layout.softmax_fp32:  # fp32 softmax output, the 16-bit copy the AV matmul saves, the dropout mask
             split += (4 + e + d) * attn
@@ -235,7 +280,7 @@ def gathered_unit_bytes(shape: TransformerShape, layout: Layout) -> float:
         return params_per_gpu * g
     if layout.unsharded_microbatches:
         return params_per_gpu * (w + g)
-    layer = 12 * shape.hidden**2 / layout.tp_degree
+    layer = shape.layer_parameters / layout.tp_degree
     return min(2 * layer, params_per_gpu) * (w + g)
 
 

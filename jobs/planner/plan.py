@@ -120,6 +120,11 @@ class Plan:
 
 
 # ----- layouts ---------------------------------------------------------------------------------------
+def _kv_heads(shape) -> int:
+    """Key/value heads tensor parallelism splits (a traced model has none to split)."""
+    return getattr(shape, "kv_heads", None) or shape.heads
+
+
 def _micro_batch(workload: Workload, dp: int) -> int | None:
     local = workload.global_batch // dp
     return min(workload.shape.micro_batch, local) if local >= 1 else None
@@ -160,7 +165,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
                 _micro_batch(workload, world))
     elif kind == "smp_v2":
         for tp in [strategy.tp_degree] if strategy.tp_degree else divisors(gpus):
-            if gpus % tp or shape.heads % tp:
+            if gpus % tp or shape.heads % tp or _kv_heads(shape) % tp:
                 continue
             dp = world // tp
             add(Layout(dp_degree=dp, tp_degree=tp, sharding="full_shard", **base), _micro_batch(workload, dp))
@@ -171,7 +176,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
             if pp < 2 or pp > shape.layers or world % pp:
                 continue
             for tp in tps:
-                if gpus % tp or shape.heads % tp or world % (pp * tp):
+                if gpus % tp or shape.heads % tp or _kv_heads(shape) % tp or world % (pp * tp):
                     continue
                 dp = world // (pp * tp)
                 local = workload.global_batch // dp
