@@ -67,7 +67,7 @@ def main() -> None:
           f"per scenario (target <= {TARGET_MS} ms): {'met' if max(times) <= TARGET_MS else 'NOT met'}")
     # no pruning for the picture: every configuration that fits
     found = plan(Workload(MODELS["7B"], 512, 2000), StrategyRequest("fsdp"), Constraints(max_instances=16), keep=10**6)
-    print(f"picture: {plot(found, args.png, '7B, FSDP, up to 16 instances: estimated job cost vs step time')}"
+    print(f"picture: {plot(found, args.png, '7B, FSDP, up to 16 instances: time to train vs job cost')}"
           f" ({len(found.scatter)} configurations)")
 
 

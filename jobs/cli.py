@@ -179,7 +179,7 @@ def plan_command(
     print_plan(found, top)
     if png is not None:  # the picture shows every configuration that fits: search again without pruning
         everything, _ = plan_spec(job, region, all_types=True, keep=10**6)
-        out.print(f"picture: {plot(everything, png, f'{job.name}: estimated cost vs step time')}", markup=False)
+        out.print(f"picture: {plot(everything, png, f'{job.name}: time to train vs job cost')}", markup=False)
     if found.choice is None:
         raise typer.Exit(1)
 

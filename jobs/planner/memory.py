@@ -29,6 +29,7 @@ Everything is bytes unless a name says otherwise. Pure functions, no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache, cached_property
 from typing import Literal
 
 GIB = 1024**3
@@ -77,13 +78,13 @@ class TransformerShape:
     def ffn_share(self) -> float:
         return (self.ffn_hidden or 4 * self.hidden) / self.hidden
 
-    @property
+    @cached_property
     def layer_parameters(self) -> float:
         """Matrix parameters of one block: Q and O, K and V (narrower under GQA), and the MLP."""
         h = self.hidden
         return h * h * (2 + 2 * self.kv_share) + h * h * self.ffn_share * (3 if self.gated_mlp else 2)
 
-    @property
+    @cached_property  # the planner asks thousands of times per plan
     def parameter_count(self) -> int:
         if self.parameters is not None:
             return self.parameters
@@ -116,11 +117,16 @@ class TransformerShape:
 
     def memory(self, layout: Layout, micro_batch: int) -> MemoryEstimate:
         """Peak memory of one GPU of ``layout`` at ``micro_batch`` sequences."""
-        return estimate(replace(self, micro_batch=micro_batch), layout)
+        return estimate(self if micro_batch == self.micro_batch else _at_micro_batch(self, micro_batch), layout)
 
     def describe(self) -> str:
         return (f"{self.parameter_count / 1e9:.2f}B parameters ({self.layers} layers, hidden {self.hidden}, "
                 f"{self.heads} heads, seq {self.seq_len})")
+
+
+@cache
+def _at_micro_batch(shape: TransformerShape, micro_batch: int) -> TransformerShape:
+    return replace(shape, micro_batch=micro_batch)
 
 
 @dataclass(frozen=True)

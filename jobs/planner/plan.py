@@ -139,7 +139,8 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
             "activation_bytes": 4 if wide else 2,
             "softmax_fp32": workload.precision == "mixed" and not workload.flash_attention}
     out: list[tuple[Layout, int]] = []
-    recomputes = [workload.recompute] if workload.recompute else ["none", "selective", "full"]
+    # full first: when it does not fit, no other recomputation of that layout does (plan() skips them)
+    recomputes = [workload.recompute] if workload.recompute else ["full", "none", "selective"]
     if workload.flash_attention and "selective" in recomputes and len(recomputes) > 1:
         recomputes.remove("selective")  # with fused attention, selective recomputation saves nothing more
 
@@ -150,7 +151,8 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
         if strategy.kind == "fsdp" and workload.global_batch // layout.dp_degree > micro:
             # several micro-batches per step: FSDP2 can keep parameters and gradients unsharded between them
             variants.append(replace(layout, unsharded_microbatches=True))
-        out.extend((replace(v, recompute=r), micro) for v in variants for r in recomputes)
+        # Layout(**fields) rather than dataclasses.replace: this runs thousands of times per plan
+        out.extend((Layout(**{**v.__dict__, "recompute": r}), micro) for v in variants for r in recomputes)
 
     kind = strategy.kind
     if kind in ("ddp", "smddp"):
@@ -295,11 +297,18 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
         options = layouts_for(strategy, instance, count, workload)
         if not options:
             seen.no_layout.setdefault(instance.name, count)
+        too_big = set()  # layouts (but for recomputation) that do not fit even with full recomputation
         for layout, micro in options:
+            key = (micro, layout.dp_degree, layout.tp_degree, layout.pp_degree, layout.sharding, layout.shard_degree,
+                   layout.microbatches, layout.unsharded_microbatches)  # what varies within one plan, but recomputation
+            if key in too_big:
+                continue  # less recomputation only needs more memory
             evaluated += 1
             candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions)
             if candidate is None:
                 seen.memory(instance.name, memory, count, layout)
+                if layout.recompute == "full":
+                    too_big.add(key)
             elif limit_h is not None and candidate.hours > limit_h:
                 seen.slow(candidate)
             else:

@@ -142,3 +142,22 @@ def test_pure_bf16_counts_8_bytes_per_parameter():
     mixed = estimate(shape, Layout()).model_states
     pure = estimate(shape, Layout(precision="bf16")).model_states
     assert pure == pytest.approx(mixed / 2)
+
+
+def test_the_plan_picture_has_plain_axes_a_pareto_front_and_stays_readable(tmp_path):
+    from matplotlib import image
+
+    from smjobs.planner.plot import _plain, pareto_front, plot
+
+    assert [_plain(v, "$") for v in (1200, 20000, 5.5)] == ["$1,200", "$20,000", "$5.50"]
+    assert [_plain(v, "h") for v in (0.5, 3, 200)] == ["30 min", "3.0 h", "200 h"]
+    found = plan(Workload(TransformerShape(32, 4096, 32, 4096, 32000), 512, 2000), StrategyRequest("fsdp"),
+                 Constraints(max_instances=16), keep=10**6)
+    assert len(found.scatter) > 1000
+    front = pareto_front(found.scatter)
+    for c in found.scatter:  # nothing is both faster and cheaper than a point of the front
+        assert not any(c.hours < f.hours and c.job_usd < f.job_usd for f in front)
+    assert all(a.hours <= b.hours and a.job_usd > b.job_usd for a, b in zip(front, front[1:], strict=False))
+    assert found.choice.job_usd <= min(f.job_usd for f in front) * 1.02
+    path = plot(found, tmp_path / "plan.png")
+    assert image.imread(path).shape[:2] == (660, 1080)
