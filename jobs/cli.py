@@ -86,6 +86,9 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     compute = job.compute
     table.add_row("strategy", f"{job.distribution.type} ({job.distribution.launcher})")
     table.add_row("instances", f"{compute.instance_count} x {compute.instance_type}")
+    if compute.instance_preferences:
+        table.add_row("instance preferences", ", ".join(f"{p.instance_count} x {p.instance_type}"
+                                                        for p in compute.instance_preferences) + " (SageMaker takes the first it has)")
     table.add_row("processes", f"{request.processes_per_host} per host, world size {request.world_size}")
     table.add_row("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"])
     table.add_row("entry point", escape(f"{request.source_dir}/{request.entry_point}"))
@@ -198,6 +201,8 @@ def print_plan(found, top: int = 5) -> None:
               f"run), {found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
               + (f", spot at {a.spot_price_fraction:.0%} of on-demand" if found.constraints.spot else "")
               + (f"; time limit {limit:,.1f} h" if limit is not None else ""), highlight=False)
+    for text in found.warnings:
+        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
     table = Table(title="configurations that fit, cheapest job first (costs within 2% go to the faster)")
     for column in ("", "instances", "layout", "micro-batch", "GiB/GPU", "s/step", "USD/h", "hours", "job USD"):
         table.add_column(column, overflow="fold")

@@ -156,7 +156,7 @@ def container_files(request: TrainingRequest, processes: int, code_dir: Path) ->
     hyperparameters["sagemaker_mpi_num_of_processes_per_host"] = json.dumps(processes)
     if uses_smdistributed(request) and mpi_runner_missing():
         hyperparameters = _torchrun_instead_of_mpi(hyperparameters)
-    instance_type = ctj["ResourceConfig"]["InstanceType"]
+    instance_type = request.estimator["instance_type"]  # the first preference when the service may pick one
     resource = {
         "current_host": HOST,
         "current_instance_type": instance_type,

@@ -49,6 +49,9 @@ class TrainingRequest:
     world_size: int
     create_training_job: dict[str, Any] = field(default_factory=dict)
     """The CreateTrainingJob request the SDK will send for this estimator."""
+    instance_preferences: tuple[dict[str, Any], ...] = ()
+    """``ResourceConfig.InstancePreferences`` ({InstanceType, InstanceCount}, most preferred first), which the
+    submission edge puts in place of the estimator's single type and count; empty for one type."""
 
     @property
     def strategy_settings(self) -> dict[str, Any]:
@@ -183,6 +186,8 @@ def build_request(
         inputs=inputs,
         processes_per_host=ppn,
         world_size=ppn * compute.instance_count,
+        instance_preferences=tuple({"InstanceType": p.instance_type, "InstanceCount": p.instance_count}
+                                   for p in compute.instance_preferences),
     )
     return _with_create_training_job(request, spec)
 
@@ -211,11 +216,11 @@ def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> Traini
     stopping: dict[str, Any] = {"MaxRuntimeInSeconds": est["max_run"]}
     if "max_wait" in est:
         stopping["MaxWaitTimeInSeconds"] = est["max_wait"]
-    resources: dict[str, Any] = {
-        "VolumeSizeInGB": est["volume_size"],
-        "InstanceCount": est["instance_count"],
-        "InstanceType": est["instance_type"],
-    }
+    resources: dict[str, Any] = {"VolumeSizeInGB": est["volume_size"]}
+    if request.instance_preferences:  # the service picks one: InstanceType and InstanceCount must be absent
+        resources["InstancePreferences"] = [dict(p) for p in request.instance_preferences]
+    else:
+        resources.update(InstanceCount=est["instance_count"], InstanceType=est["instance_type"])
     if "volume_kms_key" in est:
         resources["VolumeKmsKeyId"] = est["volume_kms_key"]
     ctj: dict[str, Any] = {

@@ -105,6 +105,21 @@ def guard_create_training_job(sagemaker_client) -> None:
     sagemaker_client.meta.events.register(CREATE_TRAINING_JOB_EVENT, check, unique_id="smjobs-service-model-guard")
 
 
+def send_instance_preferences(sagemaker_client, request: TrainingRequest) -> None:
+    """SDK v2 has no parameter for ``ResourceConfig.InstancePreferences``: put the request's in place of the single
+    type and count the estimator sends (first, so that the service-model guard checks the request as sent)."""
+    if not request.instance_preferences:
+        return
+
+    def rewrite(params, **_):
+        resources = params["ResourceConfig"]
+        resources.pop("InstanceType", None)
+        resources.pop("InstanceCount", None)
+        resources["InstancePreferences"] = [dict(p) for p in request.instance_preferences]
+
+    sagemaker_client.meta.events.register_first(CREATE_TRAINING_JOB_EVENT, rewrite, unique_id="smjobs-instance-preferences")
+
+
 def submit(request: TrainingRequest, aws: AwsContext) -> str:
     """Upload local channels, create the estimator and start the job without waiting; return its name."""
     from sagemaker.inputs import TrainingInput
@@ -112,6 +127,7 @@ def submit(request: TrainingRequest, aws: AwsContext) -> str:
     if not request.resolved:
         raise ValueError("the request's role and bucket are unresolved; build it with resolve() first")
     session = sagemaker_session(aws, request.bucket)
+    send_instance_preferences(session.sagemaker_client, request)
     guard_create_training_job(session.sagemaker_client)
     inputs = {}
     for name, channel in request.inputs.items():

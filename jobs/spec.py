@@ -32,6 +32,13 @@ MAX_INSTANCES = 10_000
 """Upper bound on instance counts: far above any account's training quota, low enough that planning stays finite."""
 
 
+class InstancePreference(_Frozen):
+    """One entry of SageMaker's ``ResourceConfig.InstancePreferences``."""
+
+    instance_type: str
+    instance_count: int = Field(default=1, ge=1, le=MAX_INSTANCES)
+
+
 class Compute(_Frozen):
     """Where the job runs and for how long."""
 
@@ -48,6 +55,10 @@ class Compute(_Frozen):
     """Run on managed spot capacity (cheaper, interruptible; needs checkpoint_s3_uri and max_wait_s)."""
     max_wait_s: int | None = None
     """With spot: how long to wait for capacity plus run, in seconds; at least max_run_s."""
+    instance_preferences: tuple[InstancePreference, ...] = ()
+    """Up to 5 {instance_type, instance_count}, most preferred first: SageMaker starts the job on the first one it
+    has capacity for (``ResourceConfig.InstancePreferences``). The first is instance_type x instance_count. Not
+    with use_spot (the API forbids it). ``plan.instance_preferences`` fills it from the planner's ranking."""
 
 
 class Channel(_Frozen):
@@ -145,6 +156,9 @@ class PlanSettings(_Frozen):
     recompute: Literal["none", "selective", "selective_op", "full"] | None = None
     """Activation checkpointing the script does; None lets the planner choose (none, selective or full).
     selective_op is torchtitan's per-op policy (every other matmul output kept)."""
+    instance_preferences: int = Field(default=0, ge=0, le=5)
+    """With instance_type auto: how many ranked {type, count} entries to give SageMaker as
+    compute.instance_preferences (0: none), each fitting in memory, priced, and valid for the chosen degrees."""
     max_hours: float | None = Field(default=None, gt=0, le=28 * 24)
     """Time budget of the job when compute.max_run_s is not set: plans that take longer are rejected, and the
     chosen plan's job gets this limit as its max_run_s. With max_run_s set, plans respect max_run_s."""

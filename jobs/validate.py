@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from smjobs import rules_cluster, rules_job, service_model
+from smjobs import rules_cluster, rules_job, rules_preferences, service_model
 from smjobs.errors import Problem, SpecError
 from smjobs.planner.plan import Plan
 from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
@@ -217,6 +217,7 @@ def check_spec(spec: JobSpec, *, region: str | None = None) -> list[Problem]:
         rules_cluster.check_name,
         rules_job.check_code,
         rules_cluster.check_compute,
+        rules_preferences.check_instance_preferences,
         rules_cluster.check_framework,
         rules_cluster.check_distribution,
         rules_job.check_hyperparameters,

@@ -66,6 +66,17 @@ class Assumptions:
     """Billed time before the first step (image pull, data download, process start)."""
     spot_price_fraction: float = 0.40
     """Managed spot price as a share of on-demand (AWS quotes savings of up to 90%; varies by type and time)."""
+    spot_interruptions_per_hour: float = 1 / 24
+    """Assumed rate at which spot capacity is reclaimed (AWS publishes no rate for SageMaker; GPU capacity is
+    among the most reclaimed): what a spot job without checkpoints loses by restarting from the beginning."""
+
+
+def expected_billed_hours(hours: float, interruptions_per_hour: float) -> float:
+    """Billed hours of a job of ``hours`` that restarts from the beginning at every interruption (a Poisson
+    process): (e^(rate x hours) - 1) / rate."""
+    import math
+
+    return math.expm1(interruptions_per_hour * hours) / interruptions_per_hour
 
 
 def from_measured(mfu: float, recompute: Recompute, workload: Workload) -> Assumptions:

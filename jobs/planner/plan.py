@@ -15,7 +15,15 @@ from dataclasses import dataclass, field, replace
 
 from smjobs.catalog import InstanceType, instances, prices, supported_libraries
 from smjobs.degrees import divisors
-from smjobs.planner.cost import Assumptions, StepTime, Workload, hourly_usd, job_hours, step_time
+from smjobs.planner.cost import (
+    Assumptions,
+    StepTime,
+    Workload,
+    expected_billed_hours,
+    hourly_usd,
+    job_hours,
+    step_time,
+)
 from smjobs.planner.explain import Rejection, TypeOutcomes, describe_layout
 from smjobs.planner.memory import GIB, Layout, MemoryEstimate
 
@@ -59,6 +67,8 @@ class Constraints:
     """Share of each GPU's memory kept free (allocator fragmentation, estimate error)."""
     max_hours: float | None = None
     """Longest the job may take, start-up included (the spec's compute.max_run_s, or plan.max_hours)."""
+    checkpoints: bool = True
+    """The job checkpoints, so a spot interruption loses only the work since the last checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class Plan:
     """The region whose prices were used (the default region's when the asked one has no price table)."""
     scatter: tuple[Candidate, ...] = field(default=(), repr=False)
     """Every fitting configuration evaluated, for plotting cost against step time."""
+    warnings: tuple[str, ...] = ()
 
     @property
     def choice(self) -> Candidate | None:
@@ -324,4 +335,13 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
             if rejection is not None:
                 rejections.append(rejection)
     ranked = rank(found, keep)
-    return Plan(workload, strategy, constraints, assumptions, tuple(ranked), tuple(rejections), evaluated, region, tuple(found))
+    warnings = []
+    if constraints.spot and not constraints.checkpoints and ranked:
+        c, rate = ranked[0], assumptions.spot_interruptions_per_hour
+        billed = expected_billed_hours(c.hours, rate)
+        warnings.append(f"spot without checkpoints: every interruption restarts the job from the beginning; at an assumed "
+                        f"{rate * 24:g} interruption(s) per day the {c.hours:,.1f} h job is billed about {billed:,.1f} h "
+                        f"(${c.usd_per_hour * billed:,.0f}, not ${c.job_usd:,.0f}). Checkpoint (checkpoint_s3_uri and a "
+                        "script that resumes) to lose only the work since the last checkpoint.")
+    return Plan(workload, strategy, constraints, assumptions, tuple(ranked), tuple(rejections), evaluated, region,
+                tuple(found), tuple(warnings))

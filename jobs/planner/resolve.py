@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from smjobs import catalog
 from smjobs.errors import Problem
 from smjobs.planner.cost import Assumptions, Workload
 from smjobs.planner.factory import FactoryError, ModelProfile, profile
 from smjobs.planner.memory import TransformerShape
-from smjobs.planner.plan import Candidate, Constraints, Plan, StrategyRequest, plan
+from smjobs.planner.plan import TIE_SHARE, Candidate, Constraints, Plan, StrategyRequest, plan, rank
 from smjobs.request import processes_per_host, source_dir
 from smjobs.spec import JobSpec
 from smjobs.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
@@ -180,6 +181,7 @@ def constraints(spec: JobSpec, region: str | None, *, all_types: bool = False) -
         spot=c.use_spot,
         memory_margin=spec.plan.memory_margin,
         max_hours=time_limit_h(spec),
+        checkpoints=bool(spec.checkpoint_s3_uri),
     )
 
 
@@ -220,6 +222,44 @@ def apply(spec: JobSpec, choice: Candidate) -> JobSpec:
     return JobSpec.model_validate(data)
 
 
+DATA_PARALLEL = ("ddp", "smddp", "fsdp")
+
+
+def preferences(found: Plan, wanted: int) -> list[Candidate]:
+    """Up to ``wanted`` distinct {type, count}, best first: every one fits in memory, is priced and runs with the
+    degrees of the first (data-parallel strategies: the same sharding settings; others: the same layout on as many
+    GPUs per instance and instances). The first is the choice, or a layout of the same type and count that is as
+    cheap and fast (within the tie share) and that more alternatives share."""
+    choice = found.choice
+    if choice is None or wanted < 1:
+        return []
+
+    def gpus(c: Candidate) -> int:
+        return catalog.instances().types[c.instance_type].gpu_count
+
+    def compatible(c: Candidate, first: Candidate) -> bool:
+        a, b = c.layout, first.layout
+        if (a.sharding, a.unsharded_microbatches, a.recompute) != (b.sharding, b.unsharded_microbatches, b.recompute):
+            return False
+        if found.strategy.kind in DATA_PARALLEL and a.sharding != "hybrid_shard":
+            return True
+        return a == b and c.instance_count == first.instance_count and gpus(c) == gpus(first)
+
+    def ranked_for(first: Candidate) -> list[Candidate]:
+        out, seen = [first], {(first.instance_type, first.instance_count)}
+        for c in rank([c for c in found.scatter if compatible(c, first)], len(found.scatter)):
+            if len(out) == wanted:
+                break
+            if (c.instance_type, c.instance_count) not in seen:
+                seen.add((c.instance_type, c.instance_count))
+                out.append(c)
+        return out
+
+    as_good = [c for c in found.scatter if (c.instance_type, c.instance_count) == (choice.instance_type, choice.instance_count)
+               and c.job_usd <= choice.job_usd * (1 + TIE_SHARE) and c.hours <= choice.hours * (1 + TIE_SHARE)]
+    return max((ranked_for(first) for first in [choice, *as_good]), key=len)  # the choice wins ties (max keeps the first)
+
+
 def resolve_auto(spec: JobSpec, region: str | None = None) -> tuple[JobSpec, Plan | None, list[Problem]]:
     """Replace ``instance_type: auto`` by the planner's choice; (spec, plan, problems)."""
     if spec.compute.instance_type != AUTO:
@@ -232,4 +272,11 @@ def resolve_auto(spec: JobSpec, region: str | None = None) -> tuple[JobSpec, Pla
                                      "raise plan.max_usd_per_hour, plan.max_instances or the time limit (compute.max_run_s, "
                                      "or plan.max_hours when max_run_s is unset), allow more plan.families, lower "
                                      "plan.micro_batch, or choose a strategy that shards more (fsdp, pipeline, smp_v2).")]
-    return apply(spec, found.choice), found, []
+    resolved = apply(spec, found.choice)
+    if spec.plan.instance_preferences and not spec.compute.use_spot:  # spot: rules_preferences says why not
+        ranked = preferences(found, spec.plan.instance_preferences)
+        data = apply(spec, ranked[0]).to_dict()
+        data["compute"]["instance_preferences"] = [{"instance_type": c.instance_type, "instance_count": c.instance_count}
+                                                   for c in ranked]
+        resolved = JobSpec.model_validate(data)
+    return resolved, found, []

@@ -161,3 +161,79 @@ def test_the_plan_picture_has_plain_axes_a_pareto_front_and_stays_readable(tmp_p
     assert found.choice.job_usd <= min(f.job_usd for f in front) * 1.02
     path = plot(found, tmp_path / "plan.png")
     assert image.imread(path).shape[:2] == (660, 1080)
+
+
+def preference_spec(spec_data, **plan_settings):
+    data = {**spec_data, "distribution": {"type": "fsdp"}, "compute": {"instance_type": "auto"},
+            "hyperparameters": {**spec_data.get("hyperparameters", {}), "global_batch_size": 512, "steps": 2000}}
+    data["plan"] = {"model": {"layers": 32, "hidden": 4096, "heads": 32, "seq_len": 4096, "vocab": 32000},
+                    "max_usd_per_hour": 70, "instance_preferences": 3, **plan_settings}
+    return data
+
+
+def test_the_planner_emits_ranked_instance_preferences_that_all_fit(spec_data, moto_aws):
+    from smjobs import sagemaker_edge
+    from smjobs.planner.resolve import pinned_strategy
+    from smjobs.request import build_request
+
+    spec = validate_spec(preference_spec(spec_data))
+    prefs = spec.compute.instance_preferences
+    assert 2 <= len(prefs) <= 3
+    assert (prefs[0].instance_type, prefs[0].instance_count) == (spec.compute.instance_type, spec.compute.instance_count)
+    work = Workload(TransformerShape(32, 4096, 32, 4096, 32000), 512, 2000)
+    for p in prefs:  # each one fits in memory and is priced, with the degrees the spec now carries
+        found = plan(work, pinned_strategy(spec), Constraints(instance_types=(p.instance_type,), instance_count=p.instance_count))
+        assert found.choice is not None, p
+        assert catalog.prices().price(p.instance_type) is not None
+    resources = build_request(spec).create_training_job["ResourceConfig"]
+    assert "InstanceType" not in resources and len(resources["InstancePreferences"]) == len(prefs)
+    request = sagemaker_edge.resolved_request(spec, moto_aws, sagemaker_edge.resolve(spec, moto_aws))
+    sagemaker_edge.submit(request, moto_aws)
+    sent = moto_aws.sent[0]["ResourceConfig"]  # what the SDK sent, after smjobs' rewrite and the service-model guard
+    assert "InstanceType" not in sent and "InstanceCount" not in sent
+    assert sent["InstancePreferences"] == [{"InstanceType": p.instance_type, "InstanceCount": p.instance_count} for p in prefs]
+    assert moto_aws.sent[0].get("EnableManagedSpotTraining") in (None, False)
+
+
+def test_instance_preferences_are_never_combined_with_spot(spec_data):
+    data = preference_spec(spec_data)
+    data["compute"] = {"instance_type": "auto", "use_spot": True, "max_wait_s": 200000}
+    data["checkpoint_s3_uri"] = "s3://bucket/checkpoints"
+    with pytest.raises(SpecError) as raised:
+        validate_spec(data)
+    assert "plan.instance_preferences" in raised.value.paths() and "managed spot" in str(raised.value)
+    data = {**spec_data, "compute": {"instance_type": "ml.p4d.24xlarge", "use_spot": True, "max_wait_s": 200000,
+                                     "instance_preferences": [{"instance_type": "ml.p4d.24xlarge"}]},
+            "checkpoint_s3_uri": "s3://bucket/checkpoints"}
+    with pytest.raises(SpecError) as raised:
+        validate_spec(data)
+    assert "compute.instance_preferences" in raised.value.paths()
+
+
+def test_hand_written_instance_preferences_are_checked(spec_data):
+    first = {"instance_type": "ml.p4d.24xlarge", "instance_count": 2}
+    data = {**spec_data, "distribution": {"type": "smp_v1", "partitions": 2},
+            "compute": {"instance_type": "ml.p4d.24xlarge", "instance_count": 2,
+                        "instance_preferences": [first, {"instance_type": "ml.g5.12xlarge", "instance_count": 2},
+                                                 {"instance_type": "ml.p4d.24xlarge", "instance_count": 2}]}}
+    with pytest.raises(SpecError) as raised:
+        validate_spec(data)
+    text = str(raised.value)
+    assert "compute.instance_preferences[1]" in raised.value.paths() and "degrees were set for 16" in text
+    assert "repeats 2 x ml.p4d.24xlarge" in text
+    mismatch = {**data, "compute": {**data["compute"], "instance_preferences": [{"instance_type": "ml.p4de.24xlarge"}]}}
+    with pytest.raises(SpecError) as raised:
+        validate_spec(mismatch)
+    assert "compute.instance_preferences[0]" in raised.value.paths()
+
+
+def test_spot_without_checkpoints_warns_with_the_expected_billed_hours():
+    import math
+
+    work = Workload(TransformerShape(32, 4096, 32, 4096, 32000), 512, 2000)
+    found = plan(work, StrategyRequest("fsdp"), Constraints(spot=True, checkpoints=False))
+    hours = found.choice.hours
+    billed = math.expm1(hours / 24) * 24  # one interruption a day, each restarting from the beginning
+    assert len(found.warnings) == 1 and f"billed about {billed:,.1f} h" in found.warnings[0]
+    assert billed > hours
+    assert plan(work, StrategyRequest("fsdp"), Constraints(spot=True)).warnings == ()
