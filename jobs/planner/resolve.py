@@ -275,6 +275,8 @@ def resolve_auto(spec: JobSpec, region: str | None = None) -> tuple[JobSpec, Pla
     resolved = apply(spec, found.choice)
     if spec.plan.instance_preferences and not spec.compute.use_spot:  # spot: rules_preferences says why not
         ranked = preferences(found, spec.plan.instance_preferences)
+        # the first preference may be another layout of the choice's type and count (as cheap and fast): it is the plan
+        found = replace(found, ranked=(ranked[0], *(c for c in found.ranked if c is not ranked[0])))
         data = apply(spec, ranked[0]).to_dict()
         data["compute"]["instance_preferences"] = [{"instance_type": c.instance_type, "instance_count": c.instance_count}
                                                    for c in ranked]
