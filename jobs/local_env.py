@@ -79,19 +79,26 @@ import os
 import sys
 
 
+RANK_VARIABLES = ("LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")  # set for the ranks by torchrun and mpirun
+
+
 def _settle():
     dist = sys.modules.get("torch.distributed")
     if dist is None:
         return
+    initialized = False
     try:
-        if not (dist.is_available() and dist.is_initialized()):
-            return  # no group, no gloo workers: launchers (torchrun, the toolkit) exit at once
-        dist.destroy_process_group()
+        initialized = dist.is_available() and dist.is_initialized()
+        if initialized:
+            dist.destroy_process_group()
     except Exception:  # noqa: BLE001  (nothing at exit may fail the run)
         pass
-    import time
+    # a rank whose script ended its own group still has gloo workers finishing; launchers (torchrun, the toolkit)
+    # have no group and are not ranks: they exit at once
+    if initialized or any(name in os.environ for name in RANK_VARIABLES):
+        import time
 
-    time.sleep(0.2)
+        time.sleep(0.2)
 
 
 atexit.register(_settle)
