@@ -21,6 +21,7 @@ Pure functions of catalog data; no torch, no AWS.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from smjobs.catalog import InstanceType, instances
@@ -74,8 +75,6 @@ class Assumptions:
 def expected_billed_hours(hours: float, interruptions_per_hour: float) -> float:
     """Billed hours of a job of ``hours`` that restarts from the beginning at every interruption (a Poisson
     process): (e^(rate x hours) - 1) / rate."""
-    import math
-
     return math.expm1(interruptions_per_hour * hours) / interruptions_per_hour
 
 
