@@ -1,0 +1,262 @@
+"""Data-parallel inference: every rank runs a copy of the model over its share of the records, exactly once.
+
+Runs under ``python`` (one process) and ``torchrun`` (several), on SageMaker as a training job and locally.
+
+    torchrun --nproc_per_node 2 infer.py --input_channel data --model_channel model
+
+- Rank 0 scans the input (JSON Lines, CSV or .pt files, see ``common/records.py``) and writes the assignment to
+  the checkpoint folder before any work: contiguous ranges balanced by record count, cut into parts. A rerun with
+  the same input reuses it; a changed input is refused.
+- Each rank writes each part atomically (``parts/part-NNNNN.jsonl``) and then its ``.done`` marker; a rerun skips
+  finished parts. On SageMaker the checkpoint folder is synced to S3, so finished parts survive an interruption.
+- SIGTERM: each rank finishes its current batch, drops the unfinished part and stops; a rerun redoes only that.
+- Records that cannot be read or have the wrong shape go to ``errors.jsonl`` with their ids; the job fails only
+  when there are more than ``--max_bad_records``.
+- At the end rank 0 joins the parts in input order into ``predictions.jsonl`` (one line per record: id, index,
+  output, prediction) and checks that outputs plus errors are the inputs, each exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+import smjobs_runtime as smr  # noqa: E402
+from common import records  # noqa: E402
+from common.models import build_model, synthetic_batch  # noqa: E402
+
+ASSIGNMENT = "assignment.json"
+PARTS = "parts"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input_channel", default="data", help="the channel holding the records")
+    p.add_argument("--model_channel", default="model", help="the channel holding model.pt or a training job's model.tar.gz")
+    p.add_argument("--model_path", default="", help="a model.pt or model.tar.gz path instead of the model channel")
+    p.add_argument("--input_field", default="inputs", help="JSON Lines: the field holding a record's input")
+    p.add_argument("--id_field", default="id", help="JSON Lines and CSV: the field or column holding a record's id")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--part_records", type=int, default=1000, help="records per part (the unit marked done)")
+    p.add_argument("--max_bad_records", type=int, default=0, help="fail when more records than this cannot be read")
+    p.add_argument("--output_name", default="predictions.jsonl")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.part_records < 1 or args.max_bad_records < 0:
+        p.error("--batch_size and --part_records must be at least 1, --max_bad_records at least 0")
+    return args
+
+
+def model_file(args, env) -> Path:
+    """model.pt, from --model_path or the model channel; a model.tar.gz (a training job's output) is unpacked."""
+    path = Path(args.model_path) if args.model_path else None
+    if path is None:
+        if args.model_channel not in env.channels:
+            raise ValueError(f"no model: give --model_path or a {args.model_channel!r} channel (have: {sorted(env.channels)})")
+        folder = env.channels[args.model_channel]
+        path = next((folder / n for n in ("model.pt", "model.tar.gz") if (folder / n).exists()), folder / "model.pt")
+    if path.name.endswith(".tar.gz"):
+        target = Path(tempfile.mkdtemp(prefix="smjobs-model-"))
+        with tarfile.open(path) as archive:
+            archive.extractall(target, filter="data")
+        path = target / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model.pt (train.py writes one to the model folder)")
+    return path
+
+
+def load_model(path: Path, device):
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    margs = argparse.Namespace(**saved["args"])
+    model = build_model(margs)
+    model.load_state_dict(saved["model"])
+    example = synthetic_batch(margs, 0, 1)[0]
+    return model.to(device).eval(), tuple(example.shape[1:]), example.dtype
+
+
+def plan_work(args, env, root: Path) -> dict:
+    """The assignment: rank 0 writes it (or checks the saved one still matches the input); every rank gets it."""
+    path = env.checkpoint_dir / ASSIGNMENT
+    box = [None]
+    if env.rank == 0:
+        files = records.scan(root)
+        plan = None
+        if path.exists():
+            plan = json.loads(path.read_text())
+            if not records.same_input(plan, files):
+                raise ValueError(f"the input changed since {path} was written: its parts belong to other records. "
+                                 "Use another checkpoint location, or delete the folder to start again.")
+            if plan["world_size"] != env.world_size or plan["part_records"] != args.part_records:
+                raise ValueError(f"{path} was made for {plan['world_size']} processes and parts of {plan['part_records']}; "
+                                 f"this run has {env.world_size} and {args.part_records}: rerun with the same, or delete it.")
+        else:
+            plan = records.assignment(files, env.world_size, args.part_records)
+            env.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_text(json.dumps(plan))
+            os.replace(partial, path)
+        box[0] = plan
+    if env.distributed:
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def part_path(env, number: int, suffix: str) -> Path:
+    return env.checkpoint_dir / PARTS / f"part-{number:06d}{suffix}"
+
+
+def run_part(part: dict, plan: dict, root: Path, model, shape, dtype, device, args, env, stop) -> bool:
+    """Predict one part and write it atomically; False when a stop came first (nothing is kept)."""
+    out_path, err_path = part_path(env, part["part"], ".jsonl"), part_path(env, part["part"], ".errors.jsonl")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    outputs, errors, batch = [], [], []
+
+    def flush():
+        if not batch:
+            return
+        with torch.no_grad():
+            result = model(torch.stack([x for _, x in batch]).to(device)).float().cpu()
+        for (rec, _), row in zip(batch, result, strict=True):
+            line = {"id": rec.id, "index": rec.index, "output": row.flatten().tolist()}
+            if row.ndim == 1 and row.numel() > 1:
+                line["prediction"] = int(row.argmax())
+            outputs.append(json.dumps(line))
+        batch.clear()
+
+    for rec in records.read(root, plan, part["start"], part["stop"], input_field=args.input_field, id_field=args.id_field):
+        error = rec.error
+        if not error:
+            try:
+                x = torch.as_tensor(rec.value, dtype=dtype)
+                if tuple(x.shape) != shape:
+                    error = f"shape {list(x.shape)}, the model takes {list(shape)}"
+            except (TypeError, ValueError, RuntimeError) as exc:
+                error = f"not a tensor of numbers: {exc}"
+        if error:
+            errors.append(json.dumps({"id": rec.id, "index": rec.index, "error": error}))
+            continue
+        batch.append((rec, x))
+        if len(batch) == args.batch_size:
+            flush()
+            if stop.requested:
+                return False
+    flush()
+    for path, lines in ((out_path, outputs), (err_path, errors)):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(line + "\n" for line in lines))
+        os.replace(partial, path)
+    done = {"records": len(outputs), "bad": len(errors), "start": part["start"], "stop": part["stop"]}
+    part_path(env, part["part"], ".done").write_text(json.dumps(done))
+    return True
+
+
+def join(plan: dict, env, args, received: dict[int, tuple[str, str]]) -> dict:
+    """Rank 0: the parts in input order into one output, checked record by record against the input."""
+    output = env.checkpoint_dir / args.output_name
+    errors_path = env.checkpoint_dir / "errors.jsonl"
+    expected, good, bad = 0, 0, 0
+    with open(output.with_name(output.name + ".partial"), "w") as out, open(errors_path.with_name("errors.jsonl.partial"), "w") as err:
+        for part in plan["parts"]:
+            text, error_text = received[part["part"]]
+            lines = {}
+            for line in text.splitlines():
+                lines[json.loads(line)["index"]] = line
+            for line in error_text.splitlines():
+                lines[json.loads(line)["index"]] = None
+                err.write(line + "\n")
+                bad += 1
+            if sorted(lines) != list(range(part["start"], part["stop"])):
+                raise RuntimeError(f"part {part['part']} holds records {sorted(lines)[:5]}..., not {part['start']} to "
+                                   f"{part['stop'] - 1}: outputs are not the inputs")
+            for index in range(part["start"], part["stop"]):
+                if lines[index] is not None:
+                    out.write(lines[index] + "\n")
+                    good += 1
+            expected = part["stop"]
+    if expected != plan["total"] or good + bad != plan["total"]:
+        raise RuntimeError(f"{good} outputs and {bad} errors for {plan['total']} input records")
+    os.replace(output.with_name(output.name + ".partial"), output)
+    os.replace(errors_path.with_name("errors.jsonl.partial"), errors_path)
+    return {"records": plan["total"], "predicted": good, "bad": bad, "output": str(output), "errors": str(errors_path)}
+
+
+def collect(plan: dict, env) -> dict[int, tuple[str, str]]:
+    """Every part's text on rank 0: read from disk on one host; gathered from the other hosts' ranks otherwise."""
+    def read_part(number):
+        return part_path(env, number, ".jsonl").read_text(), part_path(env, number, ".errors.jsonl").read_text()
+
+    if not env.distributed or len(env.hosts) == 1:
+        return {p["part"]: read_part(p["part"]) for p in plan["parts"]} if env.rank == 0 else {}
+    mine = {p["part"]: read_part(p["part"]) for p in plan["parts"] if p["rank"] == env.rank}
+    gathered = [None] * env.world_size if env.rank == 0 else None
+    dist.gather_object(mine, gathered, dst=0)
+    return {k: v for d in gathered for k, v in d.items()} if env.rank == 0 else {}
+
+
+def infer(args, env, stop) -> None:
+    device = smr.init_distributed(env)
+    if args.input_channel not in env.channels:
+        raise ValueError(f"--input_channel {args.input_channel!r}: no such channel (have: {sorted(env.channels)})")
+    root = env.channels[args.input_channel]
+    model, shape, dtype = load_model(model_file(args, env), device)
+    plan = plan_work(args, env, root)
+    mine = [p for p in plan["parts"] if p["rank"] == env.rank]
+    todo = [p for p in mine if not part_path(env, p["part"], ".done").exists()]
+    started, done_records, stopped = time.perf_counter(), 0, False
+    if env.rank == 0:
+        print(f"inference: {plan['total']} records in {len(plan['parts'])} parts over {env.world_size} process(es); "
+              f"{len(mine) - len(todo)} of rank 0's {len(mine)} parts already done", flush=True)
+    for part in todo:
+        if stop.requested or not run_part(part, plan, root, model, shape, dtype, device, args, env, stop):
+            stopped = True
+            break
+        done_records += part["stop"] - part["start"]
+        print(f"rank {env.rank}: part {part['part']} done ({part['stop'] - part['start']} records)", flush=True)
+    elapsed = time.perf_counter() - started
+    bad = sum(json.loads(part_path(env, p["part"], ".done").read_text())["bad"]
+              for p in mine if part_path(env, p["part"], ".done").exists())
+    totals = torch.tensor([float(stopped), float(bad), float(done_records)], device=device)
+    wall = torch.tensor([elapsed], device=device)
+    if env.distributed:
+        dist.all_reduce(totals)
+        dist.all_reduce(wall, op=dist.ReduceOp.MAX)
+    if totals[0].item() > 0:
+        if env.rank == 0:
+            print("stopped: finished parts are kept; run again to resume", flush=True)
+        return
+    if totals[1].item() > args.max_bad_records:
+        raise RuntimeError(f"{int(totals[1].item())} records could not be read, more than --max_bad_records "
+                           f"{args.max_bad_records}; their ids and reasons are in {env.checkpoint_dir / PARTS}/*.errors.jsonl")
+    received = collect(plan, env)
+    if env.rank == 0:
+        summary = join(plan, env, args, received)
+        done, seconds = int(totals[2].item()), wall.item()
+        summary.update(records_per_s=done / seconds if seconds > 0 else 0.0, processes=env.world_size, records_this_run=done)
+        env.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (env.output_data_dir / "inference-summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"inference done: {summary['records']} records ({summary['bad']} bad) at {summary['records_per_s']:.1f} "
+              f"records/s; output {summary['output']}", flush=True)
+
+
+def main(argv=None) -> int:
+    stop = smr.StopSignal()  # first: a SIGTERM while torch loads is remembered, not fatal
+    args = parse_args(argv)
+    env = smr.environment()
+    with smr.reporting_failures(env):
+        infer(args, env, stop)
+    smr.exit_cleanly()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
