@@ -45,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--input_channel", default="data", help="the channel holding the records")
     p.add_argument("--model_channel", default="model", help="the channel holding model.pt or a training job's model.tar.gz")
     p.add_argument("--model_path", default="", help="a model.pt or model.tar.gz path instead of the model channel")
+    p.add_argument("--model_file", default="", help="the model file's name in the model channel (default: model.pt, "
+                   "else model.tar.gz)")
     p.add_argument("--input_field", default="inputs", help="JSON Lines: the field holding a record's input")
     p.add_argument("--id_field", default="id", help="JSON Lines and CSV: the field or column holding a record's id")
     p.add_argument("--batch_size", type=int, default=64)
@@ -64,14 +66,15 @@ def model_file(args, env) -> Path:
         if args.model_channel not in env.channels:
             raise ValueError(f"no model: give --model_path or a {args.model_channel!r} channel (have: {sorted(env.channels)})")
         folder = env.channels[args.model_channel]
-        path = next((folder / n for n in ("model.pt", "model.tar.gz") if (folder / n).exists()), folder / "model.pt")
+        names = [args.model_file] if args.model_file else ["model.pt", "model.tar.gz"]
+        path = next((folder / n for n in names if (folder / n).exists()), folder / names[0])
     if path.name.endswith(".tar.gz"):
         target = Path(tempfile.mkdtemp(prefix="smjobs-model-"))
         with tarfile.open(path) as archive:
             archive.extractall(target, filter="data")
         path = target / "model.pt"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no model.pt (train.py writes one to the model folder)")
+        raise FileNotFoundError(f"{path}: no such model file (train.py writes model.pt to the model folder)")
     return path
 
 

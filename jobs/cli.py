@@ -307,7 +307,7 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
 
 
 # the other commands register themselves on `app`
-from smjobs import cli_catalog, cli_local  # noqa: E402, F401
+from smjobs import cli_catalog, cli_infer, cli_local  # noqa: E402, F401
 
 
 def main() -> None:

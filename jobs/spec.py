@@ -164,6 +164,32 @@ class PlanSettings(_Frozen):
     chosen plan's job gets this limit as its max_run_s. With max_run_s set, plans respect max_run_s."""
 
 
+class InferenceSettings(_Frozen):
+    """An inference job: run a trained model over every record of a data set, data-parallel (``smjobs infer``).
+
+    smjobs turns it into the job's ordinary fields (``smjobs.inference.expand``): the bundled ``infer.py`` under
+    torchrun, a ``data`` and a ``model`` channel, these settings as hyperparameters, and ``output_path`` as the
+    checkpoint location (finished parts are the checkpoints; predictions.jsonl lands beside them)."""
+
+    model: str
+    """The trained model: a training job's ``model.tar.gz`` (S3 URI), an S3 prefix or local folder holding
+    ``model.pt`` or ``model.tar.gz``, or a local ``model.pt``. A local one is relative to the spec file."""
+    input: str
+    """The records: an S3 prefix or local folder of JSON Lines, CSV or ``.pt`` files (relative to the spec file)."""
+    output_path: str
+    """``s3://bucket/prefix`` for predictions.jsonl, errors.jsonl and the finished parts."""
+    batch_size: int = Field(default=64, ge=1, le=2**20)
+    """Records per forward pass on one process."""
+    part_records: int = Field(default=1000, ge=1, le=10**9)
+    """Records per part: the unit written atomically, marked done and skipped by a rerun."""
+    max_bad_records: int = Field(default=0, ge=0, le=2**31 - 1)
+    """Records that cannot be read (bad JSON, wrong shape) the job tolerates; they go to errors.jsonl with their ids."""
+    input_field: str = "inputs"
+    """JSON Lines: the field holding a record's input."""
+    id_field: str = "id"
+    """JSON Lines and CSV: the field or column holding a record's id (by default ``<file>:<position>``)."""
+
+
 class MetricDefinition(_Frozen):
     """A metric SageMaker scrapes from the job's log with a regular expression."""
 
@@ -212,6 +238,8 @@ class JobSpec(_Frozen):
     """Metrics scraped from the log."""
     role_arn: str | None = None
     """IAM execution role; when absent, submit uses --role or creates smjobs' own role."""
+    inference: InferenceSettings | None = None
+    """Makes this an inference job (see InferenceSettings)."""
     region: str | None = None
     """AWS region; when absent, the CLI's --region or the AWS configuration decides."""
     plan: PlanSettings = Field(default_factory=PlanSettings)
@@ -248,6 +276,12 @@ def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
         data["source_dir"] = str((folder / Path(data["source_dir"]).expanduser()).resolve())
     elif isinstance(entry, str) and ((folder / entry).is_file() or entry not in bundled_scripts()):
         data["source_dir"] = str(folder)
+    if isinstance(data.get("inference"), dict):
+        section = dict(data["inference"])
+        for key in ("model", "input"):
+            if isinstance(section.get(key), str) and "://" not in section[key]:
+                section[key] = str((folder / Path(section[key]).expanduser()).resolve())
+        data["inference"] = section
     if isinstance(data.get("inputs"), dict):
         inputs = {}
         for name, channel in data["inputs"].items():

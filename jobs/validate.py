@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from smjobs import rules_cluster, rules_job, rules_preferences, service_model
+from smjobs import inference, rules_cluster, rules_job, rules_preferences, service_model
 from smjobs.errors import Problem, SpecError
 from smjobs.planner.plan import Plan
 from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
@@ -91,7 +91,7 @@ def parse_spec(data: JobSpec | dict[str, Any]) -> tuple[JobSpec | None, list[Pro
         check_shape(data)
     except SpecFileError as exc:
         return None, [Problem("", f"{exc}.", "flatten it: large settings belong in a file in source_dir or an input channel.")]
-    problems: list[Problem] = []
+    data, problems = inference.expand(data)  # an inference section becomes ordinary job fields
     work = copy.deepcopy(data)
     for _ in range(10):  # each round sets aside the fields pydantic rejected
         try:

@@ -188,3 +188,20 @@ def test_sigterm_finishes_the_batch_keeps_finished_parts_and_a_rerun_completes(t
     code, out, base = launch(tmp_path, "stopped", data, model_dir, 2)
     assert code == 0 and out.count(": part ") == 30 - done_before, out[-3000:]
     assert [r["index"] for r in predictions(base)] == list(range(3000))
+
+
+def test_smjobs_infer_local_runs_under_the_container_contract_and_summarises(tmp_path, model_dir):
+    write_records(tmp_path / "records", 250, {7: "{broken"})
+    spec = tmp_path / "score.yaml"
+    spec.write_text(json.dumps({"name": "score", "compute": {"instance_type": "ml.g5.12xlarge"},
+                                "inference": {"model": "model/model.pt", "input": "records", "part_records": 50,
+                                              "output_path": "s3://bucket/predictions/", "max_bad_records": 1}}))
+    work = tmp_path / "work"
+    done = subprocess.run([sys.executable, "-m", "smjobs.cli", "infer", str(spec), "--local", "--processes", "2",
+                           "--work-dir", str(work)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "250 records (1 bad" in done.stdout and "records/s; predictions:" in done.stdout
+    assert [r["index"] for r in predictions(work)] == [i for i in range(250) if i != 7]
+    config = json.loads((work / "input" / "config" / "hyperparameters.json").read_text())
+    assert config["sagemaker_program"] == '"infer.py"' and config["part_records"] == "50"

@@ -1,0 +1,113 @@
+"""``smjobs infer``: an inference job (a spec with an ``inference`` section) on SageMaker or on this machine."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from smjobs import api
+from smjobs.api import UsageError
+from smjobs.cli import (
+    EndpointOpt,
+    RegionOpt,
+    SetOpt,
+    SpecArg,
+    _fail,
+    _notice,
+    _region,
+    app,
+    err,
+    load,
+    out,
+    submit,
+)
+from smjobs.cli_local import RANK_PREFIX, report
+from smjobs.errors import SpecError
+
+TOTAL = re.compile(r"inference: (\d+) records")
+PART = re.compile(r": part \d+ done \((\d+) records\)")
+
+
+@app.command()
+def infer(
+    spec: SpecArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CreateTrainingJob request as YAML; call no AWS API.")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run on this machine under the container toolkit.")] = False,
+    processes: Annotated[int | None, typer.Option("--processes", min=1, help="With --local: processes on this host.")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="With --local: where the /opt/ml tree goes (kept: a rerun skips finished parts).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="With --local: delete the finished parts first.")] = False,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
+    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code.")] = None,
+    job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Run a trained model over every record of a data set, data-parallel: on SageMaker as a training job under
+    torchrun (finished parts are its checkpoints), with --dry-run printing the request, or with --local here."""
+    try:
+        job = load(spec, region, overrides)
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    if job.inference is None:
+        err.print("[bold red]error:[/] not an inference spec: add an `inference` section (model, input, output_path), "
+                  "or use `smjobs submit` / `smjobs run` for a training job.", highlight=False)
+        raise typer.Exit(2)
+    if not local:
+        submit(spec, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
+               job_name=job_name, overrides=overrides)
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        code = _infer_local(job, processes, work_dir, fresh)
+    except KeyboardInterrupt:
+        err.print("stopped before the run started; nothing was predicted", markup=False)
+        code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise typer.Exit(code)
+
+
+def _infer_local(job, processes, work_dir, fresh) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from smjobs import local as local_run
+
+    try:
+        request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
+                                            region=_region(job, None))
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    _notice(job, remote=False)
+    procs = processes or local_run.default_processes(request)
+    out.print(f"[bold]local inference[/] of {escape(job.name)}: {procs} process(es); work dir "
+              f"{escape(str(layout.base_dir))}", highlight=False)
+    with Progress(TextColumn("records"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out,
+                  transient=True) as progress:
+        task = progress.add_task("infer", total=None)
+
+        def show(line: str) -> None:
+            match = RANK_PREFIX.match(line)
+            if not match:
+                out.print(f"[dim]{escape(line)}[/]", highlight=False)
+                return
+            out.print(f"[cyan]\\[rank {match.group(1)}][/] {escape(line[match.end():])}", highlight=False)
+            if total := TOTAL.search(line):
+                progress.update(task, total=int(total.group(1)))
+            elif part := PART.search(line):
+                progress.advance(task, int(part.group(1)))
+
+        result = local_run.launch(request, layout, on_line=show)
+    report(result)
+    summary_file = layout.output_dir / "data" / "inference-summary.json"
+    if result.exit_code == 0 and not result.stopped and summary_file.exists():
+        summary = json.loads(summary_file.read_text())
+        out.print(f"{summary['records']} records ({summary['bad']} bad, in {summary['errors']}) at "
+                  f"{summary['records_per_s']:,.1f} records/s; predictions: {summary['output']}", markup=False)
+    return 130 if result.stopped else result.exit_code

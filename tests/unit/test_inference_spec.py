@@ -1,0 +1,92 @@
+"""Inference specs: the inference section becomes the job's fields, every problem is collected, and the request
+the SDK sends carries the channels, settings and output location."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from smjobs import sagemaker_edge
+from smjobs.cli import app
+from smjobs.errors import SpecError
+from smjobs.request import build_request
+from smjobs.validate import validate_spec
+
+SECTION = {"model": "s3://models/job-1/output/model.tar.gz", "input": "s3://data/records/",
+           "output_path": "s3://data/predictions/", "batch_size": 128, "max_bad_records": 5}
+
+
+def inference_spec(**section):
+    return {"name": "score", "compute": {"instance_type": "ml.g5.12xlarge", "instance_count": 2},
+            "inference": {**SECTION, **section}}
+
+
+def test_the_section_becomes_entry_point_channels_settings_and_checkpoints():
+    spec = validate_spec(inference_spec())
+    assert spec.entry_point == "infer.py" and spec.distribution.type == "ddp"
+    ctj = build_request(spec).create_training_job
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in ctj["InputDataConfig"]}
+    assert channels["data"]["S3Uri"] == "s3://data/records/" and channels["data"]["S3DataDistributionType"] == "FullyReplicated"
+    assert channels["model"]["S3Uri"] == "s3://models/job-1/output/model.tar.gz"
+    assert ctj["CheckpointConfig"]["S3Uri"] == "s3://data/predictions/"  # finished parts are the checkpoints
+    hps = ctj["HyperParameters"]
+    assert (hps["batch_size"], hps["max_bad_records"], hps["model_file"]) == ("128", "5", '"model.tar.gz"')
+    assert hps["sagemaker_program"] == '"infer.py"' and hps["sagemaker_torch_distributed_enabled"] == "true"
+    assert validate_spec(spec.to_dict()) == spec  # expanding again changes nothing
+
+
+@pytest.mark.parametrize(("change", "paths"), [
+    ({"inference": {"input": "s3://d/r/", "output_path": "s3://d/p/"}}, ["inference.model"]),
+    ({"inference": {**SECTION, "output_path": "/tmp/out"}}, ["inference.output_path"]),
+    ({"inference": {**SECTION, "batch_size": 0, "part_records": -1}}, ["inference.batch_size", "inference.part_records"]),
+    ({"inference": {**SECTION, "unknown": 1}}, ["inference.unknown"]),
+    ({"inputs": {"data": {"uri": "s3://other/"}}}, ["inputs.data"]),
+    ({"checkpoint_s3_uri": "s3://elsewhere/"}, ["checkpoint_s3_uri"]),
+    ({"hyperparameters": {"batch_size": 7}}, ["hyperparameters.batch_size"]),
+    ({"hyperparameters": {"batch_sise": 7}}, ["hyperparameters.batch_sise"]),
+], ids=["no-model", "local-output", "bounds", "unknown-key", "data-channel-twice", "checkpoint-twice",
+        "setting-twice", "typo-for-the-script"])
+def test_every_problem_is_named(change, paths):
+    data = {**inference_spec(), **change}
+    with pytest.raises(SpecError) as raised:
+        validate_spec(data)
+    assert set(paths) <= set(raised.value.paths()), str(raised.value)
+
+
+def test_a_local_model_file_becomes_its_folder_and_name(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.pt").write_bytes(b"0")
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "a.jsonl").write_text('{"inputs": [1]}\n')
+    spec_file = tmp_path / "score.yaml"
+    spec_file.write_text(yaml.safe_dump(inference_spec(model="model/weights.pt", input="records")))
+    from smjobs.api import load_spec
+
+    spec = load_spec(spec_file)
+    assert spec.inputs["model"].uri == str(tmp_path / "model") and spec.hyperparameters["model_file"] == "weights.pt"
+    assert spec.inputs["data"].uri == str(tmp_path / "records")
+
+
+def test_the_request_the_sdk_sends(moto_aws):
+    spec = validate_spec(inference_spec())
+    request = sagemaker_edge.resolved_request(spec, moto_aws, sagemaker_edge.resolve(spec, moto_aws))
+    sagemaker_edge.submit(request, moto_aws)
+    sent = moto_aws.sent[0]
+    assert sent["CheckpointConfig"]["S3Uri"] == "s3://data/predictions/"
+    assert sorted(c["ChannelName"] for c in sent["InputDataConfig"]) == ["data", "model"]
+    assert sent["HyperParameters"]["sagemaker_program"] == '"infer.py"'
+    assert sent["ResourceConfig"]["InstanceCount"] == 2
+
+
+def test_cli_infer_dry_runs_and_refuses_a_training_spec(tmp_path, spec_data):
+    spec_file = tmp_path / "score.yaml"
+    spec_file.write_text(yaml.safe_dump(inference_spec()))
+    result = CliRunner().invoke(app, ["infer", str(spec_file), "--dry-run"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    request = yaml.safe_load(result.stdout)
+    assert request["create_training_job"]["CheckpointConfig"]["S3Uri"] == "s3://data/predictions/"
+    training = tmp_path / "train.yaml"
+    training.write_text(yaml.safe_dump(spec_data))
+    refused = CliRunner().invoke(app, ["infer", str(training), "--dry-run"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2 and "not an inference spec" in refused.output
