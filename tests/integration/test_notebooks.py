@@ -39,6 +39,10 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert "the job does not fit in GPU memory (traced from plan.model_factory)" in outputs
         assert "valid on the planner's choice" in outputs and "dry run == request sent: True" in outputs
         assert (tmp_path / "runs" / "my-own-script" / "model" / "model.pt").is_file()
+    if path.stem == "05_data_parallel_inference":
+        assert "in input order, none lost or repeated: True" in outputs and "1 and 2 processes agree: True" in outputs
+        assert "19998 predicted, 2 bad" in outputs and "S3Uri: s3://my-bucket/predictions/" in outputs
+        assert "channels: ['data', 'model']" in outputs and (tmp_path / "inference-throughput.png").is_file()
 
 
 def test_there_are_notebooks():
