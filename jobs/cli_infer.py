@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +26,7 @@ from smjobs.cli import (
     out,
     submit,
 )
-from smjobs.cli_local import RANK_PREFIX, report
+from smjobs.cli_local import RANK_PREFIX, interruptible, report
 from smjobs.errors import SpecError
 
 TOTAL = re.compile(r"inference: (\d+) records")
@@ -63,15 +62,7 @@ def infer(
         submit(spec, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
                job_name=job_name, overrides=overrides)
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        code = _infer_local(job, processes, work_dir, fresh)
-    except KeyboardInterrupt:
-        err.print("stopped before the run started; nothing was predicted", markup=False)
-        code = 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    raise typer.Exit(code)
+    raise typer.Exit(interruptible(lambda: _infer_local(job, processes, work_dir, fresh), "predicted"))
 
 
 def _infer_local(job, processes, work_dir, fresh) -> int:

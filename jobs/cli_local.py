@@ -30,16 +30,20 @@ def run(
     if not local:
         err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
         raise typer.Exit(2)
-    # from the first instruction, SIGTERM stops this command as Ctrl-C does; the run installs its own handlers
+    raise typer.Exit(interruptible(lambda: _run_local(spec, processes, work_dir, fresh, overrides), "trained"))
+
+
+def interruptible(start, done_nothing: str) -> int:
+    """Run ``start`` (a local run's preparation and launch) with SIGTERM stopping it as Ctrl-C does, from the
+    first instruction (the run installs its own handlers once it starts); its exit code, 130 when stopped first."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        code = _run_local(spec, processes, work_dir, fresh, overrides)
+        return start()
     except KeyboardInterrupt:
-        err.print("stopped before the run started; nothing was trained", markup=False)
-        code = 130
+        err.print(f"stopped before the run started; nothing was {done_nothing}", markup=False)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    raise typer.Exit(code)
 
 
 def _run_local(spec, processes, work_dir, fresh, overrides) -> int:
