@@ -81,3 +81,21 @@ def expand(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
                 problems.append(Problem("inference.output_path", f"is {output!r}; predictions go to S3.",
                                         "give an s3://bucket/prefix (a local run writes them to its work dir)."))
     return out, problems
+
+
+def count_local_records(folder: str) -> int | None:
+    """Records in a local input folder (non-empty lines of JSON Lines files, lines after the header of CSV files),
+    or None when it is not a local folder or holds other files (``.pt``) that only loading would count."""
+    root = Path(folder)
+    if "://" in folder or not root.is_dir():
+        return None
+    total = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".pt":
+            return None
+        if path.suffix in (".jsonl", ".csv"):
+            with path.open("rb") as f:
+                lines = sum(1 for line in f if line.strip())
+            total += lines - 1 if path.suffix == ".csv" and lines else lines
+    return total
+

@@ -156,6 +156,11 @@ class PlanSettings(_Frozen):
     recompute: Literal["none", "selective", "selective_op", "full"] | None = None
     """Activation checkpointing the script does; None lets the planner choose (none, selective or full).
     selective_op is torchtitan's per-op policy (every other matmul output kept)."""
+    records: int | None = Field(default=None, ge=1, le=10**13)
+    """Inference: records in the data set (each a sequence of plan.model.seq_len tokens); by default counted from
+    a local input folder of JSON Lines and CSV files."""
+    generated_tokens: int = Field(default=0, ge=0, le=2**20)
+    """Inference: tokens generated per record (a KV cache is kept); 0 scores records as they are."""
     instance_preferences: int = Field(default=0, ge=0, le=5)
     """With instance_type auto: how many ranked {type, count} entries to give SageMaker as
     compute.instance_preferences (0: none), each fitting in memory, priced, and valid for the chosen degrees."""

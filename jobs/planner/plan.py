@@ -236,7 +236,7 @@ def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, pric
     return hourly_usd(price, count, constraints.spot, assumptions) * job_hours(compute, workload.steps, assumptions)
 
 
-def _type_filter(strategy: StrategyRequest, constraints: Constraints, region: str) -> tuple[list[tuple[InstanceType, float]], list[Rejection]]:
+def filter_types(strategy: StrategyRequest, constraints: Constraints, region: str) -> tuple[list[tuple[InstanceType, float]], list[Rejection]]:
     kept, rejected = [], []
     library = LIBRARY.get(strategy.kind)
     for instance in instances().types.values():
@@ -283,7 +283,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
     region = constraints.region or prices().default_region
     if region not in prices().regions:  # no price table for it yet: rank with the default region's, and say so
         region = prices().default_region
-    types, rejections = _type_filter(strategy, constraints, region)
+    types, rejections = filter_types(strategy, constraints, region)
     counts = [constraints.instance_count] if constraints.instance_count else list(range(1, constraints.max_instances + 1))
     seen = TypeOutcomes()
     # (type, count) pairs within the price cap, cheapest lower bound first

@@ -15,6 +15,7 @@ from smjobs import catalog
 from smjobs.errors import Problem
 from smjobs.planner.cost import Assumptions, Workload
 from smjobs.planner.factory import FactoryError, ModelProfile, profile
+from smjobs.planner.inference_plan import InferenceWorkload, plan_inference
 from smjobs.planner.memory import TransformerShape
 from smjobs.planner.plan import TIE_SHARE, Candidate, Constraints, Plan, StrategyRequest, plan, rank
 from smjobs.request import processes_per_host, source_dir
@@ -260,10 +261,49 @@ def preferences(found: Plan, wanted: int) -> list[Candidate]:
     return max((ranked_for(first) for first in [choice, *as_good]), key=len)  # the choice wins ties (max keeps the first)
 
 
+def inference_workload(spec: JobSpec) -> tuple[InferenceWorkload | None, list[Problem]]:
+    """What an inference job's planner sizes: the described model, the number of records and the batch."""
+    from smjobs.inference import count_local_records
+
+    problems = []
+    if spec.plan.model is None:
+        problems.append(Problem("plan.model", "is needed to plan an inference job's instances (the planner sizes the "
+                                "weights, a batch's activations and the FLOPs per record from it).",
+                                "add plan.model {layers, hidden, heads, seq_len, vocab}."))
+    records = spec.plan.records or count_local_records(spec.inference.input)
+    if records is None:
+        problems.append(Problem("plan.records", "is needed to plan an inference job: the input is not a local folder "
+                                "of JSON Lines or CSV files that smjobs can count.", "set plan.records to the data set's size."))
+    if problems:
+        return None, problems
+    shape = TransformerShape(**spec.plan.model.model_dump())
+    precision = "fp32" if spec.plan.precision in ("fp32", "tf32") else "bf16"
+    return InferenceWorkload(shape, records, spec.inference.batch_size, precision, spec.plan.generated_tokens), []
+
+
+def resolve_inference(spec: JobSpec, region: str | None) -> tuple[JobSpec, Plan | None, list[Problem]]:
+    work, problems = inference_workload(spec)
+    if work is None:
+        return spec, None, problems
+    found = plan_inference(work, constraints(spec, region), Assumptions(mfu=spec.plan.mfu))
+    if found.choice is None:
+        return spec, found, [Problem("compute.instance_type", f"auto: {found.why_nothing()}",
+                                     "raise plan.max_usd_per_hour, plan.max_instances or the time limit, allow more "
+                                     "plan.families, or lower inference.batch_size.")]
+    data = spec.to_dict()
+    data["compute"] = {**data["compute"], "instance_type": found.choice.instance_type,
+                       "instance_count": found.choice.instance_count}
+    if "max_run_s" not in spec.compute.model_fields_set and spec.plan.max_hours is not None:
+        data["compute"]["max_run_s"] = math.ceil(spec.plan.max_hours * 3600)
+    return JobSpec.model_validate(data), found, []
+
+
 def resolve_auto(spec: JobSpec, region: str | None = None) -> tuple[JobSpec, Plan | None, list[Problem]]:
     """Replace ``instance_type: auto`` by the planner's choice; (spec, plan, problems)."""
     if spec.compute.instance_type != AUTO:
         return spec, None, []
+    if spec.inference is not None:
+        return resolve_inference(spec, region)
     found, problems = plan_spec(spec, region, all_types=False)
     if found is None:
         return spec, None, problems

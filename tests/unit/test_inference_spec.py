@@ -90,3 +90,60 @@ def test_cli_infer_dry_runs_and_refuses_a_training_spec(tmp_path, spec_data):
     training.write_text(yaml.safe_dump(spec_data))
     refused = CliRunner().invoke(app, ["infer", str(training), "--dry-run"], env={"COLUMNS": "200"})
     assert refused.exit_code == 2 and "not an inference spec" in refused.output
+
+
+LLAMA_8B = {"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn_hidden": 14336, "vocab": 128256,
+            "seq_len": 1024, "gated_mlp": True, "dropout": False, "tied_embeddings": False, "parameters": 8030261248}
+
+
+def auto_inference(**plan):
+    return {"name": "score", "compute": {"instance_type": "auto"}, "inference": {**SECTION, "batch_size": 8},
+            "plan": {"model": LLAMA_8B, "records": 1_000_000, **plan}}
+
+
+def test_auto_picks_the_cheapest_that_holds_the_model_and_finishes_in_time():
+    from smjobs import catalog
+    from smjobs.planner.memory import GIB
+    from smjobs.validate import validate_and_plan
+
+    spec, found = validate_and_plan(auto_inference(max_hours=2))
+    choice = found.choice
+    assert (spec.compute.instance_type, spec.compute.instance_count) == (choice.instance_type, choice.instance_count)
+    assert spec.compute.max_run_s == 2 * 3600 and all(c.hours <= 2 for c in found.scatter)
+    assert choice.memory.weights == pytest.approx(8030261248 * 2) and choice.memory.optimizer == 0
+    assert choice.memory.total <= 0.9 * GIB * catalog.instances().types[choice.instance_type].gpu_memory_gib
+    # the whole data set's cost: GPU-seconds of forward FLOPs at the assumed utilisation, plus start-up
+    cheapest = min(found.scatter, key=lambda c: c.job_usd)
+    assert choice.job_usd <= cheapest.job_usd * 1.02
+    tighter = validate_and_plan(auto_inference(max_hours=0.5))[1].choice
+    assert tighter.hours <= 0.5 and tighter.usd_per_hour >= choice.usd_per_hour  # a tighter budget buys speed
+    # a batch whose logits (128 x 1024 tokens x 128k vocabulary, fp32) fill any GPU is refused, naming the fix
+    with pytest.raises(SpecError) as raised:
+        validate_spec({**auto_inference(), "inference": {**SECTION, "batch_size": 128}})
+    assert "lower inference.batch_size" in str(raised.value) and "no configuration fits" in str(raised.value)
+
+
+def test_a_kv_cache_and_a_model_too_big_for_one_gpu_are_sized():
+    from smjobs.planner.inference_plan import InferenceWorkload, inference_memory
+    from smjobs.planner.memory import TransformerShape
+
+    shape = TransformerShape(**LLAMA_8B)
+    scoring = inference_memory(InferenceWorkload(shape, 10, 8))
+    generating = inference_memory(InferenceWorkload(shape, 10, 8, generated_tokens=1024))
+    kv = 2 * 32 * 2048 * 8 * 4096 * 0.25 * 2  # keys and values, 8 of 32 heads wide, bf16
+    assert generating.buffers == pytest.approx(kv) and scoring.buffers == 0
+    big = {**LLAMA_8B, "layers": 80, "hidden": 8192, "heads": 64, "ffn_hidden": 28672, "parameters": 70_553_706_496}
+    with pytest.raises(SpecError) as raised:
+        validate_spec(auto_inference(model=big, precision="fp32", families=["g5", "g6e", "p4d"]))
+    assert "no configuration fits" in str(raised.value) and "needs" in str(raised.value)
+
+
+def test_records_are_counted_from_a_local_folder_or_required(tmp_path):
+    from smjobs.inference import count_local_records
+
+    (tmp_path / "a.jsonl").write_text('{"inputs": [1]}\n\n{"inputs": [2]}\n')
+    (tmp_path / "b.csv").write_text("id,x\n1,2\n3,4\n5,6\n")
+    assert count_local_records(str(tmp_path)) == 5
+    with pytest.raises(SpecError) as raised:
+        validate_spec({**auto_inference(), "plan": {"model": LLAMA_8B}})  # S3 input, no plan.records
+    assert "plan.records" in raised.value.paths()
