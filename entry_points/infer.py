@@ -79,7 +79,7 @@ def model_file(args, env) -> Path:
 
 
 def load_model(path: Path, device):
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code runs
     margs = argparse.Namespace(**saved["args"])
     model = build_model(margs)
     model.load_state_dict(saved["model"])
