@@ -109,3 +109,16 @@ class TypeOutcomes:
         if not clauses:
             return None
         return Rejection(name, "; ".join(clauses), kind, distance, count)
+
+    def explain_all(self, types, found, constraints, workload, strategy, keep: int, usable) -> list[Rejection]:
+        """A rejection for every type in ``types`` (pairs of type and price) without a configuration in ``found``;
+        ``usable(instance, constraints)`` gives a GPU's usable bytes."""
+        fitting = {c.instance_type for c in found}
+        out = []
+        for instance, _ in types:
+            if instance.name not in fitting:
+                rejection = self.explain(instance, constraints, workload, strategy, keep, usable(instance, constraints))
+                if rejection is not None:
+                    out.append(rejection)
+        return out
+

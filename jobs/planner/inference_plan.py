@@ -94,11 +94,6 @@ def plan_inference(work: InferenceWorkload, constraints: Constraints | None = No
                 seen.slow(candidate)
             else:
                 found.append(candidate)
-    fitting = {c.instance_type for c in found}
-    for instance, _ in types:
-        if instance.name not in fitting:
-            reason = seen.explain(instance, constraints, work, strategy, keep, usable_bytes(instance, constraints))
-            if reason is not None:
-                rejections.append(reason)
+    rejections += seen.explain_all(types, found, constraints, work, strategy, keep, usable_bytes)
     return Plan(work, strategy, constraints, assumptions, tuple(rank(found, keep)), tuple(rejections), len(found),
                 region, tuple(found))

@@ -328,12 +328,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
                 if len(best) > keep:
                     heapq.heappop(best)
 
-    fitting_types = {c.instance_type for c in found}
-    for instance, _ in types:
-        if instance.name not in fitting_types:
-            rejection = seen.explain(instance, constraints, workload, strategy, keep, usable_bytes(instance, constraints))
-            if rejection is not None:
-                rejections.append(rejection)
+    rejections += seen.explain_all(types, found, constraints, workload, strategy, keep, usable_bytes)
     ranked = rank(found, keep)
     warnings = []
     if constraints.spot and not constraints.checkpoints and ranked:
