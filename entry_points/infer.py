@@ -154,12 +154,14 @@ def run_part(part: dict, plan: dict, root: Path, model, shape, dtype, device, ar
             if stop.requested:
                 return False
     flush()
-    for path, lines in ((out_path, outputs), (err_path, errors)):
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text("".join(line + "\n" for line in lines))
-        os.replace(partial, path)
     done = {"records": len(outputs), "bad": len(errors), "start": part["start"], "stop": part["stop"]}
-    part_path(env, part["part"], ".done").write_text(json.dumps(done))
+    # the marker last: a part is done only when both files are whole, and each file is whole or absent
+    for path, text in ((out_path, "".join(line + "\n" for line in outputs)),
+                       (err_path, "".join(line + "\n" for line in errors)),
+                       (part_path(env, part["part"], ".done"), json.dumps(done))):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text)
+        os.replace(partial, path)
     return True
 
 
