@@ -200,12 +200,18 @@ def plan_spec(spec: JobSpec, region: str | None = None, *, all_types: bool = Tru
     return plan(load, strategy(spec), constraints(spec, region, all_types=all_types), Assumptions(mfu=spec.plan.mfu), keep), []
 
 
-def apply(spec: JobSpec, choice: Candidate) -> JobSpec:
-    """``spec`` with the chosen instance type, count and parallel degrees."""
+def _with_instances(spec: JobSpec, choice: Candidate) -> dict:
+    """``spec``'s data with the chosen instance type and count, and the time budget planned for as its limit."""
     data = spec.to_dict()
     data["compute"] = {**data["compute"], "instance_type": choice.instance_type, "instance_count": choice.instance_count}
     if "max_run_s" not in spec.compute.model_fields_set and spec.plan.max_hours is not None:
-        data["compute"]["max_run_s"] = math.ceil(spec.plan.max_hours * 3600)  # the budget planned for is the job's limit
+        data["compute"]["max_run_s"] = math.ceil(spec.plan.max_hours * 3600)
+    return data
+
+
+def apply(spec: JobSpec, choice: Candidate) -> JobSpec:
+    """``spec`` with the chosen instance type, count and parallel degrees."""
+    data = _with_instances(spec, choice)
     lay, dist = choice.layout, dict(data.get("distribution", {"type": spec.distribution.type}))
     if dist["type"] == "fsdp":
         dist["sharding"] = lay.sharding
@@ -290,12 +296,7 @@ def resolve_inference(spec: JobSpec, region: str | None) -> tuple[JobSpec, Plan 
         return spec, found, [Problem("compute.instance_type", f"auto: {found.why_nothing()}",
                                      "raise plan.max_usd_per_hour, plan.max_instances or the time limit, allow more "
                                      "plan.families, or lower inference.batch_size.")]
-    data = spec.to_dict()
-    data["compute"] = {**data["compute"], "instance_type": found.choice.instance_type,
-                       "instance_count": found.choice.instance_count}
-    if "max_run_s" not in spec.compute.model_fields_set and spec.plan.max_hours is not None:
-        data["compute"]["max_run_s"] = math.ceil(spec.plan.max_hours * 3600)
-    return JobSpec.model_validate(data), found, []
+    return JobSpec.model_validate(_with_instances(spec, found.choice)), found, []
 
 
 def resolve_auto(spec: JobSpec, region: str | None = None) -> tuple[JobSpec, Plan | None, list[Problem]]:
