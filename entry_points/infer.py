@@ -34,7 +34,7 @@ import torch.distributed as dist  # noqa: E402
 
 import smjobs_runtime as smr  # noqa: E402
 from common import records  # noqa: E402
-from common.models import build_model, synthetic_batch  # noqa: E402
+from common.predict import load  # noqa: E402
 
 ASSIGNMENT = "assignment.json"
 PARTS = "parts"
@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--model_path", default="", help="a model.pt or model.tar.gz path instead of the model channel")
     p.add_argument("--model_file", default="", help="the model file's name in the model channel (default: model.pt, "
                    "else model.tar.gz)")
+    p.add_argument("--model_factory", default="", help="module:function returning your nn.Module; the model file "
+                   "then holds its weights (a state dict, or {'model': state_dict})")
     p.add_argument("--input_field", default="inputs", help="JSON Lines: the field holding a record's input")
     p.add_argument("--id_field", default="id", help="JSON Lines and CSV: the field or column holding a record's id")
     p.add_argument("--batch_size", type=int, default=64)
@@ -76,15 +78,6 @@ def model_file(args, env) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file (train.py writes model.pt to the model folder)")
     return path
-
-
-def load_model(path: Path, device):
-    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code runs
-    margs = argparse.Namespace(**saved["args"])
-    model = build_model(margs)
-    model.load_state_dict(saved["model"])
-    example = synthetic_batch(margs, 0, 1)[0]
-    return model.to(device).eval(), tuple(example.shape[1:]), example.dtype
 
 
 def plan_work(args, env, root: Path) -> dict:
@@ -118,37 +111,32 @@ def part_path(env, number: int, suffix: str) -> Path:
     return env.checkpoint_dir / PARTS / f"part-{number:06d}{suffix}"
 
 
-def run_part(part: dict, plan: dict, root: Path, model, shape, dtype, device, args, env, stop) -> bool:
+def run_part(part: dict, plan: dict, root: Path, predictor, args, env, stop) -> bool:
     """Predict one part and write it atomically; False when a stop came first (nothing is kept)."""
     out_path, err_path = part_path(env, part["part"], ".jsonl"), part_path(env, part["part"], ".errors.jsonl")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     outputs, errors, batch = [], [], []
 
+    def error(rec, reason):
+        errors.append(json.dumps({"id": rec.id, "index": rec.index, "error": reason}))
+
     def flush():
-        if not batch:
-            return
-        with torch.no_grad():
-            result = model(torch.stack([x for _, x in batch]).to(device)).float().cpu()
-        for (rec, _), row in zip(batch, result, strict=True):
-            line = {"id": rec.id, "index": rec.index, "output": row.flatten().tolist()}
-            if row.ndim == 1 and row.numel() > 1:
-                line["prediction"] = int(row.argmax())
-            outputs.append(json.dumps(line))
+        for (rec, _), result in zip(batch, predictor.predict([x for _, x in batch]), strict=True):
+            if isinstance(result, str):
+                error(rec, result)
+            else:
+                outputs.append(json.dumps({"id": rec.id, "index": rec.index, **result}))
         batch.clear()
 
     for rec in records.read(root, plan, part["start"], part["stop"], input_field=args.input_field, id_field=args.id_field):
-        error = rec.error
-        if not error:
-            try:
-                x = torch.as_tensor(rec.value, dtype=dtype)
-                if tuple(x.shape) != shape:
-                    error = f"shape {list(x.shape)}, the model takes {list(shape)}"
-            except (TypeError, ValueError, RuntimeError) as exc:
-                error = f"not a tensor of numbers: {exc}"
-        if error:
-            errors.append(json.dumps({"id": rec.id, "index": rec.index, "error": error}))
+        if rec.error:
+            error(rec, rec.error)
             continue
-        batch.append((rec, x))
+        try:
+            batch.append((rec, predictor.tensor(rec.value)))
+        except ValueError as exc:
+            error(rec, str(exc))
+            continue
         if len(batch) == args.batch_size:
             flush()
             if stop.requested:
@@ -165,14 +153,14 @@ def run_part(part: dict, plan: dict, root: Path, model, shape, dtype, device, ar
     return True
 
 
-def join(plan: dict, env, args, received: dict[int, tuple[str, str]]) -> dict:
+def join(plan: dict, env, args, part_text) -> dict:
     """Rank 0: the parts in input order into one output, checked record by record against the input."""
     output = env.checkpoint_dir / args.output_name
     errors_path = env.checkpoint_dir / "errors.jsonl"
     expected, good, bad = 0, 0, 0
     with open(output.with_name(output.name + ".partial"), "w") as out, open(errors_path.with_name("errors.jsonl.partial"), "w") as err:
         for part in plan["parts"]:
-            text, error_text = received[part["part"]]
+            text, error_text = part_text(part["part"])
             lines = {}
             for line in text.splitlines():
                 lines[json.loads(line)["index"]] = line
@@ -195,17 +183,19 @@ def join(plan: dict, env, args, received: dict[int, tuple[str, str]]) -> dict:
     return {"records": plan["total"], "predicted": good, "bad": bad, "output": str(output), "errors": str(errors_path)}
 
 
-def collect(plan: dict, env) -> dict[int, tuple[str, str]]:
-    """Every part's text on rank 0: read from disk on one host; gathered from the other hosts' ranks otherwise."""
+def collect(plan: dict, env):
+    """Rank 0's reader of a part's (outputs, errors) text: from disk, one part at a time, when every rank shares
+    this host's checkpoint folder; else gathered from the other hosts' ranks (their parts held in memory)."""
     def read_part(number):
         return part_path(env, number, ".jsonl").read_text(), part_path(env, number, ".errors.jsonl").read_text()
 
     if not env.distributed or len(env.hosts) == 1:
-        return {p["part"]: read_part(p["part"]) for p in plan["parts"]} if env.rank == 0 else {}
+        return read_part
     mine = {p["part"]: read_part(p["part"]) for p in plan["parts"] if p["rank"] == env.rank}
     gathered = [None] * env.world_size if env.rank == 0 else None
     dist.gather_object(mine, gathered, dst=0)
-    return {k: v for d in gathered for k, v in d.items()} if env.rank == 0 else {}
+    received = {k: v for d in gathered for k, v in d.items()} if env.rank == 0 else {}
+    return received.__getitem__
 
 
 def infer(args, env, stop) -> None:
@@ -213,7 +203,7 @@ def infer(args, env, stop) -> None:
     if args.input_channel not in env.channels:
         raise ValueError(f"--input_channel {args.input_channel!r}: no such channel (have: {sorted(env.channels)})")
     root = env.channels[args.input_channel]
-    model, shape, dtype = load_model(model_file(args, env), device)
+    predictor = load(model_file(args, env), device, args.model_factory)
     plan = plan_work(args, env, root)
     mine = [p for p in plan["parts"] if p["rank"] == env.rank]
     todo = [p for p in mine if not part_path(env, p["part"], ".done").exists()]
@@ -222,7 +212,7 @@ def infer(args, env, stop) -> None:
         print(f"inference: {plan['total']} records in {len(plan['parts'])} parts over {env.world_size} process(es); "
               f"{len(mine) - len(todo)} of rank 0's {len(mine)} parts already done", flush=True)
     for part in todo:
-        if stop.requested or not run_part(part, plan, root, model, shape, dtype, device, args, env, stop):
+        if stop.requested or not run_part(part, plan, root, predictor, args, env, stop):
             stopped = True
             break
         done_records += part["stop"] - part["start"]
@@ -242,9 +232,9 @@ def infer(args, env, stop) -> None:
     if totals[1].item() > args.max_bad_records:
         raise RuntimeError(f"{int(totals[1].item())} records could not be read, more than --max_bad_records "
                            f"{args.max_bad_records}; their ids and reasons are in {env.checkpoint_dir / PARTS}/*.errors.jsonl")
-    received = collect(plan, env)
+    part_text = collect(plan, env)
     if env.rank == 0:
-        summary = join(plan, env, args, received)
+        summary = join(plan, env, args, part_text)
         done, seconds = int(totals[2].item()), wall.item()
         summary.update(records_per_s=done / seconds if seconds > 0 else 0.0, processes=env.world_size, records_this_run=done)
         env.output_data_dir.mkdir(parents=True, exist_ok=True)

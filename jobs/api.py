@@ -135,3 +135,34 @@ def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: 
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
     sagemaker_edge.submit(request, aws)
     return request
+
+
+def transform_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):
+    """The Batch Transform request of an inference spec, unresolved (``smjobs infer --backend batch-transform
+    --dry-run``): no AWS call."""
+    from smjobs.batch_transform import build_transform_request
+
+    return build_transform_request(spec, region=region, job_name=job_name)
+
+
+def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+                     role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None):
+    """Create the model and the transform job of an inference spec (``--backend batch-transform``); returns the
+    TransformRequest that was sent. S3 input objects are counted first, for the idle-instance warning."""
+    from smjobs import sagemaker_edge
+    from smjobs.aws import AwsContext
+    from smjobs.batch_transform import build_transform_request
+    from smjobs.validate import transform_request_problems
+
+    aws = aws or AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
+    resolved = sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket)
+    source_uri = spec.inference.input
+    objects = (sagemaker_edge.count_s3_objects(aws, source_uri, spec.compute.instance_count)
+               if source_uri.startswith("s3://") and not source_uri.endswith(".manifest") else None)
+    request = build_transform_request(spec, job_name=job_name, region=aws.region, bucket=resolved.bucket,
+                                      role_arn=resolved.role_arn, input_objects=objects)
+    problems = transform_request_problems(request)
+    if problems:
+        raise SpecError(problems)
+    sagemaker_edge.submit_transform(request, aws)
+    return request

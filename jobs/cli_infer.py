@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,11 @@ from smjobs.cli_local import RANK_PREFIX, interruptible, report
 from smjobs.errors import SpecError
 
 TOTAL = re.compile(r"inference: (\d+) records")
+
+
+class Backend(str, Enum):
+    training_job = "training-job"
+    batch_transform = "batch-transform"
 PART = re.compile(r": part \d+ done \((\d+) records\)")
 
 
@@ -41,6 +47,8 @@ def infer(
     processes: Annotated[int | None, typer.Option("--processes", min=1, help="With --local: processes on this host.")] = None,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="With --local: where the /opt/ml tree goes (kept: a rerun skips finished parts).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="With --local: delete the finished parts first.")] = False,
+    backend: Annotated[Backend | None, typer.Option("--backend", help="training-job (torchrun over every GPU, "
+                       "resumable) or batch-transform (SageMaker Batch Transform); default: the spec's.")] = None,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
     role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
@@ -49,7 +57,9 @@ def infer(
     overrides: SetOpt = None,
 ) -> None:
     """Run a trained model over every record of a data set, data-parallel: on SageMaker as a training job under
-    torchrun (finished parts are its checkpoints), with --dry-run printing the request, or with --local here."""
+    torchrun (finished parts are its checkpoints) or as a Batch Transform job, with --dry-run printing the
+    request, or with --local here."""
+    overrides = [*(overrides or []), *([f"inference.backend={backend.value}"] if backend else [])]
     try:
         job = load(spec, region, overrides)
     except (SpecError, UsageError) as exc:
@@ -58,6 +68,14 @@ def infer(
         err.print("[bold red]error:[/] not an inference spec: add an `inference` section (model, input, output_path), "
                   "or use `smjobs submit` / `smjobs run` for a training job.", highlight=False)
         raise typer.Exit(2)
+    if job.inference.backend == "batch-transform":
+        if local:
+            err.print("[bold red]error:[/] --local runs the training-job backend (infer.py under torchrun); Batch "
+                      "Transform runs only on SageMaker. Drop --backend batch-transform to run here.", highlight=False)
+            raise typer.Exit(2)
+        _transform(job, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
+                   job_name=job_name)
+        return
     if not local:
         submit(spec, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
                job_name=job_name, overrides=overrides)
@@ -102,3 +120,36 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
         out.print(f"{summary['records']} records ({summary['bad']} bad, in {summary['errors']}) at "
                   f"{summary['records_per_s']:,.1f} records/s; predictions: {summary['output']}", markup=False)
     return 130 if result.stopped else result.exit_code
+
+
+def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name) -> None:
+    """--backend batch-transform: print the request, or create the model and the transform job."""
+    import yaml
+
+    from smjobs.batch_transform import source_manifest
+
+    if dry_run:
+        request = api.transform_request(job, region=_region(job, region), job_name=job_name)
+        for text in request.warnings:
+            err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+        printed = {**request.to_dict(), "source_archive": source_manifest(request).to_dict()}
+        out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", markup=False, highlight=False,
+                  soft_wrap=True)
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from smjobs.sagemaker_edge import NoCredentialsError
+
+    try:
+        request = api.submit_transform(job, endpoint_url=endpoint_url, region=_region(job, region), role_arn=role,
+                                       bucket=bucket, job_name=job_name)
+    except (SpecError, NoCredentialsError) as exc:
+        _fail(exc)
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    for text in request.warnings:
+        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+    out.print(f"[green]submitted[/] transform job {escape(request.job_name)} ({job.compute.instance_count} x "
+              f"{escape(job.compute.instance_type)}) in {escape(request.region)}; predictions: "
+              f"{escape(job.inference.output_path)}", highlight=False)

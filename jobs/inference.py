@@ -17,20 +17,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from smjobs import manifests
 from smjobs.errors import Problem
 
 SCRIPT = "infer.py"
-SETTINGS = ("batch_size", "part_records", "max_bad_records", "input_field", "id_field")
+SETTINGS = ("batch_size", "part_records", "max_bad_records", "input_field", "id_field", "model_factory")
 MODEL_FILES = (".pt", ".tar.gz")
 
 
 def _model_channel(uri: str) -> tuple[str, str | None]:
-    """(the model channel's URI, the model file's name in it, when the URI names a file)."""
+    """(the model channel's URI, the model file's name in it, when the URI names a file). A file is a channel of
+    that one file (an S3Prefix of one object, or a local file), so nothing beside it travels."""
     if uri.endswith(MODEL_FILES):
-        if uri.startswith("s3://"):
-            return uri, uri.rsplit("/", 1)[-1]  # an S3Prefix channel of one object: it arrives under its name
-        path = Path(uri)
-        return str(path.parent), path.name
+        return uri, uri.rsplit("/", 1)[-1]
     return uri, None
 
 
@@ -48,6 +47,8 @@ def expand(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     channels = {}
     if isinstance(section.get("input"), str):
         channels["data"] = (section["input"], "inference.input")
+        if manifests.is_manifest(section["input"]) and isinstance(inputs.get("data", {}), dict):
+            inputs["data"] = {**inputs.get("data", {}), "s3_data_type": "ManifestFile"}
     if isinstance(section.get("model"), str):
         model_uri, model_file = _model_channel(section["model"])
         channels["model"] = (model_uri, "inference.model")
@@ -99,3 +100,22 @@ def count_local_records(folder: str) -> int | None:
             total += lines - 1 if path.suffix == ".csv" and lines else lines
     return total
 
+
+
+def check(spec) -> list[Problem]:
+    """The inference section's own rules: a model factory's module is in the code folder, and its weights are a
+    file."""
+    section = spec.inference
+    if section is None or not section.model_factory or not spec.source_dir:
+        return []
+    out = []
+    module = section.model_factory.split(":", 1)[0]
+    root = Path(spec.source_dir)
+    relative = Path(*module.split("."))
+    if not (root / relative.with_suffix(".py")).is_file() and not (root / relative / "__init__.py").is_file():
+        out.append(Problem("inference.model_factory", f"module {module!r} is not in {root} (the code folder).",
+                           f"put {relative.with_suffix('.py')} there, or set source_dir to the folder that holds it."))
+    if not section.model.endswith(MODEL_FILES):
+        out.append(Problem("inference.model", f"is {section.model!r}; with model_factory it is the weights file.",
+                           "name the .pt file (a state dict, or {'model': state_dict}) or a model.tar.gz."))
+    return out

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smjobs import failures, local_checks, local_env, local_stop, source
+from smjobs import failures, local_checks, local_env, local_stop, manifests, source
 from smjobs.errors import Problem, SpecError
 from smjobs.local_stop import interrupt
 from smjobs.request import TrainingRequest
@@ -218,6 +218,14 @@ def _lay_out(request: TrainingRequest, layout: LocalLayout, processes: int) -> N
         shutil.rmtree(layout.data_dir)
     layout.data_dir.mkdir(parents=True)
     for name, channel in request.inputs.items():
+        if manifests.is_manifest(channel["uri"]):
+            manifests.materialize(channel["uri"], layout.data_dir / name)  # the files SageMaker would download
+            continue
+        origin = Path(channel["uri"]).expanduser().resolve()
+        if origin.is_file():  # a channel of one file: the folder SageMaker makes holds just it
+            (layout.data_dir / name).mkdir()
+            (layout.data_dir / name / origin.name).symlink_to(origin)
+            continue
         (layout.data_dir / name).symlink_to(Path(channel["uri"]).expanduser().resolve(), target_is_directory=True)
     # Every SageMaker container starts with the archive's files and nothing else: code/ is laid anew each run, or a
     # re-run would see the previous run's copy of an edited script.

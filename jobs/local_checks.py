@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from smjobs import manifests
 from smjobs.errors import Problem
 from smjobs.request import TrainingRequest
 
@@ -93,6 +94,10 @@ def channel_problems(request: TrainingRequest) -> list[Problem]:
         if uri.startswith("s3://"):
             problems.append(Problem(f"inputs.{name}.uri", f"{uri} is in S3; a local run reads channels from local directories.",
                                     f"download the data and run with --set inputs.{name}.uri=./local/dir."))
+        elif manifests.is_manifest(uri):
+            problems += manifests.problems(f"inputs.{name}.uri", uri)
+        elif folder.is_file():
+            continue  # a channel of one file (a model)
         elif not folder.is_dir():
             problems.append(Problem(f"inputs.{name}.uri", f"local directory {uri!r} does not exist.", "create it or fix the path."))
         elif not any(p.is_file() for p in folder.rglob("*")):

@@ -235,12 +235,13 @@ def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> Traini
     channels = []
     for name, channel in request.inputs.items():
         uri = channel["uri"]
-        if not uri.startswith("s3://"):  # a local directory, uploaded at submit under the job's prefix
-            uri = f"s3://{request.bucket}/{request.job_name}/input/{name}"
+        data_type = channel.get("s3_data_type", "S3Prefix")
+        if not uri.startswith("s3://"):  # a local directory (or manifest's files), uploaded at submit as a prefix
+            uri, data_type = f"s3://{request.bucket}/{request.job_name}/input/{name}", "S3Prefix"
         entry: dict[str, Any] = {
             "DataSource": {
                 "S3DataSource": {
-                    "S3DataType": "S3Prefix",
+                    "S3DataType": data_type,
                     "S3Uri": uri,
                     "S3DataDistributionType": channel["s3_distribution"],
                 }

@@ -8,7 +8,7 @@ import difflib
 import re
 from pathlib import Path
 
-from smjobs import source
+from smjobs import manifests, source
 from smjobs.errors import Problem
 from smjobs.hyperparameters import (
     KEY_PATTERN,
@@ -52,6 +52,11 @@ def check_code(spec: JobSpec) -> list[Problem]:
                            "name a .py script inside source_dir."))
     elif entry.is_absolute() or ".." in entry.parts:
         out.append(Problem("entry_point", f"{spec.entry_point!r} must be a path inside source_dir.", "give it relative to source_dir, e.g. 'train.py'."))
+    elif source.bundled_additions(root, spec.entry_point):
+        if (root / "common").exists() or (root / "common.py").exists():
+            out.append(Problem("source_dir", f"{root} has its own 'common', which would shadow the package smjobs adds "
+                               f"with {spec.entry_point}.", "rename yours, or give your own entry point."))
+        out += check_archive(spec)
     elif not (root / entry).is_file():
         scripts = sorted(str(p.relative_to(root)) for p in root.glob("*.py") if not p.name.startswith("_"))
         near = difflib.get_close_matches(spec.entry_point, scripts, n=1)
@@ -199,7 +204,11 @@ def check_storage(spec: JobSpec) -> list[Problem]:
             out += _check_s3_uri(f"{path}.uri", channel.uri)
         elif "://" in channel.uri:
             out.append(Problem(f"{path}.uri", f"{channel.uri!r}: only s3:// URIs and local directories are supported.", "upload the data to S3 or give a local directory."))
-        elif not Path(channel.uri).expanduser().is_dir():
+        elif manifests.is_manifest(channel.uri) or channel.s3_data_type == "ManifestFile":
+            out += manifests.problems(f"{path}.uri", channel.uri) if manifests.is_manifest(channel.uri) else [
+                Problem(f"{path}.s3_data_type", f"is ManifestFile, but {channel.uri!r} is not a manifest file.",
+                        "name a *.manifest file, or use S3Prefix for a folder.")]
+        elif not Path(channel.uri).expanduser().exists():
             out.append(Problem(f"{path}.uri", f"local directory {channel.uri!r} does not exist.", "create it, fix the path, or give an s3:// URI."))
     return out
 

@@ -1,7 +1,8 @@
 """The submission edge: the only module that imports the SageMaker SDK.
 
 It resolves what only AWS knows (account, bucket, role), turns a TrainingRequest into a
-``sagemaker.pytorch.PyTorch`` estimator and starts it with ``fit(wait=False)``. Just before the SDK
+``sagemaker.pytorch.PyTorch`` estimator and starts it with ``fit(wait=False)``, and a TransformRequest into a
+``PyTorchModel`` and its ``Transformer`` (``transform(wait=False)``). Just before the SDK
 sends CreateTrainingJob, a hook checks the real request against botocore's service model and stops it
 if the service would reject it.
 """
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smjobs import service_model, source
+from smjobs import batch_transform, manifests, service_model, source
 from smjobs.aws import AwsContext
 from smjobs.errors import SpecError
 from smjobs.request import TrainingRequest, build_request
@@ -120,6 +122,13 @@ def send_instance_preferences(sagemaker_client, request: TrainingRequest) -> Non
     sagemaker_client.meta.events.register_first(CREATE_TRAINING_JOB_EVENT, rewrite, unique_id="smjobs-instance-preferences")
 
 
+def upload_local_data(session, uri: str, bucket: str, key_prefix: str, scratch: Path) -> str:
+    """Upload a local folder, or a local manifest's files (laid out by key in ``scratch``), under ``key_prefix``."""
+    if manifests.is_manifest(uri):
+        uri = str(manifests.materialize(uri, scratch, link=False))
+    return session.upload_data(uri, bucket=bucket, key_prefix=key_prefix)
+
+
 def submit(request: TrainingRequest, aws: AwsContext) -> str:
     """Upload local channels, create the estimator and start the job without waiting; return its name."""
     from sagemaker.inputs import TrainingInput
@@ -130,21 +139,71 @@ def submit(request: TrainingRequest, aws: AwsContext) -> str:
     send_instance_preferences(session.sagemaker_client, request)
     guard_create_training_job(session.sagemaker_client)
     inputs = {}
-    for name, channel in request.inputs.items():
-        uri = channel["uri"]
-        if not uri.startswith("s3://"):
-            uri = session.upload_data(uri, bucket=request.bucket, key_prefix=f"{request.job_name}/input/{name}")
-        inputs[name] = TrainingInput(
-            uri,
-            input_mode=channel["input_mode"],
-            distribution=channel["s3_distribution"],
-            content_type=channel.get("content_type"),
-        )
-    # the SDK tars source_dir whole: hand it exactly the manifest's files (what --dry-run listed)
     with tempfile.TemporaryDirectory(prefix="smjobs-source-") as tmp:
+        for name, channel in request.inputs.items():
+            uri, data_type = channel["uri"], channel.get("s3_data_type", "S3Prefix")
+            if not uri.startswith("s3://"):
+                uri, data_type = upload_local_data(session, uri, request.bucket, f"{request.job_name}/input/{name}",
+                                                   Path(tmp) / "inputs" / name), "S3Prefix"
+            inputs[name] = TrainingInput(
+                uri,
+                input_mode=channel["input_mode"],
+                distribution=channel["s3_distribution"],
+                content_type=channel.get("content_type"),
+                s3_data_type=data_type,
+            )
+        # the SDK tars source_dir whole: hand it exactly the manifest's files (what --dry-run listed)
         staged = source.stage(source.manifest_for(request), Path(tmp) / "source")
         estimator = build_estimator(request, session, staged)
         estimator.fit(inputs or None, wait=False, logs=False, job_name=request.job_name)
+    return request.job_name
+
+
+def count_s3_objects(aws: AwsContext, uri: str, enough: int) -> int:
+    """Objects under an S3 prefix, counted up to ``enough`` (all that matters for idle instances)."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    page = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=enough)
+    return len(page.get("Contents", []))
+
+
+def _packed_model(path: Path, scratch: Path) -> Path:
+    """A local model.pt (or weights) as the model.tar.gz SageMaker unpacks into /opt/ml/model."""
+    if path.name.endswith(".tar.gz"):
+        return path
+    archive = scratch / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(path, arcname=path.name)
+    return archive
+
+
+def submit_transform(request: batch_transform.TransformRequest, aws: AwsContext) -> str:
+    """Upload a local model and input, create the SDK's PyTorchModel and its Transformer, and start the transform
+    job without waiting; return its name. Both requests are checked against the service model as they are sent."""
+    from sagemaker.pytorch import PyTorchModel
+
+    if not request.resolved:
+        raise ValueError("the request's role and bucket are unresolved; resolve them first")
+    session = sagemaker_session(aws, request.bucket)
+    for operation in ("CreateModel", "CreateTransformJob"):
+        def check(params, operation=operation, **_):
+            problems = service_model.check(params, operation)
+            if problems:
+                raise SpecError(problems)
+
+        session.sagemaker_client.meta.events.register(f"provide-client-params.sagemaker.{operation}", check,
+                                                      unique_id=f"smjobs-service-model-guard-{operation}")
+    with tempfile.TemporaryDirectory(prefix="smjobs-transform-") as tmp:
+        model_kwargs, transform_kwargs = dict(request.model), dict(request.transform)
+        local_model = batch_transform.local_model_file(request.model_source)
+        if local_model is not None:
+            session.upload_data(str(_packed_model(local_model, Path(tmp))), bucket=request.bucket,
+                                key_prefix=f"{request.job_name}/input/model")
+        if not request.input_source.startswith("s3://"):
+            upload_local_data(session, request.input_source, request.bucket, f"{request.job_name}/input/data",
+                              Path(tmp) / "input")
+        model_kwargs["source_dir"] = str(source.stage(batch_transform.source_manifest(request), Path(tmp) / "code"))
+        model = PyTorchModel(role=request.role_arn, sagemaker_session=session, **model_kwargs)
+        model.transformer(**request.transformer).transform(**transform_kwargs)
     return request.job_name
 
 

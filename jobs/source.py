@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pathspec
 
+from smjobs import manifests
+
 IGNORE_FILE = ".smjobsignore"
 DEFAULT_IGNORE = (
     ".git/", ".hg/", ".svn/", "runs/", "__pycache__/", "*.py[cod]", ".ipynb_checkpoints/", ".pytest_cache/",
@@ -106,10 +108,11 @@ def build_manifest(root: Path, *, exclude: Iterable[tuple[Path, str]] = (), add_
     root = Path(root).resolve()
     spec = _ignore_spec(root)
     skip_dirs: dict[Path, str] = {}
+    skip_files: dict[Path, str] = {}
     for path, reason in exclude:
         path = Path(path).expanduser().resolve()
         if path != root and path.is_relative_to(root):
-            skip_dirs[path] = reason
+            (skip_files if path.is_file() else skip_dirs)[path] = reason
     files: list[SourceFile] = []
     excluded: list[Excluded] = []
     for current, dirs, names in os.walk(root):
@@ -132,7 +135,9 @@ def build_manifest(root: Path, *, exclude: Iterable[tuple[Path, str]] = (), add_
         for name in sorted(names):
             full = here / name
             rel = full.relative_to(root).as_posix()
-            if spec.match_file(rel):
+            if full in skip_files:
+                excluded.append(Excluded(rel, skip_files[full]))
+            elif spec.match_file(rel):
                 excluded.append(Excluded(rel, _why(rel)))
             elif full.is_file():  # a dangling link is not
                 files.append(SourceFile(rel, full.stat().st_size, str(full)))
@@ -151,13 +156,44 @@ def _why(rel: str) -> str:
     return "left out by default" if _DEFAULTS.match_file(rel) else f"matched by {IGNORE_FILE}"
 
 
+ADDABLE_SCRIPTS = ("infer.py", "serve.py")
+"""Bundled scripts smjobs adds to a user's source folder that lacks them (with their ``common/`` package): the
+inference scripts, which load the user's model factory from that folder."""
+
+
+def bundled_additions(root: Path, entry_point: str) -> list[SourceFile]:
+    """The bundled script ``entry_point`` and its ``common/`` package, when ``root`` is a user's folder without
+    them; empty otherwise."""
+    from smjobs.spec import ENTRY_POINTS_DIR
+
+    root = Path(root).resolve()
+    if entry_point not in ADDABLE_SCRIPTS or root == ENTRY_POINTS_DIR or (root / entry_point).exists():
+        return []
+    paths = [ENTRY_POINTS_DIR / entry_point, *sorted((ENTRY_POINTS_DIR / "common").glob("*.py"))]
+    return [SourceFile(p.relative_to(ENTRY_POINTS_DIR).as_posix(), p.stat().st_size, str(p)) for p in paths]
+
+
 def manifest_for(request, *, work_dir: Path | None = None) -> SourceManifest:
     """The archive of a TrainingRequest: its source folder, less local channel folders (and a local run's work dir)."""
-    exclude = [(Path(c["uri"]), f"input channel {name!r} (it travels as a channel)")
-               for name, c in request.inputs.items() if not c["uri"].startswith("s3://")]
+    exclude = []
+    for name, c in request.inputs.items():
+        if c["uri"].startswith("s3://"):
+            continue
+        exclude.append((Path(c["uri"]), f"input channel {name!r} (it travels as a channel)"))
+        if manifests.is_manifest(c["uri"]) and not manifests.problems("", c["uri"]):
+            exclude.append((manifests.prefix_folder(c["uri"]), f"input channel {name!r}'s manifest prefix (data)"))
     if work_dir is not None:
         exclude.append((Path(work_dir), "the local run's work directory"))
-    return build_manifest(Path(request.source_dir), exclude=exclude)
+    return with_bundled(build_manifest(Path(request.source_dir), exclude=exclude), request.entry_point)
+
+
+def with_bundled(manifest: SourceManifest, entry_point: str) -> SourceManifest:
+    """``manifest`` plus the bundled ``entry_point`` and its package, when its folder is a user's that lacks them."""
+    extra = bundled_additions(Path(manifest.root), entry_point)
+    if not extra:
+        return manifest
+    return SourceManifest(manifest.root, manifest.files + tuple(extra), manifest.excluded,
+                          manifest.added + tuple(f.path for f in extra))
 
 
 def stage(manifest: SourceManifest, destination: Path) -> Path:

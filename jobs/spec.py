@@ -68,6 +68,9 @@ class Channel(_Frozen):
     """An ``s3://bucket/prefix`` URI, or a local directory that is uploaded at submit."""
     input_mode: Literal["File", "FastFile"] = "File"
     """File copies the data before training; FastFile streams it from S3 on demand."""
+    s3_data_type: Literal["S3Prefix", "ManifestFile"] = "S3Prefix"
+    """S3Prefix: every object under the URI; ManifestFile: the URI is a manifest listing the objects (a local
+    ``*.manifest`` is laid out file by file for local runs and uploaded as a prefix at submit)."""
     s3_distribution: Literal["FullyReplicated", "ShardedByS3Key"] = "FullyReplicated"
     """FullyReplicated gives every instance all objects; ShardedByS3Key splits objects across instances."""
     content_type: str | None = None
@@ -169,6 +172,26 @@ class PlanSettings(_Frozen):
     chosen plan's job gets this limit as its max_run_s. With max_run_s set, plans respect max_run_s."""
 
 
+class BatchTransformSettings(_Frozen):
+    """The Batch Transform backend (``smjobs infer --backend batch-transform``): a SageMaker model with the bundled
+    ``serve.py`` and a transform job over the input. It splits work by S3 object, one model server per instance."""
+
+    batch_strategy: Literal["MultiRecord", "SingleRecord"] = "MultiRecord"
+    """MultiRecord: as many lines per request as fit in max_payload_mb; SingleRecord: one line per request."""
+    max_payload_mb: int = 6
+    """Largest request body, in MB (1 to 100); a single record larger than this fails."""
+    max_concurrent_transforms: int | None = None
+    """Parallel requests to each instance; by default one per GPU of the instance type. Times max_payload_mb at
+    most 100."""
+    join_source: Literal["Input", "None"] = "Input"
+    """Input: each output line is its input record with the prediction added (``SageMakerOutput``)."""
+    content_type: Literal["application/jsonlines", "text/csv"] | None = None
+    """The records' type; by default from the input files (JSON Lines unless every file is .csv)."""
+    framework_version: str | None = None
+    """PyTorch version of the inference image (pytorch-inference); by default the newest one the SDK knows. Its
+    images end at an older version than the training images."""
+
+
 class InferenceSettings(_Frozen):
     """An inference job: run a trained model over every record of a data set, data-parallel (``smjobs infer``).
 
@@ -180,7 +203,8 @@ class InferenceSettings(_Frozen):
     """The trained model: a training job's ``model.tar.gz`` (S3 URI), an S3 prefix or local folder holding
     ``model.pt`` or ``model.tar.gz``, or a local ``model.pt``. A local one is relative to the spec file."""
     input: str
-    """The records: an S3 prefix or local folder of JSON Lines, CSV or ``.pt`` files (relative to the spec file)."""
+    """The records: an S3 prefix or local folder of JSON Lines, CSV or ``.pt`` files (relative to the spec file),
+    or a manifest of such files (``*.manifest``, SageMaker's format: ``[{"prefix": ...}, "key", ...]``)."""
     output_path: str
     """``s3://bucket/prefix`` for predictions.jsonl, errors.jsonl and the finished parts."""
     batch_size: int = Field(default=64, ge=1, le=2**20)
@@ -193,6 +217,14 @@ class InferenceSettings(_Frozen):
     """JSON Lines: the field holding a record's input."""
     id_field: str = "id"
     """JSON Lines and CSV: the field or column holding a record's id (by default ``<file>:<position>``)."""
+    model_factory: str | None = Field(default=None, pattern=FACTORY_PATTERN)
+    """Your own model: ``module:function`` in source_dir (by default the spec file's folder) returning the
+    ``nn.Module``; ``model`` then holds its weights (a state dict, or ``{"model": state_dict}``)."""
+    backend: Literal["training-job", "batch-transform"] = "training-job"
+    """training-job: a training job under torchrun, records split over every GPU of every host, resumable;
+    batch-transform: SageMaker Batch Transform (``batch_transform``), which splits by S3 object."""
+    batch_transform: BatchTransformSettings = Field(default_factory=BatchTransformSettings)
+    """Settings of the batch-transform backend."""
 
 
 class MetricDefinition(_Frozen):
@@ -287,6 +319,8 @@ def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
             if isinstance(section.get(key), str) and "://" not in section[key]:
                 section[key] = str((folder / Path(section[key]).expanduser()).resolve())
         data["inference"] = section
+        if section.get("model_factory") and not data.get("source_dir"):
+            data["source_dir"] = str(folder)  # the factory's module is the user's: smjobs adds infer.py to it
     if isinstance(data.get("inputs"), dict):
         inputs = {}
         for name, channel in data["inputs"].items():

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from smjobs import inference, rules_cluster, rules_job, rules_preferences, service_model
+from smjobs import batch_transform, inference, rules_cluster, rules_job, rules_preferences, service_model
 from smjobs.errors import Problem, SpecError
 from smjobs.planner.plan import Plan
 from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
@@ -226,6 +226,8 @@ def check_spec(spec: JobSpec, *, region: str | None = None) -> list[Problem]:
         rules_job.check_storage,
         rules_job.check_security,
         rules_job.check_metrics,
+        inference.check,
+        batch_transform.check,
     ):
         problems += rule(spec)
     problems += rules_cluster.check_region(spec, region)
@@ -247,4 +249,18 @@ def check_request_against_service_model(spec: JobSpec, *, region: str | None = N
         spec_path = next((sp for rp, sp in _REQUEST_TO_SPEC if member.startswith(rp)), member)
         out.append(Problem(spec_path, f"{problem.message} (CreateTrainingJob.{member}, botocore's SageMaker model).",
                            "change the value so the service accepts it."))
+    if spec.inference is not None and spec.inference.backend == "batch-transform":
+        out += transform_request_problems(batch_transform.build_transform_request(spec, region=region, **resolved))
+    return out
+
+
+def transform_request_problems(request) -> list[Problem]:
+    """The CreateModel and CreateTransformJob requests of a TransformRequest against botocore's model."""
+    out = []
+    for operation, params in (("CreateModel", request.create_model), ("CreateTransformJob", request.create_transform_job)):
+        params = copy.deepcopy(params)
+        if params.get("ExecutionRoleArn") == UNRESOLVED_ROLE:
+            params["ExecutionRoleArn"] = "arn:aws:iam::000000000000:role/unresolved"
+        out += [Problem("inference", f"{p.message} ({p.path}, botocore's SageMaker model).",
+                        "change the value so the service accepts it.") for p in service_model.check(params, operation)]
     return out

@@ -127,6 +127,16 @@ class SmpV2Image:
 
 
 @dataclass(frozen=True)
+class InferenceImage:
+    """A PyTorch GPU inference image (pytorch-inference), which Batch Transform's model server runs in."""
+
+    py_versions: tuple[str, ...]
+    image_tags: dict[str, str]
+    repository: str
+    registries: dict[str, str]
+
+
+@dataclass(frozen=True)
 class FrameworkCatalog:
     source: str
     retrieved: str
@@ -147,6 +157,23 @@ class FrameworkCatalog:
     smp_v2_instance_types: tuple[str, ...]
     smp_v1_versions: tuple[str, ...]
     smp_v1_instance_types: tuple[str, ...]
+    inference_images: dict[str, InferenceImage]
+    """Full PyTorch version -> its GPU inference image."""
+    inference_aliases: dict[str, str]
+
+    def resolve_inference(self, version: str) -> str | None:
+        """Full version of the inference image for ``version`` or its alias; None when there is none."""
+        full = version if version in self.inference_images else self.inference_aliases.get(version)
+        return full if full in self.inference_images else None
+
+    def inference_image_uri(self, version: str, py_version: str, region: str) -> str | None:
+        """The GPU inference image URI the SDK's PyTorchModel would pick, or None when there is none."""
+        full = self.resolve_inference(version)
+        image = self.inference_images.get(full) if full else None
+        if image is None or py_version not in image.py_versions or region not in image.registries:
+            return None
+        domain = self.domains.get(region, "amazonaws.com")
+        return f"{image.registries[region]}.dkr.ecr.{region}.{domain}/{image.repository}:{image.image_tags[py_version]}"
 
     def smp_v2_image_uri(self, version: str, region: str, instance_type: str) -> str | None:
         image = self.smp_v2_images.get(version)
@@ -222,4 +249,10 @@ def frameworks() -> FrameworkCatalog:
         smp_v2_instance_types=tuple(data["smp_v2"]["instance_types"]),
         smp_v1_versions=tuple(data["smp_v1"]["versions"]),
         smp_v1_instance_types=tuple(data["smp_v1"]["instance_types"]),
+        inference_images={
+            v: InferenceImage(tuple(e["py_versions"]), dict(e["image_tags"]), e["repository"],
+                              data["registry_sets"][e["registries"]])
+            for v, e in data["inference"]["versions"].items()
+        },
+        inference_aliases=dict(data["inference"]["version_aliases"]),
     )

@@ -61,8 +61,32 @@ def smp_v2_images(image_uris) -> dict:
     return out
 
 
+def inference_images(image_uris, registry_set) -> dict:
+    """Per PyTorch version: the GPU inference images (pytorch-inference) the SDK's PyTorchModel picks, for Batch
+    Transform. ``registry_set(registries)`` names a registry set shared with the training table."""
+    config = image_uris.config_for_framework("pytorch")["inference"]
+    out = {}
+    for version, entry in config["versions"].items():
+        py_versions = [p for p in entry["py_versions"] if p.startswith("py3") and p != "py3"]
+        if not py_versions:
+            continue
+        region = "us-east-1" if "us-east-1" in entry["registries"] else next(iter(entry["registries"]))
+        out[version] = {
+            "py_versions": py_versions,
+            "image_tags": {
+                py: image_uris.retrieve("pytorch", region, version=version, py_version=py, instance_type="ml.g5.xlarge",
+                                        image_scope="inference").rsplit(":", 1)[1]
+                for py in py_versions
+            },
+            "repository": entry["repository"],
+            "registries": registry_set(entry["registries"]),
+        }
+    return {"version_aliases": config["version_aliases"], "versions": out}
+
+
 def frameworks_from_sdk() -> dict:
-    """Read the PyTorch training image table and the distributed-launcher rules from the installed SDK."""
+    """Read the PyTorch training and inference image tables and the distributed-launcher rules from the installed
+    SDK."""
     from sagemaker import fw_utils, image_uris, utils  # slow import, only here
 
     config = image_uris.config_for_framework("pytorch")["training"]
@@ -87,6 +111,13 @@ def frameworks_from_sdk() -> dict:
             "repository": entry["repository"],
             "registries": f"set{list(registries_seen).index(key)}",
         }
+
+    def registry_set(registries: dict) -> str:
+        key = json.dumps(registries, sort_keys=True)
+        registries_seen.setdefault(key, registries)
+        return f"set{list(registries_seen).index(key)}"
+
+    inference = inference_images(image_uris, registry_set)
     registry_sets = {f"set{i}": regs for i, regs in enumerate(registries_seen.values())}
     regions = sorted({r for regs in registry_sets.values() for r in regs})
     # The SDK builds the image host from botocore's ECR endpoint for the region: keep its DNS suffix.
@@ -100,7 +131,7 @@ def frameworks_from_sdk() -> dict:
     ]
     return {
         "description": "PyTorch training images and distributed-launcher support, copied from the SageMaker Python SDK.",
-        "source": f"sagemaker=={metadata.version('sagemaker')}: image_uri_config/pytorch.json (training), "
+        "source": f"sagemaker=={metadata.version('sagemaker')}: image_uri_config/pytorch.json (training, inference), "
         "fw_utils.TORCH_DISTRIBUTED_GPU_SUPPORTED_FRAMEWORK_VERSIONS, "
         "fw_utils.SM_DATAPARALLEL_SUPPORTED_FRAMEWORK_VERSIONS, image_uri_config/pytorch-smp.json; "
         "SMDDP and SMP instance types and SMP versions from the AWS SMDDP and SMP documentation",
@@ -115,6 +146,7 @@ def frameworks_from_sdk() -> dict:
         "smddp_versions": smddp,
         "smddp_instance_types": SMDDP_INSTANCE_TYPES,
         "smp_v2": {"versions": smp_v2_images(image_uris), "instance_types": SMP_V2_INSTANCE_TYPES},
+        "inference": inference,
         "smp_v1": {"versions": [v for v in SMP_V1_TORCH_VERSIONS if v in versions], "instance_types": SMP_V1_INSTANCE_TYPES},
     }
 

@@ -205,3 +205,56 @@ def test_smjobs_infer_local_runs_under_the_container_contract_and_summarises(tmp
     assert [r["index"] for r in predictions(work)] == [i for i in range(250) if i != 7]
     config = json.loads((work / "input" / "config" / "hyperparameters.json").read_text())
     assert config["sagemaker_program"] == '"infer.py"' and config["part_records"] == "50"
+
+
+FACTORY = '''import torch
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
+'''
+
+
+def factory_project(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
+    """A user's folder: a model factory module, its weights as a bare state dict, three record files of which a
+    manifest names two, and a spec."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "mymodel.py").write_text(FACTORY)
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
+    torch.save(model.state_dict(), project / "weights.pt")
+    generator = torch.Generator().manual_seed(5)
+    for name, count in (("a", 40), ("b", 30), ("c", 10)):
+        lines = [json.dumps({"inputs": torch.randn(IN_FEATURES, generator=generator).tolist()}) for _ in range(count)]
+        if name == "b":
+            lines[4] = json.dumps({"inputs": [1.0, 2.0, 3.0]})  # the model refuses it: an error, not a failed job
+        (project / "data" / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    (project / "inputs.manifest").write_text(json.dumps([{"prefix": "data/"}, "a.jsonl", "b.jsonl"]))
+    (project / "score.yaml").write_text(json.dumps({
+        "name": "score", "compute": {"instance_type": "ml.g5.12xlarge"},
+        "inference": {"model": "weights.pt", "model_factory": "mymodel:build", "input": "inputs.manifest",
+                      "output_path": "s3://bucket/predictions/", "part_records": 25, "max_bad_records": 1}}))
+    return project, model.eval()
+
+
+def test_a_model_factory_with_weights_over_a_manifest_input(tmp_path):
+    project, model = factory_project(tmp_path)
+    work = tmp_path / "work"
+    done = subprocess.run([sys.executable, "-m", "smjobs.cli", "infer", str(project / "score.yaml"), "--local",
+                           "--processes", "2", "--work-dir", str(work)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    got = predictions(work)
+    assert [r["id"] for r in got][:2] == ["a.jsonl:0", "a.jsonl:1"] and len(got) == 69, "a and b only, c is not listed"
+    errors = (work / "checkpoints" / "errors.jsonl").read_text().splitlines()
+    assert len(errors) == 1 and '"b.jsonl:4"' in errors[0] and "the model failed on it" in errors[0]
+    records = [json.loads(line)["inputs"] for name in ("a", "b") for line in
+               (project / "data" / f"{name}.jsonl").read_text().splitlines()]
+    del records[44]
+    with torch.no_grad():
+        expected = model(torch.tensor(records))
+    assert torch.allclose(torch.tensor([r["output"] for r in got]), expected, atol=1e-6)
+    code = sorted(p.relative_to(work / "code").as_posix() for p in (work / "code").rglob("*.py"))
+    assert {"infer.py", "common/predict.py", "mymodel.py"} <= set(code), "infer.py is added to the user's folder"
+    assert not (work / "code" / "weights.pt").exists() and not (work / "code" / "data").exists()

@@ -78,6 +78,24 @@ def test_framework_catalog_versions_have_images_in_the_installed_sdk():
                 assert ours == theirs
 
 
+def test_inference_images_match_the_installed_sdk():
+    from sagemaker import image_uris
+
+    fw = catalog.frameworks()
+    assert fw.resolve_inference("2.6") == "2.6.0" and fw.resolve_inference("2.8.0") is None
+    checked = 0
+    for version, image in fw.inference_images.items():
+        for py in image.py_versions:
+            for region in ("us-east-1", "eu-west-1", "cn-north-1"):
+                ours = fw.inference_image_uri(version, py, region)
+                if ours is None:
+                    continue
+                assert ours == image_uris.retrieve("pytorch", region, version=version, py_version=py,
+                                                   instance_type="ml.g5.2xlarge", image_scope="inference")
+                checked += 1
+    assert checked > 30
+
+
 @pytest.mark.parametrize("alias,full", [("2.7", "2.7.1"), ("2.5", "2.5.1"), ("2.8.0", "2.8.0"), ("2.9", None)])
 def test_version_aliases(alias, full):
     assert catalog.frameworks().resolve(alias) == full

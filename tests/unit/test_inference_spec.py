@@ -54,7 +54,7 @@ def test_every_problem_is_named(change, paths):
     assert set(paths) <= set(raised.value.paths()), str(raised.value)
 
 
-def test_a_local_model_file_becomes_its_folder_and_name(tmp_path):
+def test_a_local_model_file_is_a_channel_of_that_file_alone(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "weights.pt").write_bytes(b"0")
     (tmp_path / "records").mkdir()
@@ -64,8 +64,14 @@ def test_a_local_model_file_becomes_its_folder_and_name(tmp_path):
     from smjobs.api import load_spec
 
     spec = load_spec(spec_file)
-    assert spec.inputs["model"].uri == str(tmp_path / "model") and spec.hyperparameters["model_file"] == "weights.pt"
+    assert spec.inputs["model"].uri == str(tmp_path / "model" / "weights.pt")
+    assert spec.hyperparameters["model_file"] == "weights.pt"
     assert spec.inputs["data"].uri == str(tmp_path / "records")
+    (tmp_path / "model" / "optimizer-state.pt").write_bytes(b"1" * 1000)  # beside it, and not wanted
+    from smjobs import local
+
+    layout = local.prepare(build_request(spec), tmp_path / "work", 1)
+    assert sorted(p.name for p in (layout.data_dir / "model").iterdir()) == ["weights.pt"]
 
 
 def test_the_request_the_sdk_sends(moto_aws):
@@ -147,3 +153,61 @@ def test_records_are_counted_from_a_local_folder_or_required(tmp_path):
     with pytest.raises(SpecError) as raised:
         validate_spec({**auto_inference(), "plan": {"model": LLAMA_8B}})  # S3 input, no plan.records
     assert "plan.records" in raised.value.paths()
+
+
+def factory_folder(tmp_path, manifest='[{"prefix": "data/"}, "a.jsonl"]'):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jsonl").write_text('{"inputs": [1]}\n')
+    (tmp_path / "mymodel.py").write_text("def build():\n    raise NotImplementedError\n")
+    (tmp_path / "weights.pt").write_bytes(b"0")
+    (tmp_path / "inputs.manifest").write_text(manifest)
+    return tmp_path
+
+
+def load_in(folder, **section):
+    from smjobs.api import load_spec
+
+    spec_file = folder / "score.yaml"
+    spec_file.write_text(yaml.safe_dump(inference_spec(**section)))
+    return load_spec(spec_file)
+
+
+def test_a_model_factory_uses_the_spec_folder_as_code_with_infer_py_added(tmp_path):
+    from smjobs.api import source_manifest
+
+    spec = load_in(factory_folder(tmp_path), model="weights.pt", model_factory="mymodel:build", input="inputs.manifest")
+    assert spec.source_dir == str(tmp_path) and spec.hyperparameters["model_factory"] == "mymodel:build"
+    assert spec.inputs["data"].s3_data_type == "ManifestFile"
+    manifest = source_manifest(spec)
+    assert {"mymodel.py", "infer.py", "common/predict.py", "common/records.py"} <= set(manifest.paths())
+    assert "infer.py" in manifest.added and "mymodel.py" not in manifest.added
+    assert not {"weights.pt", "data/a.jsonl", "inputs.manifest"} & set(manifest.paths())  # they travel as channels
+    ctj = build_request(spec, bucket="b").create_training_job
+    data = next(c for c in ctj["InputDataConfig"] if c["ChannelName"] == "data")["DataSource"]["S3DataSource"]
+    assert data["S3DataType"] == "S3Prefix" and data["S3Uri"].endswith("/input/data")  # its files, uploaded
+
+
+def test_an_s3_manifest_is_a_manifest_file_channel():
+    spec = validate_spec(inference_spec(input="s3://data/lists/tonight.manifest"))
+    ctj = build_request(spec).create_training_job
+    data = next(c for c in ctj["InputDataConfig"] if c["ChannelName"] == "data")["DataSource"]["S3DataSource"]
+    assert (data["S3DataType"], data["S3Uri"]) == ("ManifestFile", "s3://data/lists/tonight.manifest")
+
+
+@pytest.mark.parametrize(("section", "manifest", "path", "words"), [
+    ({"model_factory": "nomodule:build"}, None, "inference.model_factory", "module 'nomodule' is not in"),
+    ({"model_factory": "mymodel:build", "model": "s3://m/folder/"}, None, "inference.model", "weights file"),
+    ({"model_factory": "not a factory"}, None, "inference.model_factory", ""),
+    ({}, '[{"prefix": "data/"}, "a.jsonl", "gone.jsonl"]', "inputs.data.uri", "gone.jsonl"),
+    ({}, '{"prefix": "data/"}', "inputs.data.uri", "not a manifest"),
+    ({}, '[{"prefix": "s3://x/"}, "a.jsonl"]', "inputs.data.uri", "prefix 's3://x/' is remote"),
+    ({}, '[{"prefix": "data/"}, "../secrets"]', "inputs.data.uri", "must be a path under the prefix"),
+    ({}, '[{"prefix": "data/"}, "a.jsonl", "a.jsonl"]', "inputs.data.uri", "listed twice"),
+], ids=["missing-module", "factory-needs-a-file", "bad-pattern", "missing-file", "not-a-list", "remote-prefix",
+        "escapes", "twice"])
+def test_factory_and_manifest_problems_are_named(tmp_path, section, manifest, path, words):
+    folder = factory_folder(tmp_path, manifest or '[{"prefix": "data/"}, "a.jsonl"]')
+    section = {"model": "weights.pt", **({"input": "inputs.manifest"} if manifest else {}), **section}
+    with pytest.raises(SpecError) as raised:
+        load_in(folder, **section)
+    assert path in raised.value.paths() and words in str(raised.value), str(raised.value)
