@@ -63,7 +63,7 @@ def expand(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         inputs[name] = {**(existing or {}), "uri": uri}
     out["inputs"] = inputs
     for key in SETTINGS:
-        if key not in section:
+        if section.get(key) is None:  # unset, or null as a dumped section has it
             continue
         if key in hyperparameters and hyperparameters[key] != section[key]:
             problems.append(Problem(f"hyperparameters.{key}", f"is {hyperparameters[key]!r}, but inference.{key} is "

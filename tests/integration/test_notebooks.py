@@ -43,6 +43,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert "in input order, none lost or repeated: True" in outputs and "1 and 2 processes agree: True" in outputs
         assert "19998 predicted, 2 bad" in outputs and "S3Uri: s3://my-bucket/predictions/" in outputs
         assert "channels: ['data', 'model']" in outputs and (tmp_path / "inference-throughput.png").is_file()
+        assert "InstanceCount: 2" in outputs and "SplitType: Line" in outputs and "JoinSource: Input" in outputs
+        assert "pytorch-inference:2.6.0-gpu-py312" in outputs and "1 instance(s) would sit idle" in outputs
 
 
 def test_there_are_notebooks():

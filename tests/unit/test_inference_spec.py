@@ -34,6 +34,8 @@ def test_the_section_becomes_entry_point_channels_settings_and_checkpoints():
     assert (hps["batch_size"], hps["max_bad_records"], hps["model_file"]) == ("128", "5", '"model.tar.gz"')
     assert hps["sagemaker_program"] == '"infer.py"' and hps["sagemaker_torch_distributed_enabled"] == "true"
     assert validate_spec(spec.to_dict()) == spec  # expanding again changes nothing
+    dumped = {**inference_spec(), "inference": spec.inference.model_dump()}  # nulls for what is unset
+    assert "model_factory" not in validate_spec(dumped).hyperparameters
 
 
 @pytest.mark.parametrize(("change", "paths"), [
