@@ -197,11 +197,37 @@ def environment(environ=None) -> SageMakerEnv:
     )
 
 
+PROCESSES_PER_HOST_KEY = "sagemaker_mpi_num_of_processes_per_host"
+
+
+def check_world_size(env: SageMakerEnv, environ=None) -> None:
+    """Fail loudly when fewer (or more) processes started than the job declares: hosts x processes per host (the
+    job's hyperparameters.json). A trial of a tuning job that silently ran on one GPU would report the objective
+    of another job. Nothing is checked outside the container contract (no hyperparameters.json)."""
+    environ = os.environ if environ is None else environ
+    config = Path(environ.get("SM_INPUT_CONFIG_DIR", _base_dir(environ) / "input" / "config")) / "hyperparameters.json"
+    try:
+        declared = json.loads(config.read_text()).get(PROCESSES_PER_HOST_KEY)
+        per_host = int(json.loads(declared) if isinstance(declared, str) else declared)
+    except (OSError, ValueError, TypeError):
+        return
+    started = int(environ.get("WORLD_SIZE") or environ.get("OMPI_COMM_WORLD_SIZE") or environ.get("PMI_SIZE") or 1)
+    expected = per_host * len(env.hosts)
+    if started != expected:
+        raise RuntimeError(f"{started} process(es) started, but the job declares {len(env.hosts)} host(s) x {per_host} "
+                           f"processes per host = {expected}: the launcher did not start the job as specified (check "
+                           "the distribution settings and the SDK version). Stopping rather than training, and "
+                           "reporting metrics, as another job.")
+
+
 def init_distributed(env: SageMakerEnv, backend: str = "auto", timeout_s: float = 300):
     """The process's device (its GPU, else the CPU); joins the process group when there is more than one process.
-    ``backend``: auto (NCCL on GPUs, gloo on CPU), nccl, gloo or smddp (SageMaker's data parallel library)."""
+    ``backend``: auto (NCCL on GPUs, gloo on CPU), nccl, gloo or smddp (SageMaker's data parallel library). First
+    checks that the job started as many processes as it declares (``check_world_size``)."""
     import torch
     import torch.distributed as dist
+
+    check_world_size(env)
 
     if torch.cuda.is_available():
         device = torch.device("cuda", env.local_rank)

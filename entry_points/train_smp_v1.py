@@ -41,6 +41,7 @@ def main(argv=None) -> None:
     with smr.reporting_failures(env):
         import smdistributed.modelparallel.torch as smp
 
+        smr.check_world_size(env)
         smp.init()
         if torch.cuda.is_available():
             torch.cuda.set_device(smp.local_rank())

@@ -166,3 +166,58 @@ def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
         raise SpecError(problems)
     sagemaker_edge.submit_transform(request, aws)
     return request
+
+
+def prepare_tuning(spec: JobSpec, *, region: str | None = None):
+    """(the narrowed space, the cost estimate) of a spec with a tuning section; raises SpecError."""
+    from smjobs.tuning_space import prepare
+
+    if spec.tuning is None:
+        raise UsageError("not a tuning spec: add a `tuning` section (parameters, objective)")
+    return prepare(spec, region)
+
+
+def tuning_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):
+    """The CreateHyperParameterTuningJob request of a tuning spec, unresolved (``smjobs tune --dry-run``)."""
+    from smjobs.tuning_request import build_tuning_request
+
+    from smjobs.validate import tuning_request_problems
+
+    space, estimate = prepare_tuning(spec, region=region)
+    request = build_tuning_request(spec, space, estimate, region=region, job_name=job_name)
+    problems = tuning_request_problems(request)
+    if problems:
+        raise SpecError(problems)
+    return request
+
+
+def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+                  role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None):
+    """Narrow, price and create the tuning job (``HyperparameterTuner.fit(wait=False)``); returns the TuningRequest
+    that was sent."""
+    from smjobs import sagemaker_edge, sagemaker_tuning
+    from smjobs.aws import AwsContext
+    from smjobs.tuning_request import build_tuning_request
+
+    space, estimate = prepare_tuning(spec, region=region)
+    aws = aws or AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
+    resolved = sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket)
+    request = build_tuning_request(spec, space, estimate, region=aws.region, bucket=resolved.bucket,
+                                   role_arn=resolved.role_arn, job_name=job_name)
+    sagemaker_tuning.submit_tuning(request, aws)
+    return request
+
+
+def tune_local(spec: JobSpec, *, trials: int, work_dir: str | Path | None = None, processes: int | None = None,
+               on_trial=None, on_line=None, plot_path: str | Path | None = None):
+    """Run the tuning spec's search here with Optuna (``smjobs tune --local``); returns the LocalTuning (trials,
+    best trial, and the plot written to ``plot_path``, by default ``<work dir>/tuning.png``)."""
+    from smjobs.tuning_local import plot, run_local_tuning
+
+    space, _ = prepare_tuning(spec)
+    work = Path(work_dir) if work_dir is not None else Path("runs") / f"{spec.name}-tuning"
+    result = run_local_tuning(spec, space, trials=trials, work_dir=work, processes=processes, on_trial=on_trial,
+                              on_line=on_line)
+    if any(t.objective is not None for t in result.trials):
+        plot(result, spec, Path(plot_path) if plot_path else work / "tuning.png")
+    return result

@@ -279,12 +279,22 @@ def _aws_call(fn, *args: Any):
 
 @app.command()
 def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
-    """Show a training job's status, timings and final metrics."""
+    """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
+    from botocore.exceptions import ClientError
+
     from smjobs import sagemaker_edge
     from smjobs.aws import AwsContext
 
     aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
-    summary = _aws_call(sagemaker_edge.status, aws, job)
+    try:
+        summary = sagemaker_edge.status(aws, job)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+            raise
+        from smjobs.cli_tune import show_tuning  # not a training job: perhaps a tuning job
+
+        show_tuning(aws, job)
+        return
     table = Table(title=escape(job), show_header=False)
     for key, value in summary.items():
         if value not in (None, {}, ""):
@@ -307,7 +317,7 @@ def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -
 
 
 # the other commands register themselves on `app`
-from smjobs import cli_catalog, cli_infer, cli_local  # noqa: E402, F401
+from smjobs import cli_catalog, cli_infer, cli_local, cli_tune  # noqa: E402, F401
 
 
 def main() -> None:

@@ -96,15 +96,17 @@ def build_estimator(request: TrainingRequest, session, staged_source: Path | Non
     return PyTorch(role=request.role_arn, sagemaker_session=session, **kwargs)
 
 
-def guard_create_training_job(sagemaker_client) -> None:
-    """Refuse to send a CreateTrainingJob request that botocore's service model says is invalid."""
+def guard(sagemaker_client, operation: str = "CreateTrainingJob") -> None:
+    """Refuse to send an ``operation`` request that botocore's service model says is invalid."""
 
     def check(params, **_):
-        problems = service_model.check(params)
+        problems = service_model.check(params, operation)
         if problems:
             raise SpecError(problems)
 
-    sagemaker_client.meta.events.register(CREATE_TRAINING_JOB_EVENT, check, unique_id="smjobs-service-model-guard")
+    sagemaker_client.meta.events.register(f"provide-client-params.sagemaker.{operation}", check,
+                                          unique_id=f"smjobs-service-model-guard-{operation}")
+
 
 
 def send_instance_preferences(sagemaker_client, request: TrainingRequest) -> None:
@@ -129,29 +131,30 @@ def upload_local_data(session, uri: str, bucket: str, key_prefix: str, scratch: 
     return session.upload_data(uri, bucket=bucket, key_prefix=key_prefix)
 
 
-def submit(request: TrainingRequest, aws: AwsContext) -> str:
-    """Upload local channels, create the estimator and start the job without waiting; return its name."""
+def training_inputs(session, request: TrainingRequest, scratch: Path) -> dict:
+    """The job's channels as the SDK's TrainingInputs, local ones uploaded under the job's prefix."""
     from sagemaker.inputs import TrainingInput
 
+    inputs = {}
+    for name, channel in request.inputs.items():
+        uri, data_type = channel["uri"], channel.get("s3_data_type", "S3Prefix")
+        if not uri.startswith("s3://"):
+            uri, data_type = upload_local_data(session, uri, request.bucket, f"{request.job_name}/input/{name}",
+                                               scratch / "inputs" / name), "S3Prefix"
+        inputs[name] = TrainingInput(uri, input_mode=channel["input_mode"], distribution=channel["s3_distribution"],
+                                     content_type=channel.get("content_type"), s3_data_type=data_type)
+    return inputs
+
+
+def submit(request: TrainingRequest, aws: AwsContext) -> str:
+    """Upload local channels, create the estimator and start the job without waiting; return its name."""
     if not request.resolved:
         raise ValueError("the request's role and bucket are unresolved; build it with resolve() first")
     session = sagemaker_session(aws, request.bucket)
     send_instance_preferences(session.sagemaker_client, request)
-    guard_create_training_job(session.sagemaker_client)
-    inputs = {}
+    guard(session.sagemaker_client)
     with tempfile.TemporaryDirectory(prefix="smjobs-source-") as tmp:
-        for name, channel in request.inputs.items():
-            uri, data_type = channel["uri"], channel.get("s3_data_type", "S3Prefix")
-            if not uri.startswith("s3://"):
-                uri, data_type = upload_local_data(session, uri, request.bucket, f"{request.job_name}/input/{name}",
-                                                   Path(tmp) / "inputs" / name), "S3Prefix"
-            inputs[name] = TrainingInput(
-                uri,
-                input_mode=channel["input_mode"],
-                distribution=channel["s3_distribution"],
-                content_type=channel.get("content_type"),
-                s3_data_type=data_type,
-            )
+        inputs = training_inputs(session, request, Path(tmp))
         # the SDK tars source_dir whole: hand it exactly the manifest's files (what --dry-run listed)
         staged = source.stage(source.manifest_for(request), Path(tmp) / "source")
         estimator = build_estimator(request, session, staged)
@@ -185,13 +188,7 @@ def submit_transform(request: batch_transform.TransformRequest, aws: AwsContext)
         raise ValueError("the request's role and bucket are unresolved; resolve them first")
     session = sagemaker_session(aws, request.bucket)
     for operation in ("CreateModel", "CreateTransformJob"):
-        def check(params, operation=operation, **_):
-            problems = service_model.check(params, operation)
-            if problems:
-                raise SpecError(problems)
-
-        session.sagemaker_client.meta.events.register(f"provide-client-params.sagemaker.{operation}", check,
-                                                      unique_id=f"smjobs-service-model-guard-{operation}")
+        guard(session.sagemaker_client, operation)
     with tempfile.TemporaryDirectory(prefix="smjobs-transform-") as tmp:
         model_kwargs, transform_kwargs = dict(request.model), dict(request.transform)
         local_model = batch_transform.local_model_file(request.model_source)

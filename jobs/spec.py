@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from smjobs.spec_file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
+from smjobs.spec_tuning import TuningSettings
 from smjobs.strategies import DDP, Strategy
 
 ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodule_search_locations[0]).resolve()
@@ -277,6 +278,8 @@ class JobSpec(_Frozen):
     """IAM execution role; when absent, submit uses --role or creates smjobs' own role."""
     inference: InferenceSettings | None = None
     """Makes this an inference job (see InferenceSettings)."""
+    tuning: TuningSettings | None = None
+    """A hyperparameter search over this job (``smjobs tune``): parameters, objective, strategy, limits."""
     region: str | None = None
     """AWS region; when absent, the CLI's --region or the AWS configuration decides."""
     plan: PlanSettings = Field(default_factory=PlanSettings)

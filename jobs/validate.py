@@ -20,7 +20,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from smjobs import batch_transform, inference, rules_cluster, rules_job, rules_preferences, service_model
+from smjobs import (
+    batch_transform,
+    inference,
+    rules_cluster,
+    rules_job,
+    rules_preferences,
+    service_model,
+    tuning,
+)
 from smjobs.errors import Problem, SpecError
 from smjobs.planner.plan import Plan
 from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
@@ -228,6 +236,7 @@ def check_spec(spec: JobSpec, *, region: str | None = None) -> list[Problem]:
         rules_job.check_metrics,
         inference.check,
         batch_transform.check,
+        tuning.check,
     ):
         problems += rule(spec)
     problems += rules_cluster.check_region(spec, region)
@@ -264,3 +273,13 @@ def transform_request_problems(request) -> list[Problem]:
         out += [Problem("inference", f"{p.message} ({p.path}, botocore's SageMaker model).",
                         "change the value so the service accepts it.") for p in service_model.check(params, operation)]
     return out
+
+
+def tuning_request_problems(request) -> list[Problem]:
+    """A TuningRequest's CreateHyperParameterTuningJob request against botocore's model."""
+    params = copy.deepcopy(request.create_tuning_job)
+    definition = params["TrainingJobDefinition"]
+    if definition.get("RoleArn") == UNRESOLVED_ROLE:
+        definition["RoleArn"] = "arn:aws:iam::000000000000:role/unresolved"
+    return [Problem("tuning", f"{p.message} ({p.path}, botocore's SageMaker model).", "change the value so the service accepts it.")
+            for p in service_model.check(params, "CreateHyperParameterTuningJob")]

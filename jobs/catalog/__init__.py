@@ -15,6 +15,7 @@ _HERE = Path(__file__).parent
 INSTANCES_PATH = _HERE / "instances.json"
 FRAMEWORKS_PATH = _HERE / "frameworks.json"
 PRICES_PATH = _HERE / "prices.json"
+TUNING_LIMITS_PATH = _HERE / "tuning_limits.json"
 
 
 @dataclass(frozen=True)
@@ -256,3 +257,9 @@ def frameworks() -> FrameworkCatalog:
         },
         inference_aliases=dict(data["inference"]["version_aliases"]),
     )
+
+
+@cache
+def tuning_limits() -> dict:
+    """SageMaker's automatic model tuning limits (``tuning_limits.json``: values with their source and date)."""
+    return json.loads(TUNING_LIMITS_PATH.read_text())

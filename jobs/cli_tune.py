@@ -1,0 +1,144 @@
+"""``smjobs tune`` and ``smjobs tune-status``: hyperparameter tuning on SageMaker, or the same search here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from smjobs import api
+from smjobs.api import UsageError
+from smjobs.cli import EndpointOpt, RegionOpt, SetOpt, SpecArg, _aws_call, _fail, _region, app, err, load, out
+from smjobs.errors import SpecError
+
+
+def _say_space(request) -> None:
+    """What narrowing removed and what the tuning job costs (stderr: a dry run's stdout stays plain YAML)."""
+    for line in request.removed:
+        err.print(f"[yellow]narrowed:[/] {escape(line)}", highlight=False)
+    for note in request.notes:
+        err.print(f"[yellow]notice:[/] {escape(note)}", highlight=False)
+    e = request.estimate
+    if e["trial_usd"] is None:
+        err.print(f"cost: {e['trials']} trials; no price for a trial ({escape(e['basis'])})", highlight=False)
+        return
+    capped = f" (the ${e['budget_usd']:,.2f} budget pays for {e['trials']} of {e['asked_trials']})" if e["capped_by_budget"] else ""
+    err.print(f"cost: {e['trials']} trials x ${e['trial_usd']:,.2f} = about ${e['total_usd']:,.2f}{capped}; a trial "
+              f"about {e['trial_hours']:.2f} h ({escape(e['basis'])})", highlight=False)
+
+
+@app.command()
+def tune(
+    spec: SpecArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CreateHyperParameterTuningJob request; call no AWS API.")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run the search here with Optuna, each trial a local run.")] = False,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="With --local: how many trials.")] = 5,
+    processes: Annotated[int | None, typer.Option("--processes", min=1, help="With --local: processes per trial.")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="With --local: where the trials' /opt/ml trees and the plot go.")] = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
+    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output.")] = None,
+    job_name: Annotated[str | None, typer.Option("--job-name", help="Exact tuning job name (default: name-timestamp).")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Tune a job's hyperparameters: a SageMaker tuning job (memory-safe space, priced first), its request with
+    --dry-run, or the same search here with --local."""
+    try:
+        job = load(spec, region, overrides)
+        if job.tuning is None:
+            raise UsageError("not a tuning spec: add a `tuning` section (parameters, objective)")
+        if local:
+            return _tune_local(job, trials, processes, work_dir)
+        if dry_run:
+            request = api.tuning_request(job, region=_region(job, region), job_name=job_name)
+            _say_space(request)
+            out.print(yaml.safe_dump(request.to_dict(), sort_keys=False, width=100), end="", markup=False,
+                      highlight=False, soft_wrap=True)
+            return None
+        from smjobs.sagemaker_edge import NoCredentialsError
+
+        request = _aws_call(lambda: api.submit_tuning(job, endpoint_url=endpoint_url, region=_region(job, region),
+                                                      role_arn=role, bucket=bucket, job_name=job_name))
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    except NoCredentialsError as exc:
+        _fail(exc)
+    _say_space(request)
+    out.print(f"[green]submitted[/] tuning job {escape(request.job_name)}: {request.estimate['trials']} trials, "
+              f"{job.tuning.max_parallel_trials} at once, each {request.training.world_size} processes on "
+              f"{job.compute.instance_count} x {escape(job.compute.instance_type)}", highlight=False)
+    out.print(f"  status: smjobs tune-status {request.job_name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""),
+              markup=False)
+    return None
+
+
+def _tune_local(job, trials, processes, work_dir) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    names = list(job.tuning.parameters)
+    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out,
+                  transient=True) as progress:
+        task = progress.add_task("tune", total=trials)
+
+        def done(trial) -> None:
+            values = ", ".join(f"{n}={_short(trial.values[n])}" for n in names)
+            objective = "-" if trial.objective is None else f"{trial.objective:.6g}"
+            out.print(f"trial {trial.number}: {trial.state}, {job.tuning.objective.metric} = {objective} ({values}; "
+                      f"{trial.seconds:.1f} s)" + (f": {trial.failure}" if trial.failure else ""), markup=False, highlight=False,
+                      soft_wrap=True)
+            progress.advance(task)
+
+        result = api.tune_local(job, trials=trials, work_dir=work_dir, processes=processes, on_trial=done)
+    table = Table(title=f"local tuning of {escape(job.name)} ({job.tuning.objective.goal} {escape(job.tuning.objective.metric)})")
+    for column in ("trial", *names, "objective", "state", "seconds"):
+        table.add_column(escape(column))
+    for row in result.table():
+        style = "bold green" if result.best is not None and row["trial"] == result.best.number else None
+        table.add_row(*(escape(_short(row[c])) for c in ("trial", *names, "objective", "state", "seconds")), style=style)
+    out.print(table)
+    if result.best is None:
+        err.print("[bold red]no trial completed[/]: see the trials' logs above", highlight=False)
+        raise typer.Exit(1)
+    values = ", ".join(f"{n}={_short(v)}" for n, v in result.best.values.items())
+    out.print(f"best: trial {result.best.number}, {job.tuning.objective.metric} = {result.best.objective:.6g} ({values})",
+              markup=False, highlight=False)
+    if result.plot:
+        out.print(f"plot: {result.plot}", markup=False)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+@app.command("tune-status")
+def tune_status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+    """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
+    from smjobs.aws import AwsContext
+
+    show_tuning(AwsContext.create(region=region, endpoint_url=endpoint_url), job)
+
+
+def show_tuning(aws, name: str) -> None:
+    from smjobs.sagemaker_tuning import tuning_status
+
+    summary = _aws_call(tuning_status, aws, name)
+    out.print(f"{summary['name']}: {summary['status']} ({summary['strategy']}, {summary['objective']}); cost so far "
+              f"about ${summary['usd_so_far']:,.2f}", markup=False, highlight=False)
+    names = sorted({k for t in summary["trials"] for k in t["hyperparameters"]})
+    table = Table()
+    for column in ("trial", "status", *names, "objective", "instances", "USD"):
+        table.add_column(escape(column))
+    for t in summary["trials"]:
+        usd = "-" if t["usd"] is None else f"{t['usd']:,.2f}"
+        table.add_row(escape(t["name"]), escape(str(t["status"])), *(escape(str(t["hyperparameters"].get(n, "-"))) for n in names),
+                      escape(_short(t["objective"])), escape(t["instances"]), usd,
+                      style="bold green" if summary["best"] and t["name"] == summary["best"]["name"] else None)
+    out.print(table)
+    best = summary["best"]
+    out.print(f"best: {best['name']} ({summary['objective']} = {best['objective']:.6g})" if best else "best: none yet",
+              markup=False, highlight=False)
