@@ -180,7 +180,6 @@ def prepare_tuning(spec: JobSpec, *, region: str | None = None):
 def tuning_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):
     """The CreateHyperParameterTuningJob request of a tuning spec, unresolved (``smjobs tune --dry-run``)."""
     from smjobs.tuning_request import build_tuning_request
-
     from smjobs.validate import tuning_request_problems
 
     space, estimate = prepare_tuning(spec, region=region)
