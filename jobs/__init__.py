@@ -8,11 +8,25 @@
     result = run_local(spec, processes=2)   # here, under SageMaker's container toolkit
     placement_warnings(spec)                # slower links than the strategy assumes (no EFA, groups across hosts)
     submit(spec)                            # the SageMaker SDK's PyTorch estimator, fit(wait=False)
+    tuning_request(spec) / submit_tuning(spec) / tune_local(spec, trials=5)   # a spec with a tuning section
+    transform_request(spec) / submit_transform(spec)                         # inference with Batch Transform
 
 Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no credentials.
 """
 
-from smjobs.api import UsageError, load_spec, plan, run_local, source_manifest, submit
+from smjobs.api import (
+    UsageError,
+    load_spec,
+    plan,
+    run_local,
+    source_manifest,
+    submit,
+    submit_transform,
+    submit_tuning,
+    transform_request,
+    tune_local,
+    tuning_request,
+)
 from smjobs.errors import Problem, SpecError
 from smjobs.placement import placement_warnings
 from smjobs.request import TrainingRequest, build_request
@@ -34,6 +48,11 @@ __all__ = [
     "run_local",
     "source_manifest",
     "submit",
+    "submit_transform",
+    "submit_tuning",
+    "transform_request",
+    "tune_local",
+    "tuning_request",
     "validate_and_plan",
     "validate_spec",
 ]

@@ -48,6 +48,8 @@ def tune(
 ) -> None:
     """Tune a job's hyperparameters: a SageMaker tuning job (memory-safe space, priced first), its request with
     --dry-run, or the same search here with --local."""
+    from smjobs.sagemaker_edge import NoCredentialsError
+
     try:
         job = load(spec, region, overrides)
         if job.tuning is None:
@@ -60,13 +62,9 @@ def tune(
             out.print(yaml.safe_dump(request.to_dict(), sort_keys=False, width=100), end="", markup=False,
                       highlight=False, soft_wrap=True)
             return None
-        from smjobs.sagemaker_edge import NoCredentialsError
-
         request = _aws_call(lambda: api.submit_tuning(job, endpoint_url=endpoint_url, region=_region(job, region),
                                                       role_arn=role, bucket=bucket, job_name=job_name))
-    except (SpecError, UsageError) as exc:
-        _fail(exc)
-    except NoCredentialsError as exc:
+    except (SpecError, UsageError, NoCredentialsError) as exc:
         _fail(exc)
     _say_space(request)
     out.print(f"[green]submitted[/] tuning job {escape(request.job_name)}: {request.estimate['trials']} trials, "

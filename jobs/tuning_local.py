@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from smjobs.spec import JobSpec
-from smjobs.tuning import Space, objective_regex, trial_data
+from smjobs.tuning import Space, grid_size, objective_regex, trial_data
+
+
+class TrialFailed(RuntimeError):
+    """A trial's run failed, or never printed the objective: recorded as failed, the search goes on."""
 
 
 @dataclass
@@ -98,19 +102,20 @@ def run_local_tuning(spec: JobSpec, space: Space, *, trials: int, work_dir: Path
     pattern = re.compile(objective_regex(spec))
     study = optuna.create_study(direction=t.objective.goal, sampler=_sampler(spec, space), pruner=_pruner(spec))
     done: list[Trial] = []
-    for number in range(trials):
-        trial = study.ask()
+
+    def objective(trial) -> float:
         values = {n: suggest(trial, n, p) for n, p in space.parameters.items()}
         job = validate_spec(trial_data(spec, values))
         request = build_request(job)
-        folder = Path(work_dir) / f"trial-{number:03d}"
+        folder = Path(work_dir) / f"trial-{trial.number:03d}"
         if folder.exists():
             shutil.rmtree(folder)
         layout = local.prepare(request, folder, processes or local.default_processes(request), fresh=True)
-        record = Trial(number, values, "running", work_dir=str(folder))
+        record = Trial(trial.number, values, "running", work_dir=str(folder))
+        done.append(record)
         toolkit: list = []
 
-        def watch(line: str, record=record, trial=trial, toolkit=toolkit) -> None:
+        def watch(line: str) -> None:
             if on_line:
                 on_line(line)
             for match in pattern.finditer(line):
@@ -122,23 +127,27 @@ def run_local_tuning(spec: JobSpec, space: Space, *, trials: int, work_dir: Path
                 record.intermediate.append(value)
                 if record.state == "running" and trial.should_prune():
                     record.state = "pruned"
-                    interrupt(toolkit[0])
+                    interrupt(toolkit[0])  # as a spot interruption: the ranks checkpoint and stop
 
-        result = local.launch(request, layout, on_line=watch, on_start=toolkit.append)
-        record.seconds = result.duration_s
-        if record.state == "pruned":
-            record.objective = record.intermediate[-1] if record.intermediate else None
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        elif result.exit_code != 0 or not record.intermediate:
-            record.state = "failed"
-            record.failure = result.status if result.exit_code else "the objective metric never appeared in the log"
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
+        try:
+            result = local.launch(request, layout, on_line=watch, on_start=toolkit.append)
+            record.seconds = result.duration_s
+            if record.state == "pruned":
+                record.objective = record.intermediate[-1] if record.intermediate else None
+                raise optuna.TrialPruned()
+            if result.exit_code != 0 or not record.intermediate:
+                record.state = "failed"
+                record.failure = result.status if result.exit_code else "the objective metric never appeared in the log"
+                raise TrialFailed(record.failure)
             record.state, record.objective = "complete", record.intermediate[-1]
-            study.tell(trial, record.objective)
-        done.append(record)
-        if on_trial:
-            on_trial(record)
+            return record.objective
+        finally:
+            if on_trial:
+                on_trial(record)
+
+    # Grid: every combination once, then Optuna's grid sampler ends the study
+    count = min(trials, grid_size(space.parameters)) if t.strategy == "Grid" else trials
+    study.optimize(objective, n_trials=count, catch=(TrialFailed,))
     complete = [r for r in done if r.state == "complete"]
     pick = min if t.objective.goal == "minimize" else max
     best = pick(complete, key=lambda r: r.objective) if complete else None

@@ -39,6 +39,11 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert "the job does not fit in GPU memory (traced from plan.model_factory)" in outputs
         assert "valid on the planner's choice" in outputs and "dry run == request sent: True" in outputs
         assert (tmp_path / "runs" / "my-own-script" / "model" / "model.pt").is_file()
+    if path.stem == "06_tuning":
+        assert "best is the lowest loss: True" in outputs and (tmp_path / "tuning.png").is_file()
+        assert "tuning.parameters.n_layers: 8..96 ->" in outputs and "tuning.instance_configs.1: 1 x ml.p4d.24xlarge -> removed" in outputs
+        assert "tuning.parameters.global_batch_size: [8, 16, 30, 32, 64] -> [8, 16, 32, 64]" in outputs
+        assert "ContinuousParameterRanges" in outputs and "instance configs: ['ml.g5.12xlarge', 'ml.g6e.12xlarge']" in outputs
     if path.stem == "05_data_parallel_inference":
         assert "in input order, none lost or repeated: True" in outputs and "1 and 2 processes agree: True" in outputs
         assert "19998 predicted, 2 bad" in outputs and "S3Uri: s3://my-bucket/predictions/" in outputs
