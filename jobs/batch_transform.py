@@ -13,11 +13,9 @@ MaxPayloadInMB from 1 to 100, and MaxConcurrentTransforms x MaxPayloadInMB at mo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from smjobs import catalog, manifests, source
 from smjobs.errors import Problem
@@ -26,6 +24,7 @@ from smjobs.request import (
     DEFAULT_REGION,
     UNRESOLVED_BUCKET,
     UNRESOLVED_ROLE,
+    RequestData,
     unique_job_name,
 )
 from smjobs.spec import ENTRY_POINTS_DIR, JobSpec
@@ -40,7 +39,7 @@ TEXT_SUFFIXES = (".jsonl", ".csv")
 
 
 @dataclass(frozen=True)
-class TransformRequest:
+class TransformRequest(RequestData):
     """Everything needed to create one transform job, as plain data."""
 
     job_name: str
@@ -62,16 +61,6 @@ class TransformRequest:
     create_model: dict[str, Any] = field(default_factory=dict)
     create_transform_job: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-
-    @property
-    def resolved(self) -> bool:
-        return self.role_arn != UNRESOLVED_ROLE and self.bucket != UNRESOLVED_BUCKET
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
 
 
 # ----- what the input and model are -------------------------------------------------------------------------

@@ -29,8 +29,25 @@ JOB_NAME_SUFFIX_CHARS = len("-20260101-000000")
 CONTAINER_LOG_LEVEL = 20  # logging.INFO, the SDK's default
 
 
+class RequestData:
+    """What every request built here shares: printable as plain data, and resolved once role and bucket are."""
+
+    role_arn: str
+    bucket: str
+
+    @property
+    def resolved(self) -> bool:
+        return self.role_arn != UNRESOLVED_ROLE and self.bucket != UNRESOLVED_BUCKET
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
+
+
 @dataclass(frozen=True)
-class TrainingRequest:
+class TrainingRequest(RequestData):
     """Everything needed to create one training job, as plain data."""
 
     job_name: str
@@ -57,16 +74,6 @@ class TrainingRequest:
     def strategy_settings(self) -> dict[str, Any]:
         """The distribution settings the job's environment carries to the script (``smjobs_runtime.distribution()``)."""
         return json.loads(self.estimator["environment"][DISTRIBUTION_ENV])
-
-    @property
-    def resolved(self) -> bool:
-        return self.role_arn != UNRESOLVED_ROLE and self.bucket != UNRESOLVED_BUCKET
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
 
 
 def unique_job_name(base: str, now: _dt.datetime | None = None) -> str:
