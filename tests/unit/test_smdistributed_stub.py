@@ -112,20 +112,47 @@ def test_apis_need_init_first():
 
 
 def test_refuses_to_shadow_the_real_library(monkeypatch, tmp_path):
+    from smdistributed import _guard
+
     real = object()
-    monkeypatch.setattr(smdistributed.metadata, "distribution",
+    monkeypatch.setattr(_guard.metadata, "distribution",
                         lambda name: real if name == "smdistributed-modelparallel" else (_ for _ in ()).throw(
-                            smdistributed.metadata.PackageNotFoundError(name)))
+                            _guard.metadata.PackageNotFoundError(name)))
     with pytest.raises(ImportError, match="shadow the real smdistributed-modelparallel"):
-        smdistributed._refuse_to_shadow()
+        _guard.refuse_to_shadow()
     monkeypatch.undo()
     config = tmp_path / "resourceconfig.json"
     config.write_text("{}")
-    monkeypatch.setattr(smdistributed, "SAGEMAKER_RESOURCE_CONFIG", config)
+    monkeypatch.setattr(_guard, "SAGEMAKER_RESOURCE_CONFIG", config)
     with pytest.raises(ImportError, match="does not run inside a SageMaker training container"):
-        smdistributed._refuse_to_shadow()
+        _guard.refuse_to_shadow()
     monkeypatch.setenv("SMDISTRIBUTED_STUB_ALLOW", "1")
-    smdistributed._refuse_to_shadow()
+    _guard.refuse_to_shadow()
+
+
+def test_the_guard_holds_when_the_real_package_is_a_namespace_package(tmp_path):
+    """A real ``smdistributed`` without ``__init__.py`` (a namespace package) whose path takes in the stub's
+    folders: ``import smdistributed.modelparallel.torch`` never runs the stub's parent package, and must still
+    refuse inside a container."""
+    import subprocess
+    import sys
+
+    real = tmp_path / "real" / "smdistributed"
+    real.mkdir(parents=True)
+    config = tmp_path / "resourceconfig.json"
+    config.write_text("{}")
+    probe = (
+        "import sys, types\n"
+        f"ns = types.ModuleType('smdistributed'); ns.__path__ = [{str(real)!r}, {str(STUB / 'smdistributed')!r}]\n"
+        "sys.modules['smdistributed'] = ns\n"
+        "import smdistributed.modelparallel.torch\n"
+    )
+    env = {"SMDISTRIBUTED_STUB_RESOURCE_CONFIG": str(config), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0 and "does not run inside a SageMaker training container" in done.stderr, done.stderr[-2000:]
+    allowed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                             env={**env, "SMDISTRIBUTED_STUB_ALLOW": "1"})
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
 
 
 def test_stub_is_installed_from_stubs_not_from_entry_points():
@@ -162,9 +189,13 @@ def test_coverage_table_matches_the_package():
     assert statuses == {"emulated", "partial", "not emulated"}
     for api, status in rows:
         if api.startswith("mp_parameters"):
-            for key in ("shard_optimizer_state", "prescaled_batch", "delayed_parameter_initialization"):
-                with pytest.raises(NotImplementedError, match=key):
-                    _topology.config_from({key: True})
+            keys = [k.split(" ")[0] for k in api.removeprefix("mp_parameters: ").split(", ")]
+            for key in keys:
+                if status == "not emulated":
+                    with pytest.raises(NotImplementedError, match=key):
+                        _topology.config_from({key: 4 if key == "sharded_data_parallel_degree" else True})
+                else:
+                    assert _topology.config_from({key: 1}).raw == {key: 1}
             continue
         if status == "not emulated":
             with pytest.raises(NotImplementedError, match=re.escape(api.rsplit(".", 1)[-1])):

@@ -10,27 +10,8 @@ See README.md for what is emulated, partly emulated and not emulated.
 
 from __future__ import annotations
 
-import os
-from importlib import metadata
-from pathlib import Path
+from smdistributed._guard import REAL_DISTRIBUTIONS, SAGEMAKER_RESOURCE_CONFIG, refuse_to_shadow  # noqa: F401
 
 __stub__ = True
-REAL_DISTRIBUTIONS = ("smdistributed-dataparallel", "smdistributed-modelparallel")
-SAGEMAKER_RESOURCE_CONFIG = Path("/opt/ml/input/config/resourceconfig.json")
-
-
-def _refuse_to_shadow() -> None:
-    for name in REAL_DISTRIBUTIONS:
-        try:
-            metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        raise ImportError(f"smdistributed-stub would shadow the real {name} installed here; "
-                          "uninstall the stub: pip uninstall smdistributed-stub")
-    if SAGEMAKER_RESOURCE_CONFIG.exists() and os.environ.get("SMDISTRIBUTED_STUB_ALLOW") != "1":
-        raise ImportError("smdistributed-stub is a local stand-in and does not run inside a SageMaker training container; "
-                          "use an image with the real library (SMDDP: PyTorch GPU images; SMP v1: PyTorch <= 2.0 images), "
-                          "or set SMDISTRIBUTED_STUB_ALLOW=1 to use the stub anyway")
-
-
-_refuse_to_shadow()
+_refuse_to_shadow = refuse_to_shadow  # the name earlier versions exported
+refuse_to_shadow()

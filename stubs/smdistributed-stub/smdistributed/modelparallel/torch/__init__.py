@@ -33,10 +33,11 @@ from smdistributed.modelparallel.torch._topology import all_groups, config_from,
 __all__ = [
     "CommGroup", "DistributedModel", "DistributedOptimizer", "RankType", "StepOutput", "allgather", "barrier", "broadcast",
     "dp_barrier", "dp_rank", "dp_size", "get_dp_group", "get_dp_process_group", "get_mp_group", "get_mp_process_group",
-    "get_pp_process_group", "get_rdp_process_group", "get_tp_process_group", "get_world_process_group", "init",
+    "get_pp_group", "get_pp_process_group", "get_rdp_group", "get_rdp_process_group", "get_tp_group", "get_tp_process_group",
+    "get_world_process_group", "init",
     "is_initialized", "is_tracing", "load", "local_rank", "local_size", "model_creation", "mp_barrier", "mp_rank", "mp_size",
     "partition", "pp_rank", "pp_size", "rank", "rdp_rank", "rdp_size", "recv_from", "resume_from_checkpoint", "save",
-    "save_checkpoint", "send", "size", "step", "tp_rank", "tp_size",
+    "save_checkpoint", "send", "set_partition", "size", "state", "step", "tp_rank", "tp_size",
 ]
 
 
@@ -153,6 +154,18 @@ def dp_rank() -> int:
 
 def dp_size() -> int:
     return _size("DP_GROUP")
+
+
+def get_tp_group() -> list[int]:
+    return list(_state.current("smp.get_tp_group").members["TP_GROUP"])
+
+
+def get_pp_group() -> list[int]:
+    return list(_state.current("smp.get_pp_group").members["PP_GROUP"])
+
+
+def get_rdp_group() -> list[int]:
+    return list(_state.current("smp.get_rdp_group").members["RDP_GROUP"])
 
 
 def get_mp_group() -> list[int]:
@@ -290,11 +303,16 @@ def _collect(outputs: list, detach: bool):
     if isinstance(first, (list, tuple)):
         items = [_collect([o[i] for o in outputs], detach) for i in range(len(first))]
         return type(first)(*items) if hasattr(first, "_fields") else type(first)(items)
-    return first
+    if first is None:
+        return None
+    return list(outputs)  # Python values: one per micro-batch, as AWS documents (sum(loss_batch) works)
 
 
-def step(func=None, /, *, non_split_inputs=None, input_split_axes=None, detach_outputs=True, **_tf_only):
-    """Decorate one forward-and-backward pass: run it once per micro-batch of its inputs."""
+def step(func=None, /, *, non_split_inputs=None, input_split_axes=None, detach_outputs=True):
+    """Decorate one forward-and-backward pass (or a forward pass alone, for evaluation): run it once per
+    micro-batch of its inputs. Gradients are averaged across DP_GROUP only when the step ran a backward pass, so an
+    evaluation step touches no gradient and issues no collective (it may run on some ranks only). An unknown
+    keyword argument is a TypeError, as in SMP."""
     if func is None:
         return functools.partial(step, non_split_inputs=non_split_inputs, input_split_axes=input_split_axes,
                                  detach_outputs=detach_outputs)
@@ -311,6 +329,7 @@ def step(func=None, /, *, non_split_inputs=None, input_split_axes=None, detach_o
             session.model._before_first_step()
         outputs = []
         session.in_step = True
+        session.extra["backward_in_step"] = False
         try:
             for index in range(count):
                 sliced = {name: value if name in keep_whole else _slice(value, count, index, axes.get(name, 0), name)
@@ -319,7 +338,7 @@ def step(func=None, /, *, non_split_inputs=None, input_split_axes=None, detach_o
                 outputs.append(func(*call.args, **call.kwargs))
         finally:
             session.in_step = False
-        if session.model is not None:
+        if session.model is not None and session.extra["backward_in_step"]:
             session.model._average_across_data_parallel()
         session.steps += 1
         return _collect(outputs, detach_outputs)
@@ -334,6 +353,35 @@ def partition(index: int):
     if not 0 <= index < pp_size():
         raise ValueError(f"smp.partition({index}): the job has {pp_size()} partitions (0 to {pp_size() - 1})")
     yield
+
+
+def set_partition(module, index: int) -> None:
+    """Manual partitioning of one module: checked; locally every module stays on every rank (replicated)."""
+    if not 0 <= index < pp_size():
+        raise ValueError(f"smp.set_partition(..., {index}): the job has {pp_size()} partitions (0 to {pp_size() - 1})")
+
+
+class _StateView:
+    """``smp.state``: the session's model, optimizer and configuration (``cfg``: every mp_parameters key, defaults
+    filled in), as Hugging Face's Trainer reads them."""
+
+    @property
+    def model(self):
+        return _state.current("smp.state.model").model
+
+    @property
+    def optimizer(self):
+        return _state.current("smp.state.optimizer").optimizer
+
+    @property
+    def cfg(self):
+        return _state.current("smp.state.cfg").config.namespace()
+
+    def __repr__(self) -> str:
+        return "smp.state (smdistributed-stub)"
+
+
+state = _StateView()
 
 
 @contextlib.contextmanager

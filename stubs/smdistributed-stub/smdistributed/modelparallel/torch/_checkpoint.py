@@ -2,8 +2,9 @@
 
 Partial files carry the writer's ``mp_rank`` (``<f>_<mp_rank>``); a checkpoint directory holds
 ``<tag>_partial/`` (model, optimizer and user content per model-parallel rank) or, for a full checkpoint, the
-file ``<tag>`` and ``user_content_<tag>``, and a ``newest`` file naming the latest tag. Only ranks with
-dp_rank 0 write, as SMP asks; every rank reads.
+file ``<tag>`` and ``user_content_<tag>``, and a ``newest`` file naming the latest tag. Partial files are written
+by the ranks with rdp_rank 0, one per pipeline and tensor-parallel coordinate (``model_<pp>_<tp>.pt``), so that
+every rank finds its own on resume; every rank reads.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ def _mp_rank() -> int:
     return _state.current("smp.save/load").index_in("MP_GROUP")
 
 
-def _dp_rank() -> int:
-    return _state.current("smp.save_checkpoint").index_in("DP_GROUP")
+def _rdp_rank() -> int:
+    s = _state.current("smp.save_checkpoint")
+    return s.topology.coords[s.topology.rank]["D"]
 
 
-def save(obj, f: str, partial: bool = True, pickle_module=pickle, pickle_protocol: int = 2) -> None:
+def save(obj, f: str, partial: bool = True, pickle_module=pickle, pickle_protocol: int = 2, v3: bool = False) -> None:
+    """``torch.save`` to ``f`` (``<f>_<mp_rank>`` when partial). ``v3`` (SMP's checkpoint format for tensor
+    parallelism) changes nothing here: no module is split."""
     path = f"{f}_{_mp_rank()}" if partial else str(f)
     torch.save(obj, path, pickle_module=pickle_module, pickle_protocol=pickle_protocol)
 
@@ -51,7 +55,7 @@ def save_checkpoint(path, tag: str, partial: bool = True, model=None, optimizer=
     session = _state.current("smp.save_checkpoint")
     model, optimizer = model or session.model, optimizer or session.optimizer
     root = Path(path)
-    if _dp_rank() == 0:
+    if _rdp_rank() == 0:
         root.mkdir(parents=True, exist_ok=True)
         if partial:
             folder = root / f"{tag}_partial"
@@ -60,9 +64,9 @@ def save_checkpoint(path, tag: str, partial: bool = True, model=None, optimizer=
                 torch.save(model.local_state_dict(), folder / f"model_{_rank_info()}.pt")
             if optimizer is not None:
                 torch.save(optimizer.local_state_dict(), folder / f"optimizer_{_rank_info()}.pt")
-            if user_content is not None:
+            if user_content is not None and _mp_rank() == 0 and session.topology.coords[session.topology.rank]["T"] == 0:
                 torch.save(user_content, folder / "user_content.pt")
-        elif _mp_rank() == 0:
+        elif _mp_rank() == 0 and session.topology.coords[session.topology.rank]["T"] == 0:
             torch.save({"model": model.state_dict() if model else None,
                         "optimizer": optimizer.state_dict() if optimizer else None}, root / tag)
             if user_content is not None:
@@ -78,8 +82,11 @@ def save_checkpoint(path, tag: str, partial: bool = True, model=None, optimizer=
 
 
 def resume_from_checkpoint(path, tag: str | None = None, partial: bool = True, strict: bool = True,
-                           load_optimizer_states: bool = True, translate_function=None):
-    """Load the newest (or ``tag``) checkpoint into the wrapped model and optimizer; return the user content."""
+                           load_optimizer: bool = True, load_sharded_optimizer_state: bool = True,
+                           translate_function=None):
+    """Load the newest (or ``tag``) checkpoint into the wrapped model and, with ``load_optimizer``, the optimizer;
+    return the user content. Nothing is sharded, so ``load_sharded_optimizer_state`` changes nothing."""
+    load_optimizer_states = load_optimizer
     if translate_function is not None:
         raise NotImplementedError("smp.resume_from_checkpoint(translate_function=...) is not emulated by smdistributed-stub")
     session = _state.current("smp.resume_from_checkpoint")

@@ -3,6 +3,8 @@ replicated locally), gradients averaged over micro-batches and then across DP_GR
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -22,8 +24,25 @@ class _Handle:
             self._hooks.remove(self._hook)
 
 
+SPEED_ONLY = {"overlapping_allreduce": True, "bucket_cap_mb": 25, "gradient_as_bucket_view": False}
+"""DistributedModel arguments that tune communication speed only: accepted, and said to have no effect here."""
+TRACING = {"trace_device": "gpu", "trace_execution_times": False, "trace_memory_usage": False}
+"""Arguments of the partitioning trace, which the stub does not run (partitions are replicated)."""
+_warned: set[str] = set()
+
+
+def _warn_once(name: str, text: str) -> None:
+    if name not in _warned and _state.current("smp.DistributedModel").topology.rank == 0:
+        _warned.add(name)
+        warnings.warn(f"smdistributed-stub: DistributedModel({name}=...) {text}", stacklevel=4)
+
+
 class DistributedModel(nn.Module):
-    """The model to train with SMP. Call it and ``backward`` inside an ``@smp.step`` function."""
+    """The model to train with SMP. Call it and ``backward`` inside an ``@smp.step`` function.
+
+    As in SMP, the weights are broadcast from rank 0 at the first ``smp.step`` (when SMP partitions the model), not
+    when the model is wrapped: weights set after wrapping are rank 0's everywhere from the first step on. With
+    ``broadcast_buffers`` (the default) buffers are broadcast from rank 0 before every step, as DDP does."""
 
     def __init__(self, module: nn.Module, trace_device: str = "gpu", trace_execution_times: bool = False,
                  overlapping_allreduce: bool = True, backward_passes_per_step: int = 1,
@@ -35,17 +54,27 @@ class DistributedModel(nn.Module):
             raise ValueError("smp.DistributedModel: only one model per training script can be wrapped")
         if backward_passes_per_step != 1:
             _not_emulated("smp.DistributedModel(backward_passes_per_step != 1)")
+        given = {"trace_device": trace_device, "trace_execution_times": trace_execution_times,
+                 "trace_memory_usage": trace_memory_usage, "overlapping_allreduce": overlapping_allreduce,
+                 "bucket_cap_mb": bucket_cap_mb, "gradient_as_bucket_view": gradient_as_bucket_view}
+        for name, value in given.items():
+            if name in SPEED_ONLY and value != SPEED_ONLY[name]:
+                _warn_once(name, "tunes communication speed only; it has no effect locally")
+            elif name in TRACING and value != TRACING[name]:
+                _warn_once(name, "configures SMP's partitioning trace, which the stub does not run (partitions are replicated)")
         self.module = module.to(torch.device("cuda", session.local_rank) if torch.cuda.is_available() else "cpu")
         self.average_grads_across_microbatches = average_grads_across_microbatches
+        self.broadcast_buffers = broadcast_buffers
         self.partitioned = False
         self._post_partition_hooks: list = []
-        with torch.no_grad():  # every rank starts from rank 0's weights, as SMP's initial broadcast does
-            for tensor in [*self.module.parameters(), *self.module.buffers()]:
-                dist.broadcast(tensor.data, src=0)
         session.model = self
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+    def get_module(self) -> nn.Module:
+        """The wrapped module (SMP returns the local partition; here the whole model)."""
+        return self.module
 
     def backward(self, tensors, grad_tensors=None) -> None:
         """Like ``torch.autograd.backward``; gradients are averaged over the step's micro-batches."""
@@ -59,13 +88,21 @@ class DistributedModel(nn.Module):
             grad_tensors = [grad_tensors]
         scale = 1.0 / session.config.microbatches if self.average_grads_across_microbatches else 1.0
         torch.autograd.backward(tensors, grad_tensors=[g * scale for g in grad_tensors])
+        session.extra["backward_in_step"] = True
 
     # ----- called by smp.step -------------------------------------------------------------------------
     def _before_first_step(self) -> None:
         if not self.partitioned:
             self.partitioned = True
+            with torch.no_grad():  # SMP's initial broadcast, when it partitions the model at the first step
+                for tensor in [*self.module.parameters(), *self.module.buffers()]:
+                    dist.broadcast(tensor.data, src=0)
             for hook in list(self._post_partition_hooks):
                 hook(self, _state.current("smp.step").optimizer)
+        elif self.broadcast_buffers:
+            with torch.no_grad():
+                for buffer in self.module.buffers():
+                    dist.broadcast(buffer.data, src=0)
 
     def _average_across_data_parallel(self) -> None:
         session = _state.current("smp.step")
@@ -79,11 +116,15 @@ class DistributedModel(nn.Module):
                 param.grad.div_(len(members))
 
     # ----- state ---------------------------------------------------------------------------------------
-    def state_dict(self, *args, **kwargs):
-        """The whole model's state dict (every rank holds all of it locally)."""
+    def state_dict(self, *args, gather_to_rank0: bool = False, **kwargs):
+        """The whole model's state dict (every rank holds all of it locally); with ``gather_to_rank0``, as in SMP,
+        only rank 0 gets it and the other ranks an empty dict."""
+        if gather_to_rank0 and _state.current("DistributedModel.state_dict").topology.rank != 0:
+            return {}
         return self.module.state_dict(*args, **kwargs)
 
-    def local_state_dict(self) -> dict:
+    def local_state_dict(self, gather_if_shard: bool = True) -> dict:
+        """This rank's partition (here the whole model); nothing is sharded, so ``gather_if_shard`` changes nothing."""
         return {**self.module.state_dict(), PARTIAL_KEY: True}
 
     def load_state_dict(self, state_dict, strict: bool = True):
@@ -134,23 +175,59 @@ class DistributedModel(nn.Module):
         _not_emulated("DistributedModel.register_comm_hook")
 
 
-class DistributedOptimizer:
-    """Wraps an optimizer; saving and loading go through the (whole, local) model state."""
+class DistributedOptimizer(torch.optim.Optimizer):
+    """Wraps an optimizer; saving and loading go through the (whole, local) model state. A
+    ``torch.optim.Optimizer``, so that learning-rate schedulers take it; its parameter groups and state are the
+    wrapped optimizer's."""
 
     def __init__(self, optimizer, static_loss_scale=1.0, dynamic_loss_scale: bool = False, **dynamic_loss_args):
+        # Optimizer.__init__ is not called: the wrapped optimizer owns the parameters, groups and state
         if dynamic_loss_scale:
             _not_emulated("smp.DistributedOptimizer(dynamic_loss_scale=True) (fp16 loss scaling)")
         self.optimizer = optimizer
+        self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = {}, {}
+        self._optimizer_state_dict_pre_hooks, self._optimizer_state_dict_post_hooks = {}, {}
+        self._optimizer_load_state_dict_pre_hooks, self._optimizer_load_state_dict_post_hooks = {}, {}
         _state.current("smp.DistributedOptimizer").optimizer = self
 
-    def __getattr__(self, name):  # step, zero_grad, param_groups, state, ...
-        return getattr(self.__dict__["optimizer"], name)
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
 
-    def state_dict(self) -> dict:
+    @param_groups.setter
+    def param_groups(self, value):
+        self.optimizer.param_groups = value
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    @property
+    def defaults(self):
+        return self.optimizer.defaults
+
+    def step(self, closure=None):
+        return self.optimizer.step() if closure is None else self.optimizer.step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def add_param_group(self, param_group: dict) -> None:
+        self.optimizer.add_param_group(param_group)
+
+    def state_dict(self, gather_to_rank0: bool = False) -> dict:
+        if gather_to_rank0 and _state.current("DistributedOptimizer.state_dict").topology.rank != 0:
+            return {}
         return self.optimizer.state_dict()
 
-    def local_state_dict(self) -> dict:
+    def local_state_dict(self, gather_if_shard: bool = True) -> dict:
         return {**self.optimizer.state_dict(), PARTIAL_KEY: True}
 
     def load_state_dict(self, state_dict) -> None:
         self.optimizer.load_state_dict({k: v for k, v in state_dict.items() if k != PARTIAL_KEY})
+
+    def __getstate__(self):
+        return self.__dict__
+
+    def __repr__(self) -> str:
+        return f"DistributedOptimizer({self.optimizer!r})"

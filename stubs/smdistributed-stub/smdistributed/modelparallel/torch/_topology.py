@@ -24,7 +24,10 @@ DEFAULTS = {
 # Accepted, and without effect here: they tune speed, memory or where partitions go, never the numbers.
 NO_EFFECT = ("pipeline", "optimize", "auto_partition", "default_partition", "memory_weight", "active_microbatches",
              "deterministic_server", "activation_loading_horizon", "offload_activations", "skip_tracing", "ddp_port",
-             "ddp_dist_backend", "contiguous", "trace_device", "checkpoint_attentions")
+             "ddp_dist_backend", "contiguous", "trace_device", "checkpoint_attentions",
+             # sharded data parallelism's tuning, and SMP's speed modes: nothing to tune without it here
+             "sdp_reduce_bucket_size", "sdp_param_persistence_threshold", "sdp_max_live_parameters",
+             "sdp_hierarchical_allgather", "sdp_gradient_clipping", "static_mode", "fast_mode")
 # Features the stub does not emulate: setting them raises NotImplementedError at smp.init().
 NOT_EMULATED = ("fp16", "bf16", "fp16_params", "shard_optimizer_state", "prescaled_batch", "delayed_parameter_initialization",
                 "horovod", "sharded_data_parallel_degree")
@@ -41,6 +44,14 @@ class Config:
     """A permutation of D, P, T."""
     ddp: bool
     raw: dict = field(default_factory=dict)
+
+    def namespace(self):
+        """Every mp_parameters key as an attribute (``smp.state.cfg``): the job's values, else the defaults."""
+        from types import SimpleNamespace
+
+        known = {k: False for k in NOT_EMULATED} | {k: None for k in NO_EFFECT} | DEFAULTS
+        return SimpleNamespace(**{**known, "sharded_data_parallel_degree": 1, **self.raw,
+                                  "pipeline_parallel_degree": self.pp_size, "partitions": self.pp_size})
 
 
 def _turned_on(key: str, value) -> bool:
