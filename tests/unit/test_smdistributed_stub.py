@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-import smdistributed
 import torch
 from smdistributed import _launch
 from smdistributed.modelparallel import torch as smp
