@@ -40,9 +40,11 @@ def _warn_once(name: str, text: str) -> None:
 class DistributedModel(nn.Module):
     """The model to train with SMP. Call it and ``backward`` inside an ``@smp.step`` function.
 
-    As in SMP, the weights are broadcast from rank 0 at the first ``smp.step`` (when SMP partitions the model), not
-    when the model is wrapped: weights set after wrapping are rank 0's everywhere from the first step on. With
-    ``broadcast_buffers`` (the default) buffers are broadcast from rank 0 before every step, as DDP does."""
+    The initial broadcast of weights and buffers from rank 0 happens when SMP does it (AWS, SMP v1 PyTorch API,
+    "DistributedModel"): with pipeline parallelism (``partitions`` > 1) at the first ``smp.step`` call, when the
+    model is partitioned, so weights set after wrapping are rank 0's everywhere from the first step on; with one
+    partition at once, when the model is wrapped. With ``broadcast_buffers`` (the default) buffers are broadcast
+    from rank 0 before every later step, as DDP does."""
 
     def __init__(self, module: nn.Module, trace_device: str = "gpu", trace_execution_times: bool = False,
                  overlapping_allreduce: bool = True, backward_passes_per_step: int = 1,
@@ -67,7 +69,16 @@ class DistributedModel(nn.Module):
         self.broadcast_buffers = broadcast_buffers
         self.partitioned = False
         self._post_partition_hooks: list = []
+        self._broadcast_done = False
         session.model = self
+        if session.config.pp_size == 1:  # nothing to partition: SMP places and broadcasts at once
+            self._broadcast_from_rank_0()
+
+    def _broadcast_from_rank_0(self) -> None:
+        with torch.no_grad():
+            for tensor in [*self.module.parameters(), *self.module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+        self._broadcast_done = True
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -94,9 +105,8 @@ class DistributedModel(nn.Module):
     def _before_first_step(self) -> None:
         if not self.partitioned:
             self.partitioned = True
-            with torch.no_grad():  # SMP's initial broadcast, when it partitions the model at the first step
-                for tensor in [*self.module.parameters(), *self.module.buffers()]:
-                    dist.broadcast(tensor.data, src=0)
+            if not self._broadcast_done:  # SMP's initial broadcast, when it partitions the model at the first step
+                self._broadcast_from_rank_0()
             for hook in list(self._post_partition_hooks):
                 hook(self, _state.current("smp.step").optimizer)
         elif self.broadcast_buffers:
