@@ -178,6 +178,19 @@ class DistributedModel(nn.Module):
     def is_distributed_buffer(self, buf) -> bool:
         return False
 
+    def is_scaled_batch_parameter(self, param) -> bool:
+        return False
+
+    def is_scaled_batch_buffer(self, buf) -> bool:
+        return False
+
+    def default_reducer_named_parameters(self):
+        """Every parameter: all are all-reduced over DP_GROUP here."""
+        return self.module.named_parameters()
+
+    def scaled_batch_reducer_named_parameters(self):
+        return iter(())
+
     def join(self):
         _not_emulated("DistributedModel.join")
 
