@@ -79,11 +79,6 @@ def assert_same(state: dict, expected: dict) -> None:
         assert diff <= ATOL, f"{key}: {diff}"
 
 
-def test_smddp_backend_script_matches_torch(tmp_path):
-    torchrun("smddp_backend.py", str(tmp_path / "out.pt"))
-    assert_same(torch.load(tmp_path / "out.pt"), reference())
-
-
 def test_smddp_v1_api_script_matches_torch(tmp_path):
     torchrun("smddp_v1_api.py", str(tmp_path / "out.pt"))
     result = torch.load(tmp_path / "out.pt", weights_only=False)
@@ -240,3 +235,39 @@ def test_aws_style_checkpoint_with_tensor_parallelism_resumes(tmp_path):
     assert len(result["losses"]) == len(losses) - 3
     assert torch.allclose(torch.tensor(result["losses"]), torch.tensor(losses[3:]), atol=ATOL)
     assert_same(result["model"], state)
+
+
+def gpt_reference():
+    sys.path.insert(0, str(SCRIPTS))
+    import toy_gpt
+
+    return toy_gpt.reference_run()
+
+
+@pytest.mark.parametrize(("processes", "mp_parameters"), [
+    (2, {"partitions": 2, "ddp": True, "microbatches": 2}),
+    (4, {"partitions": 2, "tensor_parallel_degree": 2, "ddp": True, "microbatches": 2}),
+], ids=["2-pp2", "4-pp2-tp2"])
+def test_aws_style_gpt_script_matches_torch_and_resumes_from_partial_checkpoints(tmp_path, processes, mp_parameters):
+    state, losses = gpt_reference()
+    torchrun("smp_v1_gpt_style.py", str(tmp_path / "whole.pt"), str(tmp_path / "unused"), "-1",
+             mp_parameters=mp_parameters, processes=processes)
+    whole = torch.load(tmp_path / "whole.pt", weights_only=False)
+    assert_same(whole["model"], state)
+    assert torch.allclose(torch.tensor(whole["losses"]), torch.tensor(losses), atol=ATOL)
+    for fact in whole["facts"]:
+        assert fact["sizes"] == fact["expected"] and fact["tied"]
+    torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "3",
+             mp_parameters=mp_parameters, processes=processes)
+    assert (tmp_path / "ckpt" / "newest").read_text() == "total_steps3"
+    torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "-1",
+             mp_parameters=mp_parameters, processes=processes)
+    resumed = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert_same(resumed["model"], state)
+    assert torch.allclose(torch.tensor(resumed["losses"]), torch.tensor(losses[3:]), atol=ATOL)
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_aws_style_smddp_script_on_2_and_4_processes(tmp_path, processes):
+    torchrun("smddp_backend.py", str(tmp_path / "out.pt"), processes=processes)
+    assert_same(torch.load(tmp_path / "out.pt"), reference())
