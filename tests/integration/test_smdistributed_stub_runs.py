@@ -257,6 +257,7 @@ def test_aws_style_gpt_script_matches_torch_and_resumes_from_partial_checkpoints
     assert torch.allclose(torch.tensor(whole["losses"]), torch.tensor(losses), atol=ATOL)
     for fact in whole["facts"]:
         assert fact["sizes"] == fact["expected"] and fact["tied"]
+        assert fact["markers"] == [0.0] * len(losses), "broadcast_buffers: rank 0's buffers before every step"
     torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "3",
              mp_parameters=mp_parameters, processes=processes)
     assert (tmp_path / "ckpt" / "newest").read_text() == "total_steps3"

@@ -254,3 +254,13 @@ def test_the_readme_coverage_table_is_generated_from_the_api_surface():
     readme = (STUB / "README.md").read_text()
     for name in ("mp_parameters `fp16_params`", "mp_parameters `horovod`", "(backward_passes_per_step=)"):
         assert name in readme  # the rows the hand-written table lacked
+
+
+def test_grad_scaler_passes_through_with_mixed_precision_off_and_refuses_it_on(monkeypatch):
+    scaler = smp.amp.GradScaler()  # AWS's examples create one whatever the precision
+    loss = torch.tensor(2.5)
+    assert scaler.scale(loss) is loss and scaler.get_scale() == 1.0 and not scaler.is_enabled()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(NotImplementedError, match="smp.amp.GradScaler with mixed precision on"):
+        smp.amp.GradScaler()
+    assert smp.amp.GradScaler(enabled=False).get_scale() == 1.0
