@@ -247,3 +247,17 @@ def test_a_trial_that_started_fewer_processes_than_declared_fails_loudly(tmp_pat
         smr.check_world_size(smr.environment(environ), environ)
     smr.check_world_size(smr.environment({**environ, "WORLD_SIZE": "16"}), {**environ, "WORLD_SIZE": "16"})
     smr.check_world_size(smr.environment({}), {"SAGEMAKER_BASE_DIR": str(tmp_path / "elsewhere")})  # no contract
+
+
+def test_cli_tune_submits_through_the_sdk(captured, tmp_path):
+    spec_file = tmp_path / "tune.yaml"
+    spec_file.write_text(yaml.safe_dump(tuning_spec({"max_trials": 4, "max_parallel_trials": 2})))
+    result = CliRunner().invoke(app, ["tune", str(spec_file), "--region", "us-east-1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "submitted tuning job tune-" in result.stdout and "4 trials, 2 at once" in result.stdout
+    import re
+
+    name = re.search(r"smjobs tune-status (\S+)", result.stdout).group(1)
+    described = captured.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    limits = described["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    assert (limits["MaxNumberOfTrainingJobs"], limits["MaxParallelTrainingJobs"]) == (4, 2)
