@@ -223,20 +223,6 @@ def test_aws_style_mnist_script_matches_torch(tmp_path, processes, mp_parameters
     assert [f["tp_group"] for f in facts][:2] == ([[0], [1]] if processes == 2 else [[0, 2], [1, 3]])
 
 
-def test_aws_style_checkpoint_with_tensor_parallelism_resumes(tmp_path):
-    params = {"partitions": 2, "tensor_parallel_degree": 2, "ddp": True, "microbatches": 2}
-    torchrun("smp_v1_mnist_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "3", mp_parameters=params, processes=4)
-    files = sorted(p.name for p in (tmp_path / "ckpt" / "step3_partial").iterdir())
-    assert files == ["model_0_0.pt", "model_0_1.pt", "model_1_0.pt", "model_1_1.pt", "optimizer_0_0.pt", "optimizer_0_1.pt",
-                     "optimizer_1_0.pt", "optimizer_1_1.pt", "user_content.pt"]
-    torchrun("smp_v1_mnist_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "-1", mp_parameters=params, processes=4)
-    result = torch.load(tmp_path / "out.pt", weights_only=False)
-    state, losses, _, _ = scheduled_reference()
-    assert len(result["losses"]) == len(losses) - 3
-    assert torch.allclose(torch.tensor(result["losses"]), torch.tensor(losses[3:]), atol=ATOL)
-    assert_same(result["model"], state)
-
-
 def gpt_reference():
     sys.path.insert(0, str(SCRIPTS))
     import toy_gpt
@@ -258,9 +244,14 @@ def test_aws_style_gpt_script_matches_torch_and_resumes_from_partial_checkpoints
     for fact in whole["facts"]:
         assert fact["sizes"] == fact["expected"] and fact["tied"]
         assert fact["markers"] == [0.0] * len(losses), "broadcast_buffers: rank 0's buffers before every step"
+    if processes == 2:
+        return  # the checkpoint round trip below runs once, under tensor parallelism
     torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "3",
              mp_parameters=mp_parameters, processes=processes)
     assert (tmp_path / "ckpt" / "newest").read_text() == "total_steps3"
+    files = sorted(p.name for p in (tmp_path / "ckpt" / "total_steps3_partial").iterdir())
+    assert files == ["model_0_0.pt", "model_0_1.pt", "model_1_0.pt", "model_1_1.pt", "optimizer_0_0.pt", "optimizer_0_1.pt",
+                     "optimizer_1_0.pt", "optimizer_1_1.pt", "user_content.pt"], "every tensor-parallel rank's file"
     torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "-1",
              mp_parameters=mp_parameters, processes=processes)
     resumed = torch.load(tmp_path / "out.pt", weights_only=False)
