@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
+from common import records  # noqa: E402
 from common.predict import Predictor, load  # noqa: E402
 
 JSON_LINES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines")
@@ -59,20 +60,10 @@ def input_fn(body, content_type: str) -> list[tuple[object, str]]:
         if not line.strip():
             continue
         if kind == CSV:
-            try:
-                out.append(([float(v) for v in next(csv.reader(io.StringIO(line)))], ""))
-            except ValueError as exc:
-                out.append((None, f"not a number: {exc}"))
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            out.append((None, f"not JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        if isinstance(record, dict) and field in record:
-            out.append((record[field], ""))
+            out.append(records.numbers(next(csv.reader(io.StringIO(line)))))
         else:
-            out.append((None, f"no {field!r} field"))
+            _, value, error = records.parse_json(line, "", field, "")
+            out.append((value, error))
     return out
 
 

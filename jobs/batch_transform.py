@@ -25,9 +25,10 @@ from smjobs.request import (
     UNRESOLVED_BUCKET,
     UNRESOLVED_ROLE,
     RequestData,
+    source_dir,
     unique_job_name,
 )
-from smjobs.spec import ENTRY_POINTS_DIR, JobSpec
+from smjobs.spec import JobSpec
 
 SCRIPT = "serve.py"
 MAX_PAYLOAD_MB = 100
@@ -77,12 +78,11 @@ def local_input_files(uri: str) -> list[Path] | None:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else None
 
 
-def content_type(spec: JobSpec) -> str:
-    """The setting, else text/csv when every local input file is .csv, else JSON Lines."""
+def content_type(spec: JobSpec, files: list[Path] | None) -> str:
+    """The setting, else text/csv when every local input file (``files``) is .csv, else JSON Lines."""
     chosen = spec.inference.batch_transform.content_type
     if chosen:
         return chosen
-    files = local_input_files(spec.inference.input)
     return "text/csv" if files and all(p.suffix == ".csv" for p in files) else ACCEPT
 
 
@@ -99,15 +99,11 @@ def local_model_file(uri: str) -> Path | None:
 def framework(spec: JobSpec) -> tuple[str, str]:
     """(PyTorch version, Python version) of the inference image: the setting, else the newest image."""
     fw = catalog.frameworks()
-    version = spec.inference.batch_transform.framework_version or max(fw.inference_images, key=_version_key)
+    version = spec.inference.batch_transform.framework_version or max(fw.inference_images, key=catalog.version_key)
     full = fw.resolve_inference(version) or version
     image = fw.inference_images.get(full)
     py = spec.py_version if image and spec.py_version in image.py_versions else (image.py_versions[-1] if image else spec.py_version)
     return full, py
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
 def concurrency(spec: JobSpec) -> int:
@@ -161,10 +157,11 @@ def build_transform_request(spec: JobSpec, *, job_name: str | None = None, regio
     input_uri, data_type = section.input, "ManifestFile" if manifests.is_manifest(section.input) else "S3Prefix"
     if not input_uri.startswith("s3://"):
         input_uri, data_type = f"s3://{bucket}/{job_name}/input/data", "S3Prefix"
-    source = Path(spec.source_dir).resolve() if spec.source_dir else ENTRY_POINTS_DIR
+    code_dir = str(source_dir(spec))
+    files = local_input_files(section.input)  # read once: the content type and the idle-instance count
     env = model_environment(spec)
     model: dict[str, Any] = {
-        "model_data": model_uri, "entry_point": SCRIPT, "source_dir": str(source), "framework_version": version,
+        "model_data": model_uri, "entry_point": SCRIPT, "source_dir": code_dir, "framework_version": version,
         "py_version": py, "name": job_name, "code_location": f"s3://{bucket}", "env": env,
     }
     if security.subnets:
@@ -183,7 +180,7 @@ def build_transform_request(spec: JobSpec, *, job_name: str | None = None, regio
     if spec.tags:
         transformer["tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
     transform: dict[str, Any] = {
-        "data": input_uri, "data_type": data_type, "content_type": content_type(spec), "split_type": "Line",
+        "data": input_uri, "data_type": data_type, "content_type": content_type(spec, files), "split_type": "Line",
         "job_name": job_name, "wait": False, "logs": False,
     }
     if bt.join_source == "Input":
@@ -218,10 +215,9 @@ def build_transform_request(spec: JobSpec, *, job_name: str | None = None, regio
         create_job["Tags"] = transformer["tags"]
     if bt.join_source == "Input":
         create_job["DataProcessing"] = {"JoinSource": "Input"}
-    files = local_input_files(section.input)
     objects = len(files) if files is not None else input_objects
     warning = idle_warning(objects, compute.instance_count)
-    return TransformRequest(job_name, region, role_arn, bucket, str(source), section.model, section.input, model,
+    return TransformRequest(job_name, region, role_arn, bucket, code_dir, section.model, section.input, model,
                             transformer, transform, create_model, create_job, (warning,) if warning else ())
 
 
@@ -257,7 +253,7 @@ def check(spec: JobSpec) -> list[Problem]:
     version, py = framework(spec)
     fw = catalog.frameworks()
     if fw.resolve_inference(version) is None:
-        known = sorted(fw.inference_images, key=_version_key)[-4:]
+        known = sorted(fw.inference_images, key=catalog.version_key)[-4:]
         out.append(Problem(f"{at}.framework_version", f"{version!r} has no PyTorch inference image in the SDK's table.",
                            f"use one of {', '.join(known)} (or leave it unset for {known[-1]})."))
     elif fw.inference_image_uri(version, py, spec.region or DEFAULT_REGION) is None:

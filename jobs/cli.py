@@ -285,13 +285,18 @@ def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None)
     from smjobs import sagemaker_edge
     from smjobs.aws import AwsContext
 
-    aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
-    try:
-        summary = sagemaker_edge.status(aws, job)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+    def training_job():
+        try:
+            return sagemaker_edge.status(aws, job)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+                return None  # not a training job: perhaps a tuning job
             raise
-        from smjobs.cli_tune import show_tuning  # not a training job: perhaps a tuning job
+
+    aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
+    summary = _aws_call(training_job)
+    if summary is None:
+        from smjobs.cli_tune import show_tuning
 
         show_tuning(aws, job)
         return

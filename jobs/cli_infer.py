@@ -18,6 +18,7 @@ from smjobs.cli import (
     RegionOpt,
     SetOpt,
     SpecArg,
+    _aws_call,
     _fail,
     _notice,
     _region,
@@ -31,12 +32,12 @@ from smjobs.cli_local import RANK_PREFIX, interruptible, report
 from smjobs.errors import SpecError
 
 TOTAL = re.compile(r"inference: (\d+) records")
+PART = re.compile(r": part \d+ done \((\d+) records\)")
 
 
 class Backend(str, Enum):
     training_job = "training-job"
     batch_transform = "batch-transform"
-PART = re.compile(r": part \d+ done \((\d+) records\)")
 
 
 @app.command()
@@ -136,18 +137,13 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name) ->
         out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", markup=False, highlight=False,
                   soft_wrap=True)
         return
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from smjobs.sagemaker_edge import NoCredentialsError
 
     try:
-        request = api.submit_transform(job, endpoint_url=endpoint_url, region=_region(job, region), role_arn=role,
-                                       bucket=bucket, job_name=job_name)
+        request = _aws_call(lambda: api.submit_transform(job, endpoint_url=endpoint_url, region=_region(job, region),
+                                                         role_arn=role, bucket=bucket, job_name=job_name))
     except (SpecError, NoCredentialsError) as exc:
         _fail(exc)
-    except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
     for text in request.warnings:
         err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
     out.print(f"[green]submitted[/] transform job {escape(request.job_name)} ({job.compute.instance_count} x "

@@ -96,7 +96,7 @@ def check_framework(spec: JobSpec) -> list[Problem]:
         return _check_smp_v2_image(spec)
     full = fw.resolve(spec.framework_version)
     if full is None:
-        newest = sorted(fw.py_versions, key=_version_key)[-6:]
+        newest = sorted(fw.py_versions, key=catalog.version_key)[-6:]
         return [Problem("framework_version", f"PyTorch {spec.framework_version!r} has no SageMaker training image.",
                         f"use one of: {', '.join(newest)} (or an older version with an image).")]
     if spec.py_version not in fw.py_versions[full]:
@@ -117,10 +117,6 @@ def _check_smp_v2_image(spec: JobSpec) -> list[Problem]:
     return []
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", version))
-
-
 def check_distribution(spec: JobSpec) -> list[Problem]:
     out = []
     d = spec.distribution
@@ -137,7 +133,7 @@ def check_distribution(spec: JobSpec) -> list[Problem]:
     if library is not None:
         out += _check_library(spec, full, *library(fw))
     elif full is not None and full not in fw.torch_distributed_gpu_versions:
-        supported = [v for v in fw.torch_distributed_gpu_versions if _version_key(v) >= (2,)]
+        supported = [v for v in fw.torch_distributed_gpu_versions if catalog.version_key(v) >= (2,)]
         out.append(Problem("framework_version", f"SageMaker's torch_distributed launcher does not support PyTorch {full}.",
                            f"use one of: {', '.join(supported)}."))
     out += _check_degrees(spec, instance)

@@ -203,21 +203,22 @@ def trial_data(spec: JobSpec, values: dict[str, Any], *, instance: tuple[str, in
     return data
 
 
-def derived_micro_batch(spec: JobSpec, data: dict) -> dict:
+def derived_micro_batch(spec: JobSpec, variant: JobSpec) -> JobSpec:
     """When the spec does not set plan.micro_batch, a data-parallel job's per-GPU batch follows its global batch
-    (global batch / (processes x grad_accum_steps)), as the bundled train.py runs it."""
+    (global batch / (processes x grad_accum_steps)), as the bundled train.py runs it: ``variant`` (a trial of
+    ``spec``) with that micro-batch."""
     if "micro_batch" in spec.plan.model_fields_set or spec.distribution.type not in ("ddp", "smddp", "fsdp"):
-        return data
+        return variant
     from smjobs.request import processes_per_host
 
-    hps, plan = data["hyperparameters"], data["plan"]
-    global_batch = plan.get("global_batch", hps.get("global_batch_size"))
+    hps = variant.hyperparameters
+    global_batch = variant.plan.global_batch or hps.get("global_batch_size")
     if not isinstance(global_batch, int) or isinstance(global_batch, bool):
-        return data
-    compute = data["compute"]
-    world = processes_per_host(JobSpec.model_validate(data)) * compute.get("instance_count", 1)
+        return variant
+    world = processes_per_host(variant) * variant.compute.instance_count
     accum = hps.get("grad_accum_steps", 1) if isinstance(hps.get("grad_accum_steps", 1), int) else 1
-    return {**data, "plan": {**plan, "micro_batch": max(1, global_batch // (world * max(1, accum)))}}
+    micro = max(1, global_batch // (world * max(1, accum)))
+    return variant.model_copy(update={"plan": variant.plan.model_copy(update={"micro_batch": micro})})
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def fit(spec: JobSpec, values: dict[str, Any], instance: tuple[str, int], region
     from smjobs.planner.plan import plan
     from smjobs.planner.resolve import constraints, pinned_strategy, workload
 
-    variant = JobSpec.model_validate(derived_micro_batch(spec, trial_data(spec, values, instance=instance)))
+    variant = derived_micro_batch(spec, JobSpec.model_validate(trial_data(spec, values, instance=instance)))
     load, _ = workload(variant, defaults=True)
     if load is None:
         return Fit(None, "the model is not described (plan.model), so memory is not checked")
@@ -284,11 +285,11 @@ def _largest(p: TunedParameter) -> Any:
     return max(p.values, key=float) if p.type == "categorical" else (int(p.max) if p.type == "integer" else p.max)
 
 
-def _numeric(values) -> bool:
+def numeric(values) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 def corner(parameters: dict[str, TunedParameter], only: set[str] | None = None) -> dict[str, Any]:
     """Every parameter (of ``only``) at its largest value: the point that needs the most memory and time."""
     return {n: _largest(p) for n, p in parameters.items() if (only is None or n in only)
-            and (p.type != "categorical" or _numeric(p.values))}
+            and (p.type != "categorical" or numeric(p.values))}

@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from smjobs import catalog
 from smjobs.errors import Problem, SpecError
-from smjobs.request import processes_per_host
+from smjobs.request import processes_per_host, source_dir
 from smjobs.spec import JobSpec
 from smjobs.spec_tuning import TunedParameter
-from smjobs.tuning import DEFAULT_TRIALS, Removal, Space, affects, corner, fit, grid_size, trial_data
+from smjobs.tuning import DEFAULT_TRIALS, Removal, Space, affects, corner, fit, grid_size, numeric, trial_data
 
 BISECTION_STEPS = 24
-
-
-def _gib(reason: str) -> str:
-    return reason.split(": ", 1)[-1] if reason else ""
 
 
 def _configs(spec: JobSpec, region: str | None) -> tuple[list[tuple[str, int]], list[Removal], list[Problem]]:
@@ -96,8 +91,9 @@ def _narrow_one(spec, name: str, p: TunedParameter, others: dict[str, Any], conf
     if fits is not False:
         return p, ""
     low = int(p.min) if p.type == "integer" else p.min
-    if ok(low)[0] is False:
-        return None, f"even {name}={low:g} does not fit: {ok(low)[1]}"
+    lowest_fits, lowest_reason = ok(low)
+    if lowest_fits is False:
+        return None, f"even {name}={low:g} does not fit: {lowest_reason}"
     good, bad = low, top
     for _ in range(BISECTION_STEPS):
         if (p.type == "integer" and bad - good <= 1) or (p.type == "continuous" and bad - good <= 1e-6 * abs(bad)):
@@ -167,16 +163,17 @@ def prepare(spec: JobSpec, region: str | None = None) -> tuple[Space, Estimate]:
     parameters = dict(t.parameters)
     parameters, dropped, problems = _divisible_batches(spec, parameters, configs)
     removed += dropped
-    memory = {n for n, p in parameters.items() if affects(n, p)}
+    order = [n for n, p in parameters.items() if affects(n, p)]
+    memory = set(order)
     notes = []
-    for name in [n for n in parameters if n in memory]:
+    for i, name in enumerate(order):
         p = parameters[name]
-        if p.type == "categorical" and not all(isinstance(v, int | float) and not isinstance(v, bool) for v in p.values):
+        if p.type == "categorical" and not numeric(p.values):
             problems.append(Problem(f"tuning.parameters.{name}", "is a memory parameter with values that are not numbers.",
                                     "give numbers, or remove affects."))
             continue
-        done = [n for n in parameters if n in memory and list(parameters).index(n) < list(parameters).index(name)]
-        others = {**_smallest({n: parameters[n] for n in memory - {name}}), **corner(parameters, set(done))}
+        # the parameters before this one at their (narrowed) largest, those after it at their smallest
+        others = {**_smallest({n: parameters[n] for n in memory - {name}}), **corner(parameters, set(order[:i]))}
         narrowed, why = _narrow_one(spec, name, p, others, configs, region)
         if narrowed is None:
             problems.append(Problem(f"tuning.parameters.{name}", f"no value fits in GPU memory: {why}.",
@@ -215,7 +212,7 @@ def _divisible_batches(spec: JobSpec, parameters: dict[str, TunedParameter], con
     from smjobs.spec import ENTRY_POINTS_DIR
 
     p = parameters.get("global_batch_size")
-    bundled = spec.entry_point == "train.py" and (spec.source_dir is None or Path(spec.source_dir).resolve() == ENTRY_POINTS_DIR)
+    bundled = spec.entry_point == "train.py" and source_dir(spec) == ENTRY_POINTS_DIR
     if p is None or not bundled or spec.distribution.type not in ("ddp", "smddp", "fsdp"):
         return parameters, [], []
     accum = spec.hyperparameters.get("grad_accum_steps", 1)

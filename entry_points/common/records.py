@@ -106,7 +106,9 @@ class Record:
     error: str = ""
 
 
-def _parse_json(line: str, where: str, input_field: str, id_field: str) -> tuple[str, object, str]:
+def parse_json(line: str, where: str, input_field: str, id_field: str) -> tuple[str, object, str]:
+    """(id, input, error) of one JSON Lines record (``where`` is its id when it has none). serve.py reads request
+    bodies with it too, so both inference backends refuse the same records for the same reasons."""
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -123,10 +125,15 @@ def _parse_csv(line: str, header: list[str], where: str, id_field: str) -> tuple
         return where, None, f"{len(row)} fields where the header has {len(header)}"
     named = dict(zip(header, row, strict=True))
     rid = named.pop(id_field, where)
+    return (rid, *numbers(named.values()))
+
+
+def numbers(fields) -> tuple[list[float] | None, str]:
+    """(the CSV fields as numbers, error)."""
     try:
-        return rid, [float(v) for v in named.values()], ""
+        return [float(v) for v in fields], ""
     except ValueError as exc:
-        return rid, None, f"not a number: {exc}"
+        return None, f"not a number: {exc}"
 
 
 def read(root: Path, plan: dict, start: int, stop: int, *, input_field: str = "inputs", id_field: str = "id"):
@@ -170,6 +177,6 @@ def _read_file(path: Path, f: dict, lo: int, hi: int, base: int, input_field: st
                 if path.suffix == ".csv":
                     rid, value, error = _parse_csv(line, header, where, id_field)
                 else:
-                    rid, value, error = _parse_json(line, where, input_field, id_field)
+                    rid, value, error = parse_json(line, where, input_field, id_field)
                 yield Record(base + position, rid, value, error)
             position += 1

@@ -7,6 +7,7 @@ Code reads them through the frozen views below; nothing here imports the SageMak
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -116,6 +117,11 @@ def supported_libraries(instance_type: str) -> tuple[str, ...]:
     fw = frameworks()
     named = (("smddp", fw.smddp_instance_types), ("smp_v2", fw.smp_v2_instance_types), ("smp_v1", fw.smp_v1_instance_types))
     return ("torch_distributed", *(name for name, types in named if instance_type in types))
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """A version's numbers, for sorting versions ("2.10.0" after "2.9.1")."""
+    return tuple(int(x) for x in re.findall(r"\d+", version))
 
 
 @dataclass(frozen=True)
