@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,12 @@ def output_line(row: torch.Tensor) -> dict:
 def load(path: Path, device, factory: str = "") -> Predictor:
     """The model in ``path`` on ``device``, in eval mode: train.py's model.pt, or ``factory``'s model with the
     file's weights."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code runs
+    try:  # tensors and plain values only: no code from the file runs
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        # torch's own message would suggest weights_only=False, which runs whatever code the file holds
+        raise ValueError(f"{path} is not a file torch.save wrote with tensors and plain values only (a state dict, "
+                         f"or train.py's model.pt): {str(exc).splitlines()[0][:200]}") from None
     if factory:
         model = _factory(factory)()
         if not isinstance(model, torch.nn.Module):

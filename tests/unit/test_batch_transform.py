@@ -197,3 +197,14 @@ def test_cli_dry_runs_the_transform_and_refuses_it_locally(tmp_path):
     assert build_transform_request(validate_spec(transform_spec())).create_transform_job["ModelName"].startswith("score-")
     local = CliRunner().invoke(app, ["infer", str(spec_file), "--backend", "batch-transform", "--local"])
     assert local.exit_code == 2 and "Batch Transform runs only on SageMaker" in local.output
+
+
+def test_a_model_file_that_is_not_a_torch_file_is_named_without_unsafe_advice(tmp_path):
+    sys.path.insert(0, str(ENTRY_POINTS_DIR))
+    from common.predict import load
+
+    bad = tmp_path / "weights.pt"
+    bad.write_text("not a model")
+    with pytest.raises(ValueError, match="weights.pt is not a file torch.save wrote") as raised:
+        load(bad, "cpu", "")
+    assert "weights_only=False" not in str(raised.value)
