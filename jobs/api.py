@@ -123,23 +123,25 @@ def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Pa
     return local.launch(request, layout, on_line=on_line)
 
 
-def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, role_arn: str | None, bucket: str | None):
+def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, role_arn: str | None, bucket: str | None,
+             create_infra: bool = False):
     """(the AwsContext: ``aws``, else one for ``region`` and ``endpoint_url``; the resolved account, bucket and role)
     that every submission starts from."""
     from smjobs import sagemaker_edge
     from smjobs.aws import AwsContext
 
     aws = aws or AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
-    return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket)
+    return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket, create_infra=create_infra)
 
 
 def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
-           role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None) -> TrainingRequest:
+           role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None, create_infra: bool = False) -> TrainingRequest:
     """Create the training job (``fit(wait=False)``); returns the request that was sent. ``aws``: an
-    ``smjobs.aws.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``)."""
+    ``smjobs.aws.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``). The role and bucket are
+    found (``smjobs.account``), or created when ``create_infra``."""
     from smjobs import sagemaker_edge
 
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
     sagemaker_edge.submit(request, aws)
     return request
@@ -154,14 +156,15 @@ def transform_request(spec: JobSpec, *, region: str | None = None, job_name: str
 
 
 def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
-                     role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None):
+                     role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
+                     create_infra: bool = False):
     """Create the model and the transform job of an inference spec (``--backend batch-transform``); returns the
     TransformRequest that was sent. S3 input objects are counted first, for the idle-instance warning."""
     from smjobs import sagemaker_edge
     from smjobs.batch_transform import build_transform_request
     from smjobs.validate import transform_request_problems
 
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     source_uri = spec.inference.input
     objects = (sagemaker_edge.count_s3_objects(aws, source_uri, spec.compute.instance_count)
                if source_uri.startswith("s3://") and not source_uri.endswith(".manifest") else None)
@@ -197,14 +200,15 @@ def tuning_request(spec: JobSpec, *, region: str | None = None, job_name: str | 
 
 
 def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
-                  role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None):
+                  role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
+                  create_infra: bool = False):
     """Narrow, price and create the tuning job (``HyperparameterTuner.fit(wait=False)``); returns the TuningRequest
     that was sent."""
     from smjobs import sagemaker_tuning
     from smjobs.tuning_request import build_tuning_request
 
     space, estimate = prepare_tuning(spec, region=region)
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     request = build_tuning_request(spec, space, estimate, region=aws.region, bucket=resolved.bucket,
                                    role_arn=resolved.role_arn, job_name=job_name)
     sagemaker_tuning.submit_tuning(request, aws)

@@ -25,6 +25,7 @@ from smjobs.request import (
     UNRESOLVED_BUCKET,
     UNRESOLVED_ROLE,
     RequestData,
+    job_tags,
     source_dir,
     unique_job_name,
 )
@@ -177,8 +178,7 @@ def build_transform_request(spec: JobSpec, *, job_name: str | None = None, regio
         transformer["output_kms_key"] = security.output_kms_key
     if security.volume_kms_key:
         transformer["volume_kms_key"] = security.volume_kms_key
-    if spec.tags:
-        transformer["tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
+    transformer["tags"] = job_tags(spec)
     transform: dict[str, Any] = {
         "data": input_uri, "data_type": data_type, "content_type": content_type(spec, files), "split_type": "Line",
         "job_name": job_name, "wait": False, "logs": False,
@@ -195,8 +195,7 @@ def build_transform_request(spec: JobSpec, *, job_name: str | None = None, regio
         create_model["VpcConfig"] = model["vpc_config"]
     if security.network_isolation:
         create_model["EnableNetworkIsolation"] = True
-    if spec.tags:
-        create_model["Tags"] = transformer["tags"]
+    create_model["Tags"] = transformer["tags"]
     output: dict[str, Any] = {"S3OutputPath": section.output_path, "AssembleWith": "Line", "Accept": ACCEPT}
     if security.output_kms_key:
         output["KmsKeyId"] = security.output_kms_key
@@ -211,8 +210,7 @@ def build_transform_request(spec: JobSpec, *, job_name: str | None = None, regio
         "BatchStrategy": bt.batch_strategy, "MaxConcurrentTransforms": transformer["max_concurrent_transforms"],
         "MaxPayloadInMB": bt.max_payload_mb,
     }
-    if spec.tags:
-        create_job["Tags"] = transformer["tags"]
+    create_job["Tags"] = transformer["tags"]
     if bt.join_source == "Input":
         create_job["DataProcessing"] = {"JoinSource": "Input"}
     objects = len(files) if files is not None else input_objects

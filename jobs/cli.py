@@ -6,13 +6,11 @@ created. The SageMaker SDK is imported only when a job is really submitted.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -22,9 +20,20 @@ from smjobs.api import UsageError, read_spec
 from smjobs.errors import SpecError
 from smjobs.request import build_request
 from smjobs.spec import JobSpec
-from smjobs.validate import validate_and_plan, validate_spec
+from smjobs.validate import validate_and_plan
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
+# typer 0.29 labels every option with its type, so a flag reads "--dry-run <bool>" as if it took a value; a flag
+# takes none, so show none (options with values keep their label).
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _flag_display_type(self, ctx):
+    return None if self.is_flag else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_display_type
+
+app = typer.Typer(no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # problems stay one line each: easy to read in CI logs and to grep
 
@@ -39,6 +48,26 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a field: key=value sets a hyperparameter, a.b=value any spec field. Repeatable."),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("smjobs")
+        except PackageNotFoundError:
+            number = "unknown (not installed)"
+        out.print(f"smjobs {number}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print smjobs' version and exit.")] = False,
+) -> None:
+    """Validated distributed PyTorch jobs for SageMaker: validate, plan, run locally, submit, and follow the job."""
 
 
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
@@ -112,51 +141,6 @@ def _notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> 
         err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
     if remote and (unknown := availability_unknown(job, region)):
         err.print(f"[yellow]notice:[/] {escape(unknown)}", highlight=False)
-
-
-@app.command()
-def submit(
-    spec: SpecArg,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request as YAML; call no AWS API.")] = False,
-    endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
-    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
-    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output.")] = None,
-    job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Validate and submit a job (fit with wait=False), or print its request with --dry-run."""
-    try:
-        job = load(spec, region, overrides)
-        if role is not None:
-            job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
-        if dry_run:
-            request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
-            _notice(job, region)
-            printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
-            out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
-            return
-    except (SpecError, UsageError) as exc:
-        _fail(exc)
-    _notice(job, region)
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from smjobs import sagemaker_edge
-    from smjobs.aws import AwsContext
-
-    aws = AwsContext.create(region=_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
-    try:
-        resolved = sagemaker_edge.resolve(job, aws, role_arn=role, bucket=bucket)
-        request = sagemaker_edge.resolved_request(job, aws, resolved, job_name=job_name)
-        name = sagemaker_edge.submit(request, aws)
-    except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
-        _fail(exc)
-    except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
-    out.print(f"[green]submitted[/] {escape(name)} ({request.world_size} processes on "
-              f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
-    out.print(f"  status: smjobs status {name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""), markup=False)
 
 
 @app.command("plan")
@@ -277,52 +261,8 @@ def _aws_call(fn, *args: Any):
         raise typer.Exit(1) from None
 
 
-@app.command()
-def status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
-    """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
-    from botocore.exceptions import ClientError
-
-    from smjobs import sagemaker_edge
-    from smjobs.aws import AwsContext
-
-    def training_job():
-        try:
-            return sagemaker_edge.status(aws, job)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
-                return None  # not a training job: perhaps a tuning job
-            raise
-
-    aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
-    summary = _aws_call(training_job)
-    if summary is None:
-        from smjobs.cli_tune import show_tuning
-
-        show_tuning(aws, job)
-        return
-    table = Table(title=escape(job), show_header=False)
-    for key, value in summary.items():
-        if value not in (None, {}, ""):
-            table.add_row(key, escape(json.dumps(value) if isinstance(value, dict) else str(value)))
-    out.print(table)
-
-
-@app.command()
-def logs(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
-    """Print a training job's CloudWatch log so far."""
-    from smjobs import sagemaker_edge
-    from smjobs.aws import AwsContext
-
-    aws = AwsContext.create(region=region, endpoint_url=endpoint_url)
-    lines = _aws_call(lambda: list(sagemaker_edge.logs(aws, job)))
-    if not lines:
-        out.print(f"no log streams for {job} yet", markup=False)
-    for line in lines:
-        out.print(line, highlight=False, markup=False)
-
-
 # the other commands register themselves on `app`
-from smjobs import cli_catalog, cli_infer, cli_local, cli_tune  # noqa: E402, F401
+from smjobs import cli_catalog, cli_infer, cli_infra, cli_jobs, cli_local, cli_tune  # noqa: E402, F401
 
 
 def main() -> None:

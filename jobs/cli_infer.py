@@ -26,8 +26,8 @@ from smjobs.cli import (
     err,
     load,
     out,
-    submit,
 )
+from smjobs.cli_jobs import CreateInfraOpt, YesOpt, submit
 from smjobs.cli_local import RANK_PREFIX, interruptible, report
 from smjobs.errors import SpecError
 
@@ -52,10 +52,12 @@ def infer(
                        "resumable) or batch-transform (SageMaker Batch Transform); default: the spec's.")] = None,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
-    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
-    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: the notebook's role in Studio, then the smjobs stack's).")] = None,
+    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code (default: the smjobs stack's).")] = None,
     job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
     overrides: SetOpt = None,
+    yes: YesOpt = False,
+    create_infra: CreateInfraOpt = False,
 ) -> None:
     """Run a trained model over every record of a data set, data-parallel: on SageMaker as a training job under
     torchrun (finished parts are its checkpoints) or as a Batch Transform job, with --dry-run printing the
@@ -75,11 +77,11 @@ def infer(
                       "Transform runs only on SageMaker. Drop --backend batch-transform to run here.", highlight=False)
             raise typer.Exit(2)
         _transform(job, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
-                   job_name=job_name)
+                   job_name=job_name, create_infra=create_infra)
         return
     if not local:
         submit(spec, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
-               job_name=job_name, overrides=overrides)
+               job_name=job_name, overrides=overrides, yes=yes, wait=False, create_infra=create_infra)
         return
     raise typer.Exit(interruptible(lambda: _infer_local(job, processes, work_dir, fresh), "predicted"))
 
@@ -123,7 +125,7 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
     return 130 if result.stopped else result.exit_code
 
 
-def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name) -> None:
+def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, create_infra) -> None:
     """--backend batch-transform: print the request, or create the model and the transform job."""
     import yaml
 
@@ -137,13 +139,16 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name) ->
         out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", markup=False, highlight=False,
                   soft_wrap=True)
         return
+    from smjobs import job_store
     from smjobs.sagemaker_edge import NoCredentialsError
 
     try:
         request = _aws_call(lambda: api.submit_transform(job, endpoint_url=endpoint_url, region=_region(job, region),
-                                                         role_arn=role, bucket=bucket, job_name=job_name))
+                                                         role_arn=role, bucket=bucket, job_name=job_name,
+                                                         create_infra=create_infra))
     except (SpecError, NoCredentialsError) as exc:
         _fail(exc)
+    job_store.remember(request.job_name, "transform", request.region, endpoint_url)
     for text in request.warnings:
         err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
     out.print(f"[green]submitted[/] transform job {escape(request.job_name)} ({job.compute.instance_count} x "

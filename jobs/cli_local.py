@@ -20,17 +20,15 @@ from smjobs.errors import SpecError
 @app.command()
 def run(
     spec: SpecArg,
-    local: Annotated[bool, typer.Option("--local", help="Run on this machine (the only mode so far).")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run on this machine: what `run` always does (accepted for older scripts).")] = True,
     processes: Annotated[int | None, typer.Option("--processes", min=1, help="Processes on this host (default: the job's per-host count, at most the CPUs).")] = None,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the /opt/ml tree goes (default: runs/<name>); kept, so a re-run resumes from its checkpoints.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete the work dir's checkpoints and model first.")] = False,
     overrides: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only the ranks' lines, not the container toolkit's own (its environment dump).")] = False,
 ) -> None:
     """Run the job as SageMaker would, on this machine, under the container toolkit (no Docker)."""
-    if not local:
-        err.print("[bold red]error:[/] only local runs exist so far: add --local, or use `smjobs submit`.")
-        raise typer.Exit(2)
-    raise typer.Exit(interruptible(lambda: _run_local(spec, processes, work_dir, fresh, overrides), "trained"))
+    raise typer.Exit(interruptible(lambda: _run_local(spec, processes, work_dir, fresh, overrides, quiet), "trained"))
 
 
 def interruptible(start, done_nothing: str) -> int:
@@ -46,7 +44,7 @@ def interruptible(start, done_nothing: str) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_local(spec, processes, work_dir, fresh, overrides) -> int:
+def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
     from smjobs import local as local_run
     from smjobs.local_checks import newest_checkpoint
 
@@ -70,7 +68,7 @@ def _run_local(spec, processes, work_dir, fresh, overrides) -> int:
     resume = newest_checkpoint(layout.checkpoint_dir)
     if resume is not None:
         out.print(f"resuming from checkpoint {resume.name} in {resume.parent} (--fresh starts over)", markup=False)
-    result = run_with_progress(request, layout)
+    result = run_with_progress(request, layout, show_toolkit=not quiet)
     report(result)
     if result.stopped:
         return 130

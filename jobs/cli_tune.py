@@ -41,10 +41,11 @@ def tune(
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="With --local: where the trials' /opt/ml trees and the plot go.")] = None,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
-    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: smjobs' own role).")] = None,
-    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: the notebook's role in Studio, then the smjobs stack's).")] = None,
+    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output (default: the smjobs stack's).")] = None,
     job_name: Annotated[str | None, typer.Option("--job-name", help="Exact tuning job name (default: name-timestamp).")] = None,
     overrides: SetOpt = None,
+    create_infra: Annotated[bool, typer.Option("--create-infra", help="Create the execution role and bucket with boto3 when none is found (else: `smjobs infra deploy`).")] = False,
 ) -> None:
     """Tune a job's hyperparameters: a SageMaker tuning job (memory-safe space, priced first), its request with
     --dry-run, or the same search here with --local."""
@@ -63,7 +64,8 @@ def tune(
                       highlight=False, soft_wrap=True)
             return None
         request = _aws_call(lambda: api.submit_tuning(job, endpoint_url=endpoint_url, region=_region(job, region),
-                                                      role_arn=role, bucket=bucket, job_name=job_name))
+                                                      role_arn=role, bucket=bucket, job_name=job_name,
+                                                      create_infra=create_infra))
     except (SpecError, UsageError, NoCredentialsError) as exc:
         _fail(exc)
     _say_space(request)

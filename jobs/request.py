@@ -120,6 +120,16 @@ def training_image(spec: JobSpec, region: str) -> str | None:
     return fw.image_uri(spec.framework_version, spec.py_version, region)
 
 
+MANAGED_TAG = ("smjobs:managed-by", "smjobs")
+SPEC_TAG = "smjobs:spec"
+
+
+def job_tags(spec: JobSpec) -> list[dict[str, str]]:
+    """smjobs' two tags, then the spec's (which may not redefine them: rules_job refuses the ``smjobs:`` prefix)."""
+    tags = {MANAGED_TAG[0]: MANAGED_TAG[1], SPEC_TAG: spec.name, **spec.tags}
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
 def build_request(
     spec: JobSpec,
     *,
@@ -159,9 +169,9 @@ def build_request(
         "debugger_hook_config": False,
         "environment": job_environment(spec),
     }
+    # every job carries smjobs' tags (`smjobs list` finds the project's jobs by them) and the spec's own
+    estimator["tags"] = job_tags(spec)
     # Optional collections are left out when empty: the SDK would send empty ones.
-    if spec.tags:
-        estimator["tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
     if spec.metric_definitions:
         estimator["metric_definitions"] = [{"Name": m.name, "Regex": m.regex} for m in spec.metric_definitions]
     if compute.use_spot and compute.max_wait_s is not None:

@@ -174,6 +174,9 @@ def check_environment_and_tags(spec: JobSpec) -> list[Problem]:
     for key in spec.tags:
         if key.lower().startswith("aws:"):
             out.append(Problem(f"tags.{key}", "tag keys starting with 'aws:' are reserved for AWS.", "choose another key."))
+        elif key.lower().startswith("smjobs:"):
+            out.append(Problem(f"tags.{key}", "tag keys starting with 'smjobs:' are smjobs' own (`smjobs list` finds "
+                               "the project's jobs by them).", "choose another key."))
     return out
 
 

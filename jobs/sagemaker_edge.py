@@ -14,11 +14,11 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smjobs import batch_transform, manifests, service_model, source
+from smjobs.account import NoCredentialsError, Resolved, resolve  # noqa: F401  (the edge's callers use them here)
 from smjobs.aws import AwsContext
 from smjobs.errors import SpecError
 from smjobs.request import TrainingRequest, build_request
@@ -30,47 +30,6 @@ CREATE_TRAINING_JOB_EVENT = "provide-client-params.sagemaker.CreateTrainingJob"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
-class NoCredentialsError(RuntimeError):
-    """No AWS credentials are configured and no emulator endpoint was given."""
-
-
-@dataclass(frozen=True)
-class Resolved:
-    account_id: str
-    bucket: str
-    role_arn: str
-
-
-def resolve(spec: JobSpec, aws: AwsContext, *, role_arn: str | None = None, bucket: str | None = None) -> Resolved:
-    """Find the account; ensure the bucket and (unless given) the execution role exist."""
-    from smjobs.infra import default_bucket_name, ensure_bucket, ensure_execution_role
-
-    if not aws.has_credentials():
-        raise NoCredentialsError(
-            "No AWS credentials found. Configure them (aws configure, AWS_PROFILE, or an instance role), "
-            "or pass --endpoint-url to submit to an emulator such as moto_server; "
-            "`smjobs submit --dry-run` shows the request without AWS."
-        )
-    region = aws.region
-    account_id = aws.client("sts").get_caller_identity()["Account"]
-    bucket = ensure_bucket(aws.client("s3"), bucket or default_bucket_name(account_id, region), region)
-    role_arn = role_arn or spec.role_arn
-    if role_arn is None:
-        data_buckets = tuple(
-            uri.split("/")[2]
-            for uri in [spec.output_path, spec.checkpoint_s3_uri, *(c.uri for c in spec.inputs.values())]
-            if uri and uri.startswith("s3://")
-        )
-        role_arn = ensure_execution_role(
-            aws.client("iam"),
-            bucket,
-            account_id=account_id,
-            extra_buckets=data_buckets,
-            vpc=bool(spec.security.subnets),
-        )
-    return Resolved(account_id, bucket, role_arn)
-
-
 def resolved_request(spec: JobSpec, aws: AwsContext, resolved: Resolved, job_name: str | None = None) -> TrainingRequest:
     request = build_request(spec, job_name=job_name, region=aws.region, bucket=resolved.bucket, role_arn=resolved.role_arn)
     problems = service_model.check(request.create_training_job)
@@ -79,10 +38,25 @@ def resolved_request(spec: JobSpec, aws: AwsContext, resolved: Resolved, job_nam
     return request
 
 
-def sagemaker_session(aws: AwsContext, bucket: str):
+def sdk_config() -> dict:
+    """The user's SageMaker SDK config (``sagemaker.config.load_sagemaker_config``), with the SDK's telemetry off
+    unless that config turns it on: smjobs does not phone home for its users, and without internet the SDK's
+    telemetry call stalls and prints a traceback."""
+    from sagemaker.config import load_sagemaker_config
+
+    config = load_sagemaker_config() or {}
+    config.setdefault("SchemaVersion", "1.0")
+    modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
+    modules.setdefault("TelemetryOptOut", True)
+    return config
+
+
+def sagemaker_session(aws: AwsContext, bucket: str | None = None):
+    """The SDK session every submission (and the notebook-role lookup) uses: smjobs' boto3 session and config."""
     import sagemaker
 
-    return sagemaker.Session(boto_session=aws.session, sagemaker_client=aws.client("sagemaker"), default_bucket=bucket)
+    return sagemaker.Session(boto_session=aws.session, sagemaker_client=aws.client("sagemaker"), default_bucket=bucket,
+                             sagemaker_config=sdk_config())
 
 
 def build_estimator(request: TrainingRequest, session, staged_source: Path | None = None) -> Any:

@@ -26,6 +26,8 @@ for _var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", 
     os.environ.pop(_var, None)
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(_config.parent / "no-credentials")
 os.environ["AWS_CONFIG_FILE"] = str(_config.parent / "no-config")
+# where submit remembers each job's region and endpoint: per test session, never the user's home
+os.environ["SMJOBS_STATE_DIR"] = str(_config.parent / "jobs")
 
 # A valid spec whose script (tests/fixtures/probe/probe.py) accepts any hyperparameter.
 BASE_SPEC = {
@@ -52,8 +54,9 @@ def fake_credentials(monkeypatch):
 
 
 @pytest.fixture
-def moto_aws(fake_credentials):
-    """An in-process moto and an AwsContext on it; ``sent`` collects every CreateTrainingJob the SDK sends."""
+def moto_bare(fake_credentials):
+    """An in-process moto with an empty account and an AwsContext on it; ``sent`` collects every CreateTrainingJob
+    the SDK sends."""
     from moto import mock_aws
 
     from smjobs.aws import AwsContext
@@ -66,6 +69,20 @@ def moto_aws(fake_credentials):
             CREATE_TRAINING_JOB_EVENT, lambda params, **_: aws.sent.append(copy.deepcopy(params))
         )
         yield aws
+
+
+@pytest.fixture
+def moto_aws(moto_bare):
+    """``moto_bare`` in an account already set up for smjobs: the project bucket and the execution role exist (made
+    by the boto3 path, which applies the template's documents), as after `smjobs infra deploy`."""
+    from smjobs.infra import default_bucket_name, ensure_bucket, ensure_execution_role
+
+    bucket = ensure_bucket(moto_bare.client("s3"), default_bucket_name("123456789012", "us-east-1"), "us-east-1")
+    ensure_execution_role(moto_bare.client("iam"), bucket, region="us-east-1", account_id="123456789012")
+    # moto evaluates a bucket policy's Deny without its conditions (no aws:SecureTransport in its request context),
+    # so the TLS-only policy would refuse every upload here; test_infra checks the policy, the rest go without it
+    moto_bare.client("s3").delete_bucket_policy(Bucket=bucket)
+    return moto_bare
 
 
 @pytest.fixture

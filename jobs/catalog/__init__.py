@@ -190,6 +190,19 @@ class FrameworkCatalog:
         domain = self.domains.get(region, "amazonaws.com")
         return f"{image.registries[region]}.dkr.ecr.{region}.{domain}/{image.repository}:{tag}"
 
+    def image_accounts(self, region: str) -> tuple[str, ...]:
+        """The ECR accounts every image smjobs may pull in ``region`` comes from (training, inference, SMP v2):
+        what the execution role's image permissions are scoped to."""
+        tables = [*self.registries.values(), *(i.registries for i in self.inference_images.values()),
+                  *(i.registries for i in self.smp_v2_images.values())]
+        return tuple(sorted({table[region] for table in tables if region in table}))
+
+    def image_regions(self) -> tuple[str, ...]:
+        """Regions with at least one image."""
+        tables = [*self.registries.values(), *(i.registries for i in self.inference_images.values()),
+                  *(i.registries for i in self.smp_v2_images.values())]
+        return tuple(sorted({region for table in tables for region in table}))
+
     def resolve(self, version: str) -> str | None:
         """Full version for ``version`` or its alias ("2.3" -> "2.3.0"); None when no image exists."""
         if version in self.py_versions:

@@ -71,12 +71,12 @@ def test_submit_without_credentials_says_so(tmp_path, spec_data):
     assert "Traceback" not in result.output
 
 
-def test_submit_invalid_spec_touches_no_aws(tmp_path, spec_data, moto_aws):
+def test_submit_invalid_spec_touches_no_aws(tmp_path, spec_data, moto_bare):
     spec_data["compute"]["instance_count"] = 0
     result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--region", "us-east-1"])
     assert result.exit_code == 2
-    assert moto_aws.client("s3").list_buckets()["Buckets"] == []
-    assert moto_aws.client("iam").list_roles()["Roles"] == []
+    assert moto_bare.client("s3").list_buckets()["Buckets"] == []
+    assert moto_bare.client("iam").list_roles()["Roles"] == []
 
 
 def test_submit_status_and_logs_in_process_moto(tmp_path, spec_data, moto_aws):

@@ -91,7 +91,8 @@ def test_network_isolation_env_tags_and_local_channel(moto_aws, spec_data, tmp_p
     request, name, sent = submit(moto_aws, data)
     assert sent["EnableNetworkIsolation"] is True
     assert sent["Environment"] == {"NCCL_DEBUG": "INFO", "SMJOBS_DISTRIBUTION": "{\"parallel\":\"ddp\"}"}
-    assert sent["Tags"] == [{"Key": "team", "Value": "ml"}]
+    assert sent["Tags"] == [{"Key": "smjobs:managed-by", "Value": "smjobs"}, {"Key": "smjobs:spec", "Value": "unit-ddp"},
+                            {"Key": "team", "Value": "ml"}]
     uri = sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     assert uri == f"s3://{request.bucket}/{name}/input/train"
     keys = [o["Key"] for o in moto_aws.client("s3").list_objects_v2(Bucket=request.bucket, Prefix=f"{name}/input/")["Contents"]]
@@ -117,12 +118,12 @@ def test_uploaded_source_dir_is_entry_points_without_smdistributed(moto_aws, exa
     assert not any(part == "smdistributed" or part.startswith("smdistributed") for m in members for part in m.split("/"))
 
 
-def test_invalid_spec_creates_nothing(moto_aws, spec_data):
+def test_invalid_spec_creates_nothing(moto_bare, spec_data):
     with pytest.raises(SpecError):
-        submit(moto_aws, {**spec_data, "compute": {"instance_type": "ml.m5.xlarge"}})
-    assert moto_aws.sent == []
-    assert moto_aws.client("s3").list_buckets()["Buckets"] == []
-    assert moto_aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+        submit(moto_bare, {**spec_data, "compute": {"instance_type": "ml.m5.xlarge"}})
+    assert moto_bare.sent == []
+    assert moto_bare.client("s3").list_buckets()["Buckets"] == []
+    assert moto_bare.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_guard_refuses_a_request_the_service_would_reject(moto_aws, spec_data):

@@ -1,0 +1,290 @@
+"""``smjobs submit``, and a job's life after it: ``status``, ``logs``, ``stop``, ``list``, ``cost``.
+
+The habits are those of ``aws sagemaker`` and ``sky``: ``submit --wait``, ``logs --follow``, ``status --watch``,
+``list --status/--since``. ``submit`` shows the estimated cost and the Service Quotas check before anything starts,
+and remembers the job's region and endpoint (``smjobs.job_store``) for the other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from smjobs import source
+from smjobs.api import UsageError
+from smjobs.cli import (
+    EndpointOpt,
+    RegionOpt,
+    SetOpt,
+    SpecArg,
+    _aws_call,
+    _fail,
+    _notice,
+    _region,
+    app,
+    err,
+    load,
+    out,
+)
+from smjobs.errors import SpecError
+from smjobs.request import build_request
+from smjobs.validate import validate_spec
+
+JobArg = Annotated[str, typer.Argument(help="Training job name (as `smjobs submit` or `smjobs list` printed it).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Submit without asking to confirm the estimated cost.")]
+CreateInfraOpt = Annotated[bool, typer.Option(
+    "--create-infra", help="Create the execution role and bucket with boto3 when none is found (else: `smjobs infra deploy`).")]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait until the job ends, following its logs; exit 1 unless it completes.")]
+POLL_S = 15.0
+
+
+def _context(job: str, region: str | None, endpoint_url: str | None):
+    """The AwsContext for a command on ``job``: the flags, else where submit sent it, else the AWS config."""
+    from smjobs import job_store
+    from smjobs.aws import AwsContext
+
+    region, endpoint_url = job_store.where(job, region, endpoint_url)
+    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
+    if aws.region is None:
+        _fail(UsageError(f"no AWS region for {job}: it was not submitted from here, and none is configured. "
+                         "To fix: pass --region, or set AWS_REGION."))
+    return aws
+
+
+def _confirm(estimate_text: str, yes: bool) -> None:
+    out.print(f"estimated cost: {escape(estimate_text)}", highlight=False)
+    if yes or not sys.stdin.isatty():
+        return
+    if not typer.confirm("Start this job?", default=False):
+        err.print("not submitted; nothing was created", markup=False)
+        raise typer.Exit(1)
+
+
+def _check_quota(aws, job) -> None:
+    from smjobs import quotas
+
+    compute = job.compute
+    report = quotas.check(aws, compute.instance_type, compute.instance_count, usage="spot" if compute.use_spot else "training")
+    for notice in report.notices:
+        err.print(f"[yellow]notice:[/] {escape(notice)}", highlight=False)
+    if report.problems:
+        _fail(SpecError(report.problems))
+
+
+@app.command()
+def submit(
+    spec: SpecArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request as YAML; call no AWS API.")] = False,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: the notebook's role in Studio, then the smjobs stack's).")] = None,
+    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output (default: the smjobs stack's).")] = None,
+    job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
+    overrides: SetOpt = None,
+    yes: YesOpt = False,
+    wait: WaitOpt = False,
+    create_infra: CreateInfraOpt = False,
+) -> None:
+    """Validate and submit a job (fit with wait=False), or print its request with --dry-run."""
+    from smjobs.planner.estimate import estimate
+
+    try:
+        job = load(spec, region, overrides)
+        if role is not None:
+            job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
+        if dry_run:
+            request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
+            _notice(job, region)
+            printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
+            out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
+            return
+    except (SpecError, UsageError) as exc:
+        _fail(exc)
+    _notice(job, region)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from smjobs import job_store, sagemaker_edge
+    from smjobs.aws import AwsContext
+
+    aws = AwsContext.create(region=_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
+    guess = estimate(job, aws.region)
+    try:
+        resolved = sagemaker_edge.resolve(job, aws, role_arn=role, bucket=bucket, create_infra=create_infra)
+        request = sagemaker_edge.resolved_request(job, aws, resolved, job_name=job_name)
+        _check_quota(aws, job)
+        out.print(f"role {escape(resolved.role_arn)} ({escape(resolved.role_source)}); bucket {escape(resolved.bucket)}",
+                  highlight=False)
+        _confirm(guess.describe(), yes)
+        name = sagemaker_edge.submit(request, aws)
+    except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
+        _fail(exc)
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    job_store.remember(name, "training", aws.region, endpoint_url, guess.usd)
+    out.print(f"[green]submitted[/] {escape(name)} ({request.world_size} processes on "
+              f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
+    if wait:
+        raise typer.Exit(_follow(aws, name))
+    out.print(f"  next: smjobs status {name} --watch | smjobs logs {name} --follow | smjobs stop {name} | "
+              f"smjobs cost {name}", markup=False)
+
+
+def _follow(aws, name: str) -> int:
+    """Print the job's logs from the start until it ends; its exit code (0 only when it completed)."""
+    from smjobs import lifecycle
+
+    def stream() -> dict:
+        for line in lifecycle.log_lines(aws, name, follow=True, poll_s=POLL_S):
+            out.print(line, highlight=False, markup=False)
+        return lifecycle.describe(aws, name)
+
+    final = _aws_call(stream)
+    status = final.get("TrainingJobStatus")
+    color = "green" if status == "Completed" else "red"
+    reason = f" ({escape(final['FailureReason'])})" if final.get("FailureReason") else ""
+    out.print(f"[{color}]{escape(name)}: {status}[/]{reason}", highlight=False)
+    return 0 if status == "Completed" else 1
+
+
+@app.command()
+def status(
+    job: JobArg,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing status changes until the job ends.")] = False,
+) -> None:
+    """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
+    from botocore.exceptions import ClientError
+
+    from smjobs import lifecycle, sagemaker_edge
+
+    aws = _context(job, region, endpoint_url)
+
+    def training_job():
+        try:
+            return sagemaker_edge.status(aws, job)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+                return None  # not a training job: perhaps a tuning job
+            raise
+
+    summary = _aws_call(training_job)
+    if summary is None:
+        from smjobs.cli_tune import show_tuning
+
+        show_tuning(aws, job)
+        return
+    if watch and summary["status"] not in lifecycle.TERMINAL:
+        def show(described):
+            out.print(f"{escape(job)}: {described.get('TrainingJobStatus')} / {described.get('SecondaryStatus')}",
+                      highlight=False)
+        _aws_call(lambda: lifecycle.wait(aws, job, poll_s=POLL_S, on_change=show))
+        summary = _aws_call(training_job)
+    table = Table(title=escape(job), show_header=False)
+    for key, value in summary.items():
+        if value not in (None, {}, ""):
+            table.add_row(key, escape(json.dumps(value) if isinstance(value, dict) else str(value)))
+    out.print(table)
+
+
+@app.command()
+def logs(
+    job: JobArg,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines, from every host, until the job ends.")] = False,
+) -> None:
+    """Print a training job's CloudWatch log, every host's stream, each line prefixed with its host."""
+    aws = _context(job, region, endpoint_url)
+    if follow:
+        raise typer.Exit(_follow(aws, job))
+    from smjobs import lifecycle
+
+    lines = _aws_call(lambda: list(lifecycle.log_lines(aws, job)))
+    if not lines:
+        out.print(f"no log streams for {job} yet", markup=False)
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+
+
+@app.command()
+def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+    """Stop a running training job (SageMaker sends SIGTERM; checkpoints already uploaded are kept)."""
+    from smjobs import lifecycle
+
+    aws = _context(job, region, endpoint_url)
+    before = _aws_call(lambda: lifecycle.stop(aws, job))
+    if before == "InProgress":
+        out.print(f"stopping {escape(job)} (it was InProgress); `smjobs status {escape(job)} --watch` shows when it has stopped")
+    else:
+        out.print(f"{escape(job)} is {escape(before)}: nothing to stop")
+
+
+@app.command("list")
+def list_command(
+    status_filter: Annotated[list[str] | None, typer.Option("--status", help="Only jobs in this status (InProgress, Completed, Failed, Stopping, Stopped). Repeatable.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only jobs created since: 30m, 6h, 2d, 1w, or an ISO date.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many jobs, newest first.")] = 50,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """List the project's training jobs (tagged smjobs:managed-by=smjobs), newest first."""
+    from smjobs import lifecycle
+    from smjobs.aws import AwsContext
+
+    statuses = tuple(status_filter or ())
+    valid = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+    wrong = [s for s in statuses if s not in valid]
+    if wrong:
+        _fail(UsageError(f"--status {', '.join(wrong)}: choose from {', '.join(valid)}"))
+    try:
+        when = lifecycle.parse_since(since) if since else None
+    except ValueError:
+        _fail(UsageError(f"--since {since!r}: give 30m, 6h, 2d, 1w or an ISO date such as 2026-11-01"))
+    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
+    if aws.region is None:
+        _fail(UsageError("no AWS region: pass --region, or set AWS_REGION"))
+    rows = _aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
+    table = Table(title=f"smjobs training jobs in {aws.region}")
+    for column in ("name", "status", "created", "instances", "spec"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(escape(row.name), row.status, row.created.isoformat(timespec="seconds") if row.created else "",
+                      row.instances, escape(row.spec))
+    out.print(table)
+    if not rows:
+        out.print("no jobs match", markup=False)
+
+
+@app.command()
+def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+    """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
+    from smjobs import job_store, lifecycle
+
+    aws = _context(job, region, endpoint_url)
+    c = _aws_call(lambda: lifecycle.cost(aws, job))
+    table = Table(title=f"{escape(job)} ({c.status})", show_header=False)
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
+    table.add_row("instances", f"{c.instance_count} x {c.instance_type}" + (" (managed spot)" if c.spot else ""))
+    table.add_row("training time", f"{c.training_s:,} s")
+    table.add_row("billable time", f"{c.billable_s:,} s")
+    table.add_row("price", f"${c.usd_per_hour:,.4f}/h per instance" if c.usd_per_hour is not None else "unknown")
+    table.add_row("price source", escape(c.price_source))
+    if c.usd is not None:
+        table.add_row("cost", f"${c.usd:,.2f} = {c.billable_s:,} s / 3600 x {c.instance_count} x ${c.usd_per_hour:,.4f}")
+    if c.spot_savings is not None and c.on_demand_usd is not None:
+        table.add_row("spot savings", f"{c.spot_savings:.0%} (${c.on_demand_usd - c.usd:,.2f} less than on demand)")
+    record = job_store.recall(job)
+    if record is not None and record.estimated_usd is not None:
+        table.add_row("estimated at submit", f"${record.estimated_usd:,.2f}")
+    out.print(table)
+    if c.status not in lifecycle.TERMINAL:
+        out.print("the job is still running: this is the cost so far", markup=False)
