@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# cfn-lint, checkov and parliament get an environment of their own: checkov pins an older boto3 than smjobs needs
+LINT_VENV  := $(VENV)/lint
+LINT_STAMP := $(LINT_VENV)/.installed
 
 # No AWS account is needed: the demo and the tests talk to moto.
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
@@ -20,14 +23,23 @@ $(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e stubs/smdistributed-stub
 	touch $(STAMP)
 
+$(LINT_STAMP): Makefile | $(STAMP)
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/python -m pip install --quiet 'cfn-lint>=1.20,<2' 'checkov>=3.2,<4' 'parliament>=1.6,<2'
+	touch $(LINT_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python -m smjobs.demo
 
-lint: $(STAMP)
+# ruff on the code; cfn-lint, checkov and parliament on the CloudFormation template and every policy, failing on
+# any finding that infra/lint-allowlist.yaml does not list with a reason
+lint: $(STAMP) $(LINT_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m smjobs.infra.lint --tools $(LINT_VENV)/bin
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -217,7 +217,7 @@ def print_plan(found, top: int = 5) -> None:
 @app.command()
 def schedule(
     stages: Annotated[int, typer.Option("--stages", min=1, help="Pipeline ranks (pp degree).")] = 4,
-    microbatches: Annotated[int, typer.Option("--microbatches", min=1)] = 8,
+    microbatches: Annotated[int, typer.Option("--microbatches", min=1, help="Micro-batches per optimizer step (m).")] = 8,
     schedule_name: Annotated[str, typer.Option("--schedule", help="GPipe, 1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble, DualPipeV.")] = "1F1B",
     virtual_stages: Annotated[int, typer.Option("--virtual-stages", min=1, help="Stages per rank (interleaved: >= 2).")] = 1,
     png: Annotated[Path | None, typer.Option("--png", help="Where to write the picture (default: schedule-<name>-p<P>-m<M>.png).")] = None,

@@ -57,9 +57,14 @@ def _context(job: str, region: str | None, endpoint_url: str | None):
     return aws
 
 
+def _interactive() -> bool:
+    """Whether someone at a terminal can answer (CI and pipes cannot: there submit goes on without asking)."""
+    return sys.stdin.isatty()
+
+
 def _confirm(estimate_text: str, yes: bool) -> None:
     out.print(f"estimated cost: {escape(estimate_text)}", highlight=False)
-    if yes or not sys.stdin.isatty():
+    if yes or not _interactive():
         return
     if not typer.confirm("Start this job?", default=False):
         err.print("not submitted; nothing was created", markup=False)

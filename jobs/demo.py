@@ -1,7 +1,8 @@
-"""``make demo``: validate the example DDP job, run it locally with 2 processes, print the request, submit to moto.
+"""``make demo``: validate the example DDP job, run it locally with 2 processes, print the request, set up the account
+(the CloudFormation template) and submit to moto.
 
 The local run goes through SageMaker's own container toolkit on this machine (no Docker, no GPU).
-No AWS account is used: ``moto.mock_aws()`` stands in for S3, IAM, STS and SageMaker. What the demo shows
+No AWS account is used: ``moto.mock_aws()`` stands in for CloudFormation, S3, IAM, STS and SageMaker. What the demo shows
 as "sent" is the CreateTrainingJob request captured from the SDK itself, not moto's echo.
 """
 
@@ -37,8 +38,9 @@ def main(example: str = EXAMPLE) -> int:
     console.print(f"[green]valid[/]: {spec.distribution.type} on {spec.compute.instance_count} x {spec.compute.instance_type}")
 
     console.rule("2. local run: 2 processes under the SageMaker container toolkit")
+    import smjobs.cli  # noqa: F401  (first: the command modules import one another through it)
     from smjobs import local
-    from smjobs.cli import report, run_with_progress
+    from smjobs.cli_local import report, run_with_progress
 
     request = build_request(spec, region=REGION)
     layout = local.prepare(request, Path("runs") / spec.name, processes=2)
@@ -65,7 +67,12 @@ def main(example: str = EXAMPLE) -> int:
         aws.client("sagemaker").meta.events.register(
             sagemaker_edge.CREATE_TRAINING_JOB_EVENT, lambda params, **_: sent.append(copy.deepcopy(params))
         )
-        resolved = sagemaker_edge.resolve(spec, aws)
+        from smjobs.infra import stack, template
+
+        deployed = stack.deploy(aws.client("cloudformation"), template.render(), stack.parameters())
+        console.print(f"set-up: CloudFormation stack {deployed.stack_name} {deployed.action} (`smjobs infra deploy`): "
+                      f"{deployed.outputs}")
+        resolved = sagemaker_edge.resolve(spec, aws)  # finds the stack's role and bucket; creates nothing
         request = sagemaker_edge.resolved_request(spec, aws, resolved)
         name = sagemaker_edge.submit(request, aws)
         console.print(f"[green]submitted[/] {name}; role {resolved.role_arn}; bucket {resolved.bucket}")

@@ -21,25 +21,40 @@ def cli(*args, env):
 
 def test_cli_submits_to_moto_server(moto_server, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"}
-    env.update(AWS_DEFAULT_REGION="us-east-1", COLUMNS="200")
-    submitted = cli("submit", "ddp_mlp", "--endpoint-url", moto_server, "--job-name", "it-ddp-1", env=env)
-    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-    assert "submitted it-ddp-1" in submitted.stdout
-
+    env.update(AWS_DEFAULT_REGION="us-east-1", COLUMNS="200", SMJOBS_STATE_DIR=str(tmp_path / "state"))
     client = dict(endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    unset = cli("submit", "ddp_mlp", "--endpoint-url", moto_server, "--job-name", "too-early", env=env)
+    assert unset.returncode == 2 and "smjobs infra deploy" in unset.stderr, unset.stdout + unset.stderr
+    assert boto3.client("s3", **client).list_buckets()["Buckets"] == []  # nothing was created
+    deployed = cli("infra", "deploy", "--endpoint-url", moto_server, env=env)
+    assert deployed.returncode == 0 and "stack smjobs: created" in deployed.stdout, deployed.stdout + deployed.stderr
+
+    submitted = cli("submit", "ddp_mlp", "--endpoint-url", moto_server, "--job-name", "it-ddp-1", "--wait", env=env)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "submitted it-ddp-1" in submitted.stdout and "it-ddp-1: Completed" in submitted.stdout
+    assert "estimated cost: $" in submitted.stdout and "(stack smjobs)" in submitted.stdout
+
     job = boto3.client("sagemaker", **client).describe_training_job(TrainingJobName="it-ddp-1")
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.12xlarge"
     assert job["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
-    roles = boto3.client("iam", **client).list_roles()["Roles"]
-    assert job["RoleArn"] in [r["Arn"] for r in roles]
+    assert job["RoleArn"] == "arn:aws:iam::123456789012:role/smjobs-sagemaker-execution"  # the stack's
     source = json.loads(job["HyperParameters"]["sagemaker_submit_directory"])
     bucket, key = source[len("s3://"):].split("/", 1)
     assert boto3.client("s3", **client).head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
 
-    status = cli("status", "it-ddp-1", "--endpoint-url", moto_server, env=env)
-    assert status.returncode == 0 and "it-ddp-1" in status.stdout, status.stderr
-    logs = cli("logs", "it-ddp-1", "--endpoint-url", moto_server, env=env)
-    assert logs.returncode == 0, logs.stderr
+    # status, logs, stop and cost find the job where submit sent it: no --endpoint-url, no region
+    elsewhere = {k: v for k, v in env.items() if k not in ("AWS_DEFAULT_REGION", "AWS_REGION")}
+    status = cli("status", "it-ddp-1", "--watch", env=elsewhere)
+    assert status.returncode == 0 and "Completed" in status.stdout, status.stdout + status.stderr
+    logs = cli("logs", "it-ddp-1", "--follow", env=elsewhere)
+    assert logs.returncode == 0 and "it-ddp-1: Completed" in logs.stdout, logs.stdout + logs.stderr
+    stop = cli("stop", "it-ddp-1", env=elsewhere)
+    assert stop.returncode == 0 and "is Completed: nothing to stop" in stop.stdout, stop.stderr
+    cost = cli("cost", "it-ddp-1", env=elsewhere)
+    assert cost.returncode == 0 and "billable time" in cost.stdout and "estimated at submit" in cost.stdout, cost.stderr
+    listed = cli("list", "--endpoint-url", moto_server, "--status", "Completed", "--since", "1h", env=env)
+    assert listed.returncode == 0 and "it-ddp-1" in listed.stdout and "ddp-mlp" in listed.stdout, listed.stderr
 
     bad = cli("submit", str(tmp_path / "missing.yaml"), "--endpoint-url", moto_server, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -55,6 +55,8 @@ def test_a_users_own_script_validates_runs_dry_runs_and_submits_unchanged(user_p
     assert [f.split(" (")[0] for f in archive["files"]] == ["job.yaml", "model.py", "my_train.py", "smjobs_runtime.py"]
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"}
+    deployed = cli("infra", "deploy", "--endpoint-url", moto_server, cwd=elsewhere, env={**env, "AWS_DEFAULT_REGION": "us-east-1"})
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     submitted = cli("submit", spec, "--endpoint-url", moto_server, "--job-name", "user-script-1", cwd=elsewhere,
                     env={**env, "AWS_DEFAULT_REGION": "us-east-1"})
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr

@@ -100,6 +100,9 @@ def test_the_cli_from_the_wheel_validates_plans_runs_and_submits(wheel_env, deco
     assert {"train.py", "smjobs_runtime.py", "common/models.py"} <= {f.split(" (")[0] for f in archive["files"]}
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"}
+    deployed = run(wheel_env, smjobs, "infra", "deploy", "--endpoint-url", moto_server, cwd=decoy_dir,
+                   env={**env, "AWS_DEFAULT_REGION": "us-east-1"})  # the template ships in the wheel
+    assert deployed.returncode == 0 and "BucketName" in deployed.stdout, deployed.stdout + deployed.stderr
     submitted = run(wheel_env, smjobs, "submit", user_project / "job.yaml", "--endpoint-url", moto_server,
                     "--job-name", "from-wheel-1", cwd=decoy_dir, env={**env, "AWS_DEFAULT_REGION": "us-east-1"})
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr

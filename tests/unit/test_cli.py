@@ -132,3 +132,44 @@ def test_set_overrides_reach_the_spec(tmp_path, spec_data):
     assert request["world_size"] == 4
     bad = runner.invoke(app, ["validate", write(tmp_path, spec_data), "--set", "novalue"])
     assert bad.exit_code == 2 and "expected key=value" in bad.output
+
+
+def _commands(command, path=()):
+    yield path, command
+    if hasattr(command, "commands"):  # a group (typer's own click types, so no isinstance)
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_option_has_help_and_flags_take_no_value_label():
+    import typer.main
+
+    root = typer.main.get_command(app)
+    seen = 0
+    for path, command in _commands(root):
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert (param.help or "").strip(), f"smjobs {' '.join(path)} {param.opts[0]} has no help"
+                seen += 1
+        shown = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert shown.exit_code == 0 and "<bool>" not in shown.output, (path, shown.output)
+    assert seen > 60
+    dry = runner.invoke(app, ["submit", "--help"], terminal_width=200).output
+    assert "--dry-run " in dry and "<str>" in dry  # valued options keep their label
+
+
+def test_version_and_completion():
+    from importlib.metadata import version
+
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0 and shown.output.strip() == f"smjobs {version('smjobs')}"
+    completion = runner.invoke(app, ["--show-completion", "bash"], prog_name="smjobs")
+    assert completion.exit_code == 0 and "_SMJOBS_COMPLETE" in completion.output
+
+
+def test_run_is_local_by_default_and_accepts_local(tmp_path, spec_data):
+    for extra in ([], ["--local"]):  # an invalid spec stops before anything runs, either way the same command
+        spec_data["compute"]["instance_count"] = 0
+        result = runner.invoke(app, ["run", write(tmp_path, spec_data), *extra])
+        assert result.exit_code == 2 and "compute.instance_count" in result.output
+        assert "only local runs exist" not in result.output

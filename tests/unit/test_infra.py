@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 
 from smjobs.cli import app
 from smjobs.errors import SpecError
-from smjobs.infra import ensure_bucket, ensure_execution_role, execution_role_policy, policies, stack, template
+from smjobs.infra import (
+    ensure_bucket,
+    ensure_execution_role,
+    execution_role_policy,
+    policies,
+    stack,
+    template,
+)
 from smjobs.infra.lint import Finding, judge, load_allowlist
 from smjobs.validate import validate_spec
 
