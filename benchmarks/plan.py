@@ -6,7 +6,7 @@ many configurations the branch and bound evaluated against how many a brute-forc
 FSDP scenario's candidates (all of them, searched without pruning) are drawn as estimated job cost against
 step time.
 
-    python benchmarks/plan.py [--repeats 5] [--png plan-7b-fsdp.png]
+    python benchmarks/plan.py [--repeats 5] [--png figures/plan-7b-fsdp.png]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def brute_force_size(workload: Workload, kind: str, limits: Constraints) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--png", type=Path, default=Path("plan-7b-fsdp.png"))
+    parser.add_argument("--png", type=Path, default=Path("figures/plan-7b-fsdp.png"))
     args = parser.parse_args()
     plan(Workload(MODELS["1B"], 256, 100))  # warm the catalog caches: loading JSON is an import-time cost
     print(f"{'scenario':44} {'median ms':>9} {'evaluated':>9} {'brute force':>11}  choice")

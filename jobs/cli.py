@@ -219,8 +219,8 @@ def schedule(
     stages: Annotated[int, typer.Option("--stages", min=1, help="Pipeline ranks (pp degree).")] = 4,
     microbatches: Annotated[int, typer.Option("--microbatches", min=1, help="Micro-batches per optimizer step (m).")] = 8,
     schedule_name: Annotated[str, typer.Option("--schedule", help="GPipe, 1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble, DualPipeV.")] = "1F1B",
-    virtual_stages: Annotated[int, typer.Option("--virtual-stages", min=1, help="Stages per rank (interleaved: >= 2).")] = 1,
-    png: Annotated[Path | None, typer.Option("--png", help="Where to write the picture (default: schedule-<name>-p<P>-m<M>.png).")] = None,
+    virtual_stages: Annotated[int | None, typer.Option("--virtual-stages", min=1, help="Stages per rank (default: 2 for the interleaved, looped and V schedules, else 1).")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Where to write the picture (default: figures/schedule-<name>-p<P>-m<M>.png).")] = None,
 ) -> None:
     """Show a pipeline schedule's timeline (forward and backward slots per rank) and its bubble fraction."""
     from pydantic import ValidationError
@@ -228,6 +228,8 @@ def schedule(
     from smjobs import degrees, schedule_model
     from smjobs.strategies import PipelineParallel
 
+    if virtual_stages is None:
+        virtual_stages = 1 if schedule_name in ("GPipe", "1F1B") else 2
     try:
         strategy = PipelineParallel(pp_degree=stages, microbatches=microbatches, schedule=schedule_name,
                                     virtual_stages=virtual_stages)
@@ -236,19 +238,22 @@ def schedule(
     problems = degrees.check_pipeline(strategy, degrees.Cluster(1, stages), None, None)
     if problems:
         _fail(SpecError(problems))
+    from smjobs import schedule_render
+
     timeline = schedule_model.simulate(schedule_name, stages, microbatches, virtual_stages)
-    out.print(f"[bold]{schedule_name}[/]: {stages} ranks x {timeline.virtual_stages} stage(s) each, {microbatches} micro-batches "
-              "(F = forward, B = backward, I/W = input/weight gradient; time in forwards of a rank's share)")
-    for line in schedule_model.render_text(timeline):
+    out.print(f"[bold]{schedule_name}[/]: {stages} ranks x {timeline.virtual_stages} stage(s) each, {microbatches} "
+              "micro-batches (time in forwards of a rank's share)")
+    columns = max(80, out.width) - len(f"rank {stages - 1} ||")  # a row fits the terminal when it can
+    for line in schedule_render.render_text(timeline, columns):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
+    out.print(schedule_render.legend_text(timeline, columns), highlight=False, markup=False)
     theory = schedule_model.theoretical_bubble(schedule_name, stages, microbatches, timeline.virtual_stages)
     formula = {"GPipe": "(p-1)/(m+p-1)", "1F1B": "(p-1)/(m+p-1)"}.get(schedule_name, "(p-1)/(v*m+p-1)")
     if schedule_name in schedule_model.ZERO_BUBBLE:
         formula = "about 0 in theory"
     out.print(f"bubble: {timeline.bubble_fraction:.1%} of rank-time (model); {formula}: {theory:.1%}")
-    path = png or Path(f"schedule-{schedule_name}-p{stages}-m{microbatches}.png")
-    schedule_model.plot(timeline, path)
-    out.print(f"picture: {path}", markup=False)
+    path = png or Path("figures") / f"schedule-{schedule_name}-p{stages}-m{microbatches}.png"
+    out.print(f"picture: {schedule_render.plot(timeline, path)}", markup=False)
 
 
 def _aws_call(fn, *args: Any):

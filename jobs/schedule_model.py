@@ -6,7 +6,7 @@ Durations are in units of one forward of a rank's whole share of the model: back
 (2 by default: input and weight gradients, 1 each). Zero-bubble schedules split the backward into input (I) and weight (W) gradients and run a
 pending W whenever the next operation in order is not ready yet.
 
-Pure Python; the same model gives the instance planner its bubble term.
+Pure Python; the same model gives the instance planner its bubble term. ``schedule_render`` draws it.
 """
 
 from __future__ import annotations
@@ -179,41 +179,3 @@ def simulate(schedule: str, ranks: int, microbatches: int, virtual_stages: int =
         else:
             position[r] += 1
     return Timeline(schedule, p, m, v, tuple(sorted(slots, key=lambda s: (s.rank, s.start))))
-
-
-def render_text(timeline: Timeline, width_per_unit: int = 3) -> list[str]:
-    """One line per rank; each time unit is ``width_per_unit`` characters. F3 = forward of micro-batch 3."""
-    lines = []
-    total = int(round(timeline.makespan * width_per_unit))
-    for rank in range(timeline.ranks):
-        row = [" "] * total
-        for slot in (s for s in timeline.slots if s.rank == rank):
-            a, b = int(round(slot.start * width_per_unit)), int(round(slot.end * width_per_unit))
-            label = f"{slot.kind}{slot.microbatch}"[: b - a].ljust(b - a, "=" if slot.kind != "F" else "-")
-            row[a:b] = list(label)
-        lines.append(f"rank {rank} |" + "".join(row).replace(" ", ".") + "|")
-    return lines
-
-
-def plot(timeline: Timeline, path) -> None:
-    """A PNG of the timeline: one row per rank, forwards blue, backwards green, weight gradients orange."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = {"F": "#4C72B0", "B": "#55A868", "I": "#55A868", "W": "#DD8452"}
-    fig, ax = plt.subplots(figsize=(max(6.0, timeline.makespan * 0.35), 0.6 * timeline.ranks + 1.2))
-    for slot in timeline.slots:
-        ax.broken_barh([(slot.start, slot.end - slot.start)], (slot.rank - 0.4, 0.8), facecolors=colors[slot.kind],
-                       edgecolor="white")
-        ax.text((slot.start + slot.end) / 2, slot.rank, f"{slot.kind}{slot.microbatch}", ha="center", va="center",
-                fontsize=7, color="white")
-    ax.set_yticks(range(timeline.ranks), [f"rank {r}" for r in range(timeline.ranks)])
-    ax.invert_yaxis()
-    ax.set_xlabel("time (forward = 1)")
-    ax.set_title(f"{timeline.schedule}: {timeline.ranks} ranks, {timeline.microbatches} micro-batches, "
-                 f"{timeline.virtual_stages} stage(s)/rank; bubble {timeline.bubble_fraction:.1%}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

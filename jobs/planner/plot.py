@@ -78,6 +78,7 @@ def plot(found: Plan, path: Path, title: str = "") -> Path:
     ax.legend(fontsize=7, loc="best", markerscale=1.5, framealpha=0.85)
     fig.tight_layout()
     path = Path(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

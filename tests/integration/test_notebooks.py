@@ -22,6 +22,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     outputs = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
                       for cell in notebook.cells for o in cell.get("outputs", []))
     assert "Traceback" not in outputs
+    left = {p.name for p in tmp_path.iterdir()} - {"runs", "figures"}
+    assert not left, f"{path.name} wrote {sorted(left)} outside runs/ and figures/ (which .gitignore covers)"
     if path.stem == "01_data_parallel":
         assert "dry run == request sent: True" in outputs
         assert list(tmp_path.glob("runs/*/output/data/loss.png"))
@@ -30,7 +32,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert "smdistributed-modelparallel:2.4.1-gpu-py311-cu121" in outputs
     if path.stem == "03_choose_instance":
         assert "configurations that fit, cheapest job first" in outputs and "no configuration fits" in outputs
-        assert {p.name for p in tmp_path.glob("plan-*.png")} == {"plan-7B.png", "plan-70B.png"}
+        assert {p.name for p in tmp_path.glob("figures/plan-*.png")} == {"plan-7B.png", "plan-70B.png"}
     if path.stem == "04_your_own_script":
         run_cell = outputs[outputs.find("exit code:"):][:3000]
         assert "exit code: 0" in outputs and "script flags: ['--epochs', '3', '--lr', '0.01']" in outputs, run_cell
@@ -40,14 +42,14 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         assert "valid on the planner's choice" in outputs and "dry run == request sent: True" in outputs
         assert (tmp_path / "runs" / "my-own-script" / "model" / "model.pt").is_file()
     if path.stem == "06_tuning":
-        assert "best is the lowest loss: True" in outputs and (tmp_path / "tuning.png").is_file()
+        assert "best is the lowest loss: True" in outputs and (tmp_path / "figures" / "tuning.png").is_file()
         assert "tuning.parameters.n_layers: 8..96 ->" in outputs and "tuning.instance_configs.1: 1 x ml.p4d.24xlarge -> removed" in outputs
         assert "tuning.parameters.global_batch_size: [8, 16, 30, 32, 64] -> [8, 16, 32, 64]" in outputs
         assert "ContinuousParameterRanges" in outputs and "instance configs: ['ml.g5.12xlarge', 'ml.g6e.12xlarge']" in outputs
     if path.stem == "05_data_parallel_inference":
         assert "in input order, none lost or repeated: True" in outputs and "1 and 2 processes agree: True" in outputs
         assert "19998 predicted, 2 bad" in outputs and "S3Uri: s3://my-bucket/predictions/" in outputs
-        assert "channels: ['data', 'model']" in outputs and (tmp_path / "inference-throughput.png").is_file()
+        assert "channels: ['data', 'model']" in outputs and (tmp_path / "figures" / "inference-throughput.png").is_file()
         assert "InstanceCount: 2" in outputs and "SplitType: Line" in outputs and "JoinSource: Input" in outputs
         assert "pytorch-inference:2.6.0-gpu-py312" in outputs and "1 instance(s) would sit idle" in outputs
 
