@@ -134,6 +134,20 @@ def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, r
     return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket, create_infra=create_infra)
 
 
+def check_quotas(aws, instance_type: str, instance_count: int, usage: str) -> None:
+    """Raise SpecError when the account's Service Quota for ``usage`` ("training", "spot", "transform") cannot take
+    ``instance_count`` more instances; a quota that cannot be read is a warning, and the submission goes on."""
+    import warnings
+
+    from smjobs import quotas
+
+    report = quotas.check(aws, instance_type, instance_count, usage=usage)
+    for notice in report.notices:
+        warnings.warn(notice, stacklevel=3)
+    if report.problems:
+        raise SpecError(report.problems)
+
+
 def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
            role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None, create_infra: bool = False) -> TrainingRequest:
     """Create the training job (``fit(wait=False)``); returns the request that was sent. ``aws``: an
@@ -143,6 +157,8 @@ def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: 
 
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
+    check_quotas(aws, spec.compute.instance_type, spec.compute.instance_count,
+                 "spot" if spec.compute.use_spot else "training")
     sagemaker_edge.submit(request, aws)
     return request
 
@@ -173,6 +189,7 @@ def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
     problems = transform_request_problems(request)
     if problems:
         raise SpecError(problems)
+    check_quotas(aws, spec.compute.instance_type, spec.compute.instance_count, "transform")
     sagemaker_edge.submit_transform(request, aws)
     return request
 
@@ -211,6 +228,9 @@ def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, r
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     request = build_tuning_request(spec, space, estimate, region=aws.region, bucket=resolved.bucket,
                                    role_arn=resolved.role_arn, job_name=job_name)
+    # parallel trials run at once: the quota must hold all of them
+    check_quotas(aws, spec.compute.instance_type, spec.compute.instance_count * spec.tuning.max_parallel_trials,
+                 "spot" if spec.compute.use_spot else "training")
     sagemaker_tuning.submit_tuning(request, aws)
     return request
 

@@ -257,13 +257,26 @@ def schedule(
 
 
 def _aws_call(fn, *args: Any):
+    """Run an AWS-calling function: an AWS error exits 1 with its message; smjobs' own warnings (a quota it could not
+    read) print as notices."""
+    import warnings
+
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return fn(*args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            return fn(*args)
     except (ClientError, BotoCoreError) as exc:
         err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
+    finally:
+        package = str(Path(__file__).parent)
+        for warning in caught:
+            if warning.filename.startswith(package):
+                err.print(f"[yellow]notice:[/] {escape(str(warning.message))}", highlight=False)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 # the other commands register themselves on `app`

@@ -253,3 +253,23 @@ def test_a_submission_sends_no_telemetry_without_a_config(moto_aws, tmp_path, sp
     (tmp_path / "on.yaml").write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: false\n")
     assert _submit(tmp_path, spec_data, "loud-sdk").exit_code == 0
     assert calls  # the same path does call it when the user opts in: the test above can fail
+
+
+def test_the_python_api_checks_quotas_too(moto_aws, sagemaker_quotas, spec_data):
+    from smjobs.api import submit
+    from smjobs.errors import SpecError
+    from smjobs.validate import validate_spec
+
+    with pytest.raises(SpecError) as refused:
+        submit(validate_spec({**spec_data, "compute": {**spec_data["compute"], "instance_count": 5}}), aws=moto_aws)
+    assert refused.value.paths() == ["compute.instance_count"] and moto_aws.sent == []
+    assert submit(validate_spec(spec_data), aws=moto_aws).job_name  # 2 of 4: goes
+
+
+def test_an_unreadable_quota_is_a_warning_in_python(moto_aws, spec_data):
+    from smjobs.api import submit
+    from smjobs.validate import validate_spec
+
+    with pytest.warns(UserWarning, match="could not read the Service Quota"):
+        submit(validate_spec(spec_data), aws=moto_aws)
+    assert len(moto_aws.sent) == 1
