@@ -105,12 +105,11 @@ def _streams(client, name: str) -> list[str]:
 def log_lines(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
               sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
     """The job's log lines, one stream per host, each prefixed with its host ("[algo-1-1234]"). With ``follow``,
-    keep reading new lines (and new hosts' streams) until the job has ended and every stream is drained."""
+    keep reading new lines (and new hosts' streams) until a pass that began after the job ended has drained them."""
     client = aws.client("logs")
     tokens: dict[str, str | None] = {}
     while True:
         done = follow and describe(aws, name).get("TrainingJobStatus") in TERMINAL  # read before draining
-        new = 0
         for stream in _streams(client, name):
             host = stream.split("/", 1)[-1]
             while True:
@@ -119,13 +118,12 @@ def log_lines(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
                     kwargs["nextToken"] = tokens[stream]
                 events = client.get_log_events(**kwargs)
                 for event in events["events"]:
-                    new += 1
                     yield f"[{host}] {event['message']}"
                 unchanged = events.get("nextForwardToken") == tokens.get(stream)
                 tokens[stream] = events.get("nextForwardToken")
                 if not events["events"] or unchanged:
                     break
-        if not follow or (done and new == 0):
+        if not follow or done:  # the job had ended before this pass began: the pass read everything it wrote
             return
         sleep(poll_s)
 

@@ -13,7 +13,6 @@ import datetime as _dt
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from smjobs.spec import JobSpec
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 CREATE_TRAINING_JOB_EVENT = "provide-client-params.sagemaker.CreateTrainingJob"
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def resolved_request(spec: JobSpec, aws: AwsContext, resolved: Resolved, job_name: str | None = None) -> TrainingRequest:
@@ -199,24 +197,3 @@ def status(aws: AwsContext, job_name: str) -> dict[str, Any]:
 
 def _iso(value) -> str | None:
     return value.isoformat() if isinstance(value, _dt.datetime) else value
-
-
-def logs(aws: AwsContext, job_name: str) -> Iterator[str]:
-    """Every log line of the job so far, prefixed with its stream (one stream per host)."""
-    client = aws.client("logs")
-    paginator = client.get_paginator("describe_log_streams")
-    try:
-        pages = list(paginator.paginate(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/"))
-    except client.exceptions.ResourceNotFoundException:
-        return
-    for page in pages:
-        for stream in page["logStreams"]:
-            host = stream["logStreamName"].split("/", 1)[-1]
-            kwargs = {"logGroupName": LOG_GROUP, "logStreamName": stream["logStreamName"], "startFromHead": True}
-            while True:
-                events = client.get_log_events(**kwargs)
-                for event in events["events"]:
-                    yield f"[{host}] {event['message']}"
-                if not events["events"] or events["nextForwardToken"] == kwargs.get("nextToken"):
-                    break
-                kwargs["nextToken"] = events["nextForwardToken"]
