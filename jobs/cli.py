@@ -1,4 +1,7 @@
-"""The ``smjobs`` command line: validate, submit (or dry-run), status, logs.
+"""The ``smjobs`` command line: the app, its shared options and helpers, ``validate``, ``plan`` and ``schedule``.
+
+The other commands live beside it and register on the same app: ``cli_jobs`` (submit, status, logs, stop, list,
+cost), ``cli_local`` (run), ``cli_infer``, ``cli_tune``, ``cli_catalog`` (instances, prices) and ``cli_infra``.
 
 Bad input exits with code 2 and a list of problems, never a traceback; nothing is uploaded and no job is
 created. The SageMaker SDK is imported only when a job is really submitted.

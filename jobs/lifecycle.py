@@ -7,6 +7,7 @@ Search, CloudWatch Logs); ``smjobs.job_store`` remembers where each job went so 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,17 @@ from smjobs.request import MANAGED_TAG, SPEC_TAG
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# How a rank's line starts in a job's log: torchrun's "[default3]:" and Open MPI's "[1,mpirank:3,algo-1]<stdout>:"
+RANK_LINE = re.compile(r"^\[(?:default(\d+)|\d+,mpirank:(\d+),[^\]]*)\](?:<std\w+>)?:")
+
+
+def labelled(host: str, message: str) -> str:
+    """``[host] line``, or ``[host rank N] line`` when the line says which rank wrote it."""
+    match = RANK_LINE.match(message)
+    if match is None:
+        return f"[{host}] {message}"
+    rest = message[match.end():]
+    return f"[{host} rank {match.group(1) or match.group(2)}] {rest[1:] if rest.startswith(' ') else rest}"
 
 
 def describe(aws, name: str) -> dict:
@@ -104,7 +116,8 @@ def _streams(client, name: str) -> list[str]:
 
 def log_lines(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
               sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
-    """The job's log lines, one stream per host, each prefixed with its host ("[algo-1-1234]"). With ``follow``,
+    """The job's log lines, one stream per host, each prefixed with its host and, when the line names it, its rank
+    ("[algo-1-1234 rank 3]"). With ``follow``,
     keep reading new lines (and new hosts' streams) until a pass that began after the job ended has drained them."""
     client = aws.client("logs")
     tokens: dict[str, str | None] = {}
@@ -118,7 +131,7 @@ def log_lines(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
                     kwargs["nextToken"] = tokens[stream]
                 events = client.get_log_events(**kwargs)
                 for event in events["events"]:
-                    yield f"[{host}] {event['message']}"
+                    yield labelled(host, event["message"])
                 unchanged = events.get("nextForwardToken") == tokens.get(stream)
                 tokens[stream] = events.get("nextForwardToken")
                 if not events["events"] or unchanged:

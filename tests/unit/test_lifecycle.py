@@ -177,7 +177,10 @@ def test_wait_and_follow_print_every_host_until_the_job_ends(moto_aws, spec_data
             _job("follow-1").training_job_status = "Completed"
 
     lines = list(lifecycle.log_lines(moto_aws, "follow-1", follow=True, poll_s=0, sleep=sleep))
-    assert lines == ["[algo-1-1700000000] [default0]: step=1 loss=2.0", "[algo-2-1700000000] [default8]: step=1 loss=2.0"]
+    assert lines == ["[algo-1-1700000000 rank 0] step=1 loss=2.0", "[algo-2-1700000000 rank 8] step=1 loss=2.0"]
+    assert lifecycle.labelled("algo-1", "[1,mpirank:3,algo-1]<stdout>:step=2") == "[algo-1 rank 3] step=2"
+    assert lifecycle.labelled("algo-1", "Invoking script with the following command:") == (
+        "[algo-1] Invoking script with the following command:")
     seen = []
     _job("follow-1").training_job_status = "InProgress"
     states = iter(["InProgress", "Completed"])
@@ -185,7 +188,7 @@ def test_wait_and_follow_print_every_host_until_the_job_ends(moto_aws, spec_data
                            sleep=lambda _: setattr(_job("follow-1"), "training_job_status", next(states)))
     assert final["TrainingJobStatus"] == "Completed" and seen == ["InProgress", "Completed"]
     printed = runner.invoke(app, ["logs", "follow-1", "--follow", "--region", "us-east-1"])
-    assert printed.exit_code == 0 and "[algo-2-1700000000] [default8]: step=1" in printed.output
+    assert printed.exit_code == 0 and "[algo-2-1700000000 rank 8] step=1" in printed.output
     assert "follow-1: Completed" in printed.output
 
 
