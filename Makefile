@@ -39,7 +39,7 @@ lint: $(STAMP) $(LINT_STAMP)
 	$(BIN)/python -m smjobs.infra.lint --tools $(LINT_VENV)/bin
 
 test: $(STAMP) lint
-	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin $(BIN)/python -m pytest -q
+	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin $(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

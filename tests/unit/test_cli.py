@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -163,8 +164,12 @@ def test_version_and_completion():
 
     shown = runner.invoke(app, ["--version"])
     assert shown.exit_code == 0 and shown.output.strip() == f"smjobs {version('smjobs')}"
-    completion = runner.invoke(app, ["--show-completion", "bash"], prog_name="smjobs")
-    assert completion.exit_code == 0 and "_SMJOBS_COMPLETE" in completion.output
+    # typer detects the shell from the process tree (make runs recipes under sh, which it does not support): ask
+    # from bash, as a user's terminal would ("; exit $?" keeps bash as the parent instead of exec-ing the command)
+    smjobs = Path(sys.executable).with_name("smjobs")
+    completion = subprocess.run(["bash", "-c", f"'{smjobs}' --show-completion; exit $?"], capture_output=True, text=True,
+                                timeout=120)
+    assert completion.returncode == 0 and "_SMJOBS_COMPLETE=complete_bash" in completion.stdout, completion.stderr
 
 
 def test_run_is_local_by_default_and_accepts_local(tmp_path, spec_data):
