@@ -145,16 +145,8 @@ def test_smddp_job_runs_locally_under_torchrun_and_equals_ddp(tmp_path):
     assert_same(a, b)
 
 
-def test_smp_v1_job_runs_locally(tmp_path):
-    request, result = local_run("smp_v1_gpt", tmp_path / "smp", request_processes(), steps=2, log_every=1)
-    log = "\n".join(result.lines)
-    assert "smp v1: gpt, pp 2 x dp 4 x tp 2" in log and "step=2 loss=" in log
-    assert (result.layout.model_dir / "model.pt").exists()
-
-
-def request_processes() -> int:
-    data = read_spec_data(example_path("smp_v1_gpt"))
-    return build_request(validate_spec(data), job_name="x").world_size
+# `smjobs run smp_v1_gpt` (8 processes, pp 2 x dp 4 x tp 2) runs in tests/integration/test_readme.py, as the README
+# shows it.
 
 
 def test_fsdp_runs_on_the_smddp_backend(tmp_path):
