@@ -259,6 +259,17 @@ def schedule(
     out.print(f"picture: {schedule_render.plot(timeline, path)}", markup=False)
 
 
+def aws_context(region: str | None, endpoint_url: str | None, what: str = ""):
+    """The AwsContext of a command: an emulator endpoint without a region means us-east-1 (as submit does); no region
+    at all, from the flag or the AWS config, is a usage error naming the fix."""
+    from smjobs.aws import AwsContext
+
+    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
+    if aws.region is None:
+        _fail(UsageError(f"no AWS region{what}: pass --region, or set AWS_REGION."))
+    return aws
+
+
 def _aws_call(fn, *args: Any):
     """Run an AWS-calling function: an AWS error exits 1 with its message; smjobs' own warnings (a quota it could not
     read) print as notices."""

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs.cli import EndpointOpt, RegionOpt, _aws_call, app, err, out
+from smjobs.cli import EndpointOpt, RegionOpt, _aws_call, app, aws_context, err, out
 
 infra = typer.Typer(no_args_is_help=True, help="Set up an AWS account for smjobs: the execution role and the bucket.")
 app.add_typer(infra, name="infra")
@@ -45,7 +45,6 @@ def deploy(
     security_group_ids: Annotated[list[str] | None, typer.Option("--security-group-id", help="With --vpc-id: a security group of the endpoints. Repeatable.")] = None,
 ) -> None:
     """Create or update the smjobs stack (role and bucket) through CloudFormation, and print what it made."""
-    from smjobs.aws import AwsContext
     from smjobs.infra import stack
     from smjobs.infra.template import render
 
@@ -53,10 +52,7 @@ def deploy(
         err.print("[bold red]error:[/] --vpc-id needs --route-table-id, --subnet-id and --security-group-id "
                   "(each at least once); nothing was deployed.", highlight=False)
         raise typer.Exit(2)
-    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
-    if aws.region is None:
-        err.print("[bold red]error:[/] no AWS region: pass --region, or set AWS_REGION.", highlight=False)
-        raise typer.Exit(2)
+    aws = aws_context(region, endpoint_url)
     params = stack.parameters(role_name=role_name, kms_key_arn=kms_key_arn, checkpoint_days=checkpoint_days,
                               access_log_bucket=access_log_bucket, vpc_id=vpc_id, route_table_ids=route_table_ids or [],
                               subnet_ids=subnet_ids or [], security_group_ids=security_group_ids or [])

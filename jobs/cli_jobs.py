@@ -28,6 +28,7 @@ from smjobs.cli import (
     _notice,
     _region,
     app,
+    aws_context,
     err,
     load,
     out,
@@ -47,14 +48,9 @@ POLL_S = 15.0
 def _context(job: str, region: str | None, endpoint_url: str | None):
     """The AwsContext for a command on ``job``: the flags, else where submit sent it, else the AWS config."""
     from smjobs import job_store
-    from smjobs.aws import AwsContext
 
     region, endpoint_url = job_store.where(job, region, endpoint_url)
-    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
-    if aws.region is None:
-        _fail(UsageError(f"no AWS region for {job}: it was not submitted from here, and none is configured. "
-                         "To fix: pass --region, or set AWS_REGION."))
-    return aws
+    return aws_context(region, endpoint_url, f" for {job} (it was not submitted from here, and none is configured)")
 
 
 def _interactive() -> bool:
@@ -242,7 +238,6 @@ def list_command(
 ) -> None:
     """List the project's training jobs (tagged smjobs:managed-by=smjobs), newest first."""
     from smjobs import lifecycle
-    from smjobs.aws import AwsContext
 
     statuses = tuple(status_filter or ())
     valid = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
@@ -253,9 +248,7 @@ def list_command(
         when = lifecycle.parse_since(since) if since else None
     except ValueError:
         _fail(UsageError(f"--since {since!r}: give 30m, 6h, 2d, 1w or an ISO date such as 2026-11-01"))
-    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
-    if aws.region is None:
-        _fail(UsageError("no AWS region: pass --region, or set AWS_REGION"))
+    aws = aws_context(region, endpoint_url)
     rows = _aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
     table = Table(title=f"smjobs training jobs in {aws.region}")
     for column in ("name", "status", "created", "instances", "spec"):

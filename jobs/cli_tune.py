@@ -10,9 +10,22 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import api
+from smjobs import api, job_store
 from smjobs.api import UsageError
-from smjobs.cli import EndpointOpt, RegionOpt, SetOpt, SpecArg, _aws_call, _fail, _region, app, err, load, out
+from smjobs.cli import (
+    EndpointOpt,
+    RegionOpt,
+    SetOpt,
+    SpecArg,
+    _aws_call,
+    _fail,
+    _region,
+    app,
+    aws_context,
+    err,
+    load,
+    out,
+)
 from smjobs.errors import SpecError
 
 
@@ -72,8 +85,8 @@ def tune(
     out.print(f"[green]submitted[/] tuning job {escape(request.job_name)}: {request.estimate['trials']} trials, "
               f"{job.tuning.max_parallel_trials} at once, each {request.training.world_size} processes on "
               f"{job.compute.instance_count} x {escape(job.compute.instance_type)}", highlight=False)
-    out.print(f"  status: smjobs tune-status {request.job_name}" + (f" --endpoint-url {endpoint_url}" if endpoint_url else ""),
-              markup=False)
+    job_store.remember(request.job_name, "tuning", request.training.region, endpoint_url)
+    out.print(f"  status: smjobs tune-status {request.job_name}", markup=False)
     return None
 
 
@@ -116,11 +129,10 @@ def _short(value) -> str:
 
 
 @app.command("tune-status")
-def tune_status(job: str, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `smjobs tune` printed it).")],
+                endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
-    from smjobs.aws import AwsContext
-
-    show_tuning(AwsContext.create(region=region, endpoint_url=endpoint_url), job)
+    show_tuning(aws_context(*job_store.where(job, region, endpoint_url), f" for {job}"), job)
 
 
 def show_tuning(aws, name: str) -> None:
