@@ -134,14 +134,17 @@ def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, r
     return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket, create_infra=create_infra)
 
 
-def check_quotas(aws, instance_type: str, instance_count: int, usage: str) -> None:
-    """Raise SpecError when the account's Service Quota for ``usage`` ("training", "spot", "transform") cannot take
-    ``instance_count`` more instances; a quota that cannot be read is a warning, and the submission goes on."""
+def check_quotas(aws, spec: JobSpec, *, usage: str | None = None, instance_count: int | None = None) -> None:
+    """Raise SpecError when the account's Service Quota for ``usage`` ("training", "spot", "transform"; default: the
+    spec's training or spot) cannot take ``instance_count`` (default: the spec's) more of the spec's instances; a
+    quota that cannot be read is a warning, and the submission goes on."""
     import warnings
 
     from smjobs import quotas
 
-    report = quotas.check(aws, instance_type, instance_count, usage=usage)
+    compute = spec.compute
+    report = quotas.check(aws, compute.instance_type, instance_count or compute.instance_count,
+                          usage=usage or ("spot" if compute.use_spot else "training"))
     for notice in report.notices:
         warnings.warn(notice, stacklevel=3)
     if report.problems:
@@ -157,8 +160,7 @@ def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: 
 
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
-    check_quotas(aws, spec.compute.instance_type, spec.compute.instance_count,
-                 "spot" if spec.compute.use_spot else "training")
+    check_quotas(aws, spec)
     sagemaker_edge.submit(request, aws)
     return request
 
@@ -189,7 +191,7 @@ def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
     problems = transform_request_problems(request)
     if problems:
         raise SpecError(problems)
-    check_quotas(aws, spec.compute.instance_type, spec.compute.instance_count, "transform")
+    check_quotas(aws, spec, usage="transform")
     sagemaker_edge.submit_transform(request, aws)
     return request
 
@@ -229,8 +231,7 @@ def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, r
     request = build_tuning_request(spec, space, estimate, region=aws.region, bucket=resolved.bucket,
                                    role_arn=resolved.role_arn, job_name=job_name)
     # parallel trials run at once: the quota must hold all of them
-    check_quotas(aws, spec.compute.instance_type, spec.compute.instance_count * spec.tuning.max_parallel_trials,
-                 "spot" if spec.compute.use_spot else "training")
+    check_quotas(aws, spec, instance_count=spec.compute.instance_count * spec.tuning.max_parallel_trials)
     sagemaker_tuning.submit_tuning(request, aws)
     return request
 

@@ -16,7 +16,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import source
+from smjobs import api, source
 from smjobs.api import UsageError
 from smjobs.cli import (
     EndpointOpt,
@@ -67,17 +67,6 @@ def _confirm(estimate_text: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _check_quota(aws, job) -> None:
-    from smjobs import quotas
-
-    compute = job.compute
-    report = quotas.check(aws, compute.instance_type, compute.instance_count, usage="spot" if compute.use_spot else "training")
-    for notice in report.notices:
-        err.print(f"[yellow]notice:[/] {escape(notice)}", highlight=False)
-    if report.problems:
-        _fail(SpecError(report.problems))
-
-
 @app.command()
 def submit(
     spec: SpecArg,
@@ -118,7 +107,7 @@ def submit(
     try:
         resolved = sagemaker_edge.resolve(job, aws, role_arn=role, bucket=bucket, create_infra=create_infra)
         request = sagemaker_edge.resolved_request(job, aws, resolved, job_name=job_name)
-        _check_quota(aws, job)
+        _aws_call(api.check_quotas, aws, job)  # an unreadable quota prints as a notice
         out.print(f"role {escape(resolved.role_arn)} ({escape(resolved.role_source)}); bucket {escape(resolved.bucket)}",
                   highlight=False)
         _confirm(guess.describe(), yes)

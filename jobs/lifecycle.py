@@ -38,7 +38,7 @@ def stop(aws, name: str) -> str:
     """Stop ``name`` if it is running; returns the status it was in. SageMaker sends SIGTERM to the training
     processes and, for spot jobs with checkpoints, keeps what was uploaded."""
     status = describe(aws, name)["TrainingJobStatus"]
-    if status in ("InProgress",):
+    if status == "InProgress":
         aws.client("sagemaker").stop_training_job(TrainingJobName=name)
     return status
 
@@ -57,10 +57,9 @@ def list_jobs(aws, *, statuses: tuple[str, ...] = (), since: _dt.datetime | None
     client = aws.client("sagemaker")
     expression = {"Filters": [{"Name": f"Tags.{MANAGED_TAG[0]}", "Operator": "Equals", "Value": MANAGED_TAG[1]}]}
     rows: list[JobRow] = []
-    kwargs = {"Resource": "TrainingJob", "SearchExpression": expression, "SortBy": "CreationTime",
-              "SortOrder": "Descending", "MaxResults": 100}
-    while len(rows) < limit:
-        page = client.search(**kwargs)
+    pages = client.get_paginator("search").paginate(Resource="TrainingJob", SearchExpression=expression,
+                                                    SortBy="CreationTime", SortOrder="Descending")
+    for page in pages:
         for result in page.get("Results", []):
             job = result.get("TrainingJob", {})
             created = job.get("CreationTime")
@@ -73,9 +72,8 @@ def list_jobs(aws, *, statuses: tuple[str, ...] = (), since: _dt.datetime | None
             rows.append(JobRow(job.get("TrainingJobName", "?"), job.get("TrainingJobStatus", "?"), created,
                                f"{resources.get('InstanceCount', '?')} x {resources.get('InstanceType', '?')}",
                                tags.get(SPEC_TAG, "")))
-        if not page.get("NextToken"):
+        if len(rows) >= limit:
             break
-        kwargs["NextToken"] = page["NextToken"]
     rows.sort(key=lambda r: r.created or _dt.datetime.min.replace(tzinfo=_dt.timezone.utc), reverse=True)
     return rows[:limit]
 

@@ -32,15 +32,8 @@ def quota_name(instance_type: str, usage: str) -> str:
 
 def _default_quotas(client) -> dict[str, dict]:
     """Quota name -> the service's default entry (QuotaCode, Value)."""
-    found = {}
-    kwargs = {"ServiceCode": SERVICE_CODE, "MaxResults": 100}
-    while True:
-        page = client.list_aws_default_service_quotas(**kwargs)
-        for quota in page.get("Quotas", []):
-            found[quota["QuotaName"]] = quota
-        if not page.get("NextToken"):
-            return found
-        kwargs["NextToken"] = page["NextToken"]
+    pages = client.get_paginator("list_aws_default_service_quotas").paginate(ServiceCode=SERVICE_CODE)
+    return {quota["QuotaName"]: quota for page in pages for quota in page.get("Quotas", [])}
 
 
 def _applied_value(client, quota: dict) -> float:

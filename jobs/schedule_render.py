@@ -9,7 +9,7 @@ I, W and idle. The PNG's width is bounded whatever the number of micro-batches.
 from __future__ import annotations
 
 from fractions import Fraction
-from math import gcd
+from math import gcd, lcm
 from pathlib import Path
 
 from smjobs.schedule_model import Slot, Timeline, stage_of
@@ -33,17 +33,16 @@ def label(timeline: Timeline, slot: Slot) -> str:
     return text if timeline.virtual_stages == 1 else f"{text}/{chunk_of(timeline, slot)}"
 
 
+def _exact(time: float) -> Fraction:
+    """A slot time as the fraction it stands for (the model's times are sums of 1/v and backward_cost/v)."""
+    return Fraction(time).limit_denominator(10_000)
+
+
 def _unit(timeline: Timeline) -> Fraction:
     """The largest time step every slot boundary is a multiple of (a forward of one chunk, or less)."""
-    times = [Fraction(t).limit_denominator(10_000) for s in timeline.slots for t in (s.start, s.end)]
-    denominator = 1
-    for t in times:
-        denominator = denominator * t.denominator // gcd(denominator, t.denominator)
-    numerators = [int(t * denominator) for t in times if t]
-    step = 0
-    for n in numerators:
-        step = gcd(step, n)
-    return Fraction(step or 1, denominator)
+    times = [_exact(t) for s in timeline.slots for t in (s.start, s.end)]
+    denominator = lcm(*(t.denominator for t in times))
+    return Fraction(gcd(*(int(t * denominator) for t in times)) or 1, denominator)
 
 
 def text_geometry(timeline: Timeline, max_width: int = 160) -> tuple[Fraction, int]:
@@ -51,20 +50,19 @@ def text_geometry(timeline: Timeline, max_width: int = 160) -> tuple[Fraction, i
     would pass ``max_width``; then one character per unit (labels become the kind's letter)."""
     unit = _unit(timeline)
     width = max(len(label(timeline, s)) for s in timeline.slots) + 1
-    units = int(Fraction(timeline.makespan).limit_denominator(10_000) / unit)
+    units = int(_exact(timeline.makespan) / unit)
     return unit, width if units * width <= max_width else 1
 
 
 def render_text(timeline: Timeline, max_width: int = 160) -> list[str]:
     """One line per rank, in time order. Each slot covers exactly its start..end cells."""
     unit, cell = text_geometry(timeline, max_width)
-    total = int(Fraction(timeline.makespan).limit_denominator(10_000) / unit) * cell
+    total = int(_exact(timeline.makespan) / unit) * cell
     lines = []
     for rank in range(timeline.ranks):
         row = ["."] * total
         for slot in (s for s in timeline.slots if s.rank == rank):
-            a = int(Fraction(slot.start).limit_denominator(10_000) / unit) * cell
-            b = int(Fraction(slot.end).limit_denominator(10_000) / unit) * cell
+            a, b = (int(_exact(t) / unit) * cell for t in (slot.start, slot.end))
             if cell == 1:  # compact: the kind's letter; chunk 1 of two in lower case
                 letter = slot.kind.lower() if timeline.virtual_stages == 2 and chunk_of(timeline, slot) == 1 else slot.kind
                 text = letter * (b - a)
