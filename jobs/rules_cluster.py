@@ -46,6 +46,16 @@ def _gpu_alternatives(min_gpus: int, family: str | None = None, limit: int = 4) 
     return ", ".join(f"{t.name} ({t.gpu_count} x {t.gpu_model})" for t in cands[:limit])
 
 
+def _more_gpus_fix(processes: int, instance) -> str:
+    fix = f"set processes_per_host to at most {instance.gpu_count} (or leave it out)"
+    alternatives = _gpu_alternatives(processes, instance.family)
+    if alternatives:
+        return f"{fix}, or choose an instance with {processes} GPUs: {alternatives}."
+    most = max(t.gpu_count for t in catalog.instances().types.values())
+    return (f"{fix}; no SageMaker GPU instance has {processes} GPUs (the most is {most}): use more instances "
+            "(compute.instance_count) for more processes.")
+
+
 def check_compute(spec: JobSpec) -> list[Problem]:
     out = []
     c = spec.compute
@@ -128,7 +138,7 @@ def check_distribution(spec: JobSpec) -> list[Problem]:
     if instance is not None and d.processes_per_host is not None and d.processes_per_host > instance.gpu_count:
         out.append(Problem("distribution.processes_per_host",
                            f"{d.processes_per_host} processes on {instance.name}, which has {instance.gpu_count} GPU{'s' if instance.gpu_count > 1 else ''}; each process needs its own GPU.",
-                           f"set processes_per_host to at most {instance.gpu_count} (or leave it out), or choose an instance with {d.processes_per_host} GPUs: {_gpu_alternatives(d.processes_per_host, instance.family)}."))
+                           _more_gpus_fix(d.processes_per_host, instance)))
     library = _LIBRARIES.get(type(d))
     if library is not None:
         out += _check_library(spec, full, *library(fw))

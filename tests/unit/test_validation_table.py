@@ -116,6 +116,8 @@ INVALID = {
     "region-without-image": ({"region": "mars-east-1"}, "region", "not published"),
     # distribution
     "too-many-processes": ({"compute.instance_type": "ml.p3.8xlarge", "distribution.processes_per_host": 8}, "distribution.processes_per_host", "8 processes on ml.p3.8xlarge, which has 4 GPUs"),
+    "more-processes-than-any-instance-has-gpus": ({"distribution.processes_per_host": 9}, "distribution.processes_per_host",
+                                                  "no SageMaker GPU instance has 9 GPUs (the most is 8)"),
     "zero-processes": ({"distribution.processes_per_host": 0}, "distribution.processes_per_host", "greater than or equal to 1"),
     "smddp-on-g5": ({"distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"}, "compute.instance_type", "SMDDP does not run on ml.g5.12xlarge"),
     "smddp-on-p5": ({"compute.instance_type": "ml.p5.48xlarge", "distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"}, "compute.instance_type", "SMDDP does not run on ml.p5.48xlarge"),
