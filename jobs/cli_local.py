@@ -116,6 +116,9 @@ def report(result) -> None:
     for name, value in result.metrics.items():
         table.add_row(escape(f"metric {name}"), f"{value:g}")
     if result.failure and not result.stopped:
+        from smjobs.failures import launcher_ended
+
         lines = result.failure.strip().splitlines()
-        table.add_row("failure", escape(lines[0] if result.root_cause else lines[-1]))
+        summary = lines[0] if result.root_cause else launcher_ended(result.failure) or lines[-1]
+        table.add_row("failure", escape(summary))
     out.print(table)

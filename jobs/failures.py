@@ -103,3 +103,21 @@ def describe(cause: RootCause, lines: list[str], tail: int = 10, oom_killed: boo
     if own:
         text += f"last lines of rank {cause.rank}:\n" + "\n".join(f"  {line}" for line in own[-tail:]) + "\n"
     return text
+
+
+_TOOLKIT_EXIT = re.compile(r"^ExitCode\s+(-?\d+)\s*$", re.M)
+
+
+def launcher_ended(failure: str) -> str | None:
+    """When no rank reported a failure but the container toolkit did ("ExecuteUserScriptError ... ExitCode -9"): how
+    the launcher (torchrun or mpirun) itself ended, e.g. "the launcher was killed by SIGKILL"; None otherwise."""
+    match = _TOOLKIT_EXIT.search(failure)
+    if match is None:
+        return None
+    code = int(match.group(1))
+    if code < 0:
+        try:
+            return f"the launcher (torchrun or mpirun) was killed by {signal.Signals(-code).name}; no rank reported a failure"
+        except ValueError:
+            pass
+    return f"the launcher (torchrun or mpirun) exited with code {code}"

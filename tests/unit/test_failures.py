@@ -46,3 +46,12 @@ def test_an_oom_kill_is_told_apart_from_a_kill_by_hand(tmp_path, monkeypatch):
     assert failures.oom_killed_since(before) is True
     monkeypatch.setattr(failures, "OOM_COUNTERS", ((tmp_path / "absent", "oom_kill"),))
     assert failures.oom_killed_since({}) is None
+
+
+def test_a_killed_launcher_is_named_from_the_toolkits_report():
+    from smjobs.failures import launcher_ended
+
+    toolkit = 'ExecuteUserScriptError:\nExitCode -9\nErrorMessage ""\nCommand "torchrun --nnodes 1 regress.py"'
+    assert launcher_ended(toolkit) == "the launcher (torchrun or mpirun) was killed by SIGKILL; no rank reported a failure"
+    assert launcher_ended(toolkit.replace("-9", "3")) == "the launcher (torchrun or mpirun) exited with code 3"
+    assert launcher_ended("Traceback (most recent call last): ...") is None
