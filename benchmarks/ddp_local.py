@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from smjobs.local import free_port  # noqa: E402
+from smjobs.local.runner import free_port  # noqa: E402
 
 TRAIN = ROOT / "entry_points" / "train.py"
 BATCH = 8192  # large enough that compute, not the gradient all-reduce, sets the pace

@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from smjobs.local import free_port  # noqa: E402
-from smjobs.schedule_model import simulate, theoretical_bubble  # noqa: E402
+from smjobs.local.runner import free_port  # noqa: E402
+from smjobs.schedules.model import simulate, theoretical_bubble  # noqa: E402
 
 P = 2
 MODEL = ["--model", "mlp", "--in_features", "1536", "--hidden_sizes", "[1536,1536,1536,1536]", "--optimizer", '{"name":"sgd"}',

@@ -27,12 +27,12 @@ from smjobs.api import (
     tune_local,
     tuning_request,
 )
+from smjobs.checks.placement import placement_warnings
+from smjobs.checks.validate import validate_and_plan, validate_spec
 from smjobs.errors import Problem, SpecError
-from smjobs.placement import placement_warnings
-from smjobs.request import TrainingRequest, build_request
-from smjobs.source import SourceManifest
-from smjobs.spec import JobSpec
-from smjobs.validate import validate_and_plan, validate_spec
+from smjobs.request.source import SourceManifest
+from smjobs.request.training import TrainingRequest, build_request
+from smjobs.spec.job import JobSpec
 
 __all__ = [
     "JobSpec",

@@ -14,12 +14,12 @@ from typing import Any
 
 import yaml
 
+from smjobs.checks.validate import parse_spec, validate_and_plan
 from smjobs.errors import SpecError
-from smjobs.request import TrainingRequest, build_request
-from smjobs.source import SourceManifest, manifest_for
-from smjobs.spec import JobSpec, example_path, resolve_file_paths
-from smjobs.spec_file import SpecFileError, read_spec_data
-from smjobs.validate import parse_spec, validate_and_plan
+from smjobs.request.source import SourceManifest, manifest_for
+from smjobs.request.training import TrainingRequest, build_request
+from smjobs.spec.file import SpecFileError, read_spec_data
+from smjobs.spec.job import JobSpec, example_path, resolve_file_paths
 
 
 class UsageError(ValueError):
@@ -103,8 +103,9 @@ def prepare_local(spec: JobSpec, *, processes: int | None = None, work_dir: str 
                   fresh: bool = False, region: str | None = None):
     """The request and the laid-out ``/opt/ml`` tree of a local run (default work dir: runs/<name>; ``fresh``
     deletes its checkpoints, model and output first), with the work dir locked until the run ends; raises SpecError
-    for what keeps it from running here (``smjobs.local_checks``), before anything in the work dir changes."""
-    from smjobs import local, local_checks
+    for what keeps it from running here (``smjobs.local.prechecks``), before anything in the work dir changes."""
+    from smjobs.local import prechecks as local_checks
+    from smjobs.local import runner as local
 
     request = build_request(spec, region=region)
     work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
@@ -117,7 +118,7 @@ def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Pa
               on_line: Callable[[str], None] | None = None):
     """Run ``spec`` on this machine under SageMaker's container toolkit (``smjobs run --local``); returns the
     RunResult (exit code, model/output/checkpoint folders, metrics)."""
-    from smjobs import local
+    from smjobs.local import runner as local
 
     request, layout = prepare_local(spec, processes=processes, work_dir=work_dir, fresh=fresh)
     return local.launch(request, layout, on_line=on_line)
@@ -127,8 +128,8 @@ def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, r
              create_infra: bool = False):
     """(the AwsContext: ``aws``, else one for ``region`` and ``endpoint_url``; the resolved account, bucket and role)
     that every submission starts from."""
-    from smjobs import sagemaker_edge
-    from smjobs.aws import AwsContext
+    from smjobs.aws import submit as sagemaker_edge
+    from smjobs.aws.context import AwsContext
 
     aws = aws or AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
     return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket, create_infra=create_infra)
@@ -140,7 +141,7 @@ def check_quotas(aws, spec: JobSpec, *, usage: str | None = None, instance_count
     quota that cannot be read is a warning, and the submission goes on."""
     import warnings
 
-    from smjobs import quotas
+    from smjobs.aws import quotas
 
     compute = spec.compute
     report = quotas.check(aws, compute.instance_type, instance_count or compute.instance_count,
@@ -154,9 +155,9 @@ def check_quotas(aws, spec: JobSpec, *, usage: str | None = None, instance_count
 def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
            role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None, create_infra: bool = False) -> TrainingRequest:
     """Create the training job (``fit(wait=False)``); returns the request that was sent. ``aws``: an
-    ``smjobs.aws.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``). The role and bucket are
-    found (``smjobs.account``), or created when ``create_infra``."""
-    from smjobs import sagemaker_edge
+    ``smjobs.aws.context.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``). The role and bucket are
+    found (``smjobs.aws.account``), or created when ``create_infra``."""
+    from smjobs.aws import submit as sagemaker_edge
 
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
@@ -168,7 +169,7 @@ def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: 
 def transform_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):
     """The Batch Transform request of an inference spec, unresolved (``smjobs infer --backend batch-transform
     --dry-run``): no AWS call."""
-    from smjobs.batch_transform import build_transform_request
+    from smjobs.inference.batch_transform import build_transform_request
 
     return build_transform_request(spec, region=region, job_name=job_name)
 
@@ -178,9 +179,9 @@ def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
                      create_infra: bool = False):
     """Create the model and the transform job of an inference spec (``--backend batch-transform``); returns the
     TransformRequest that was sent. S3 input objects are counted first, for the idle-instance warning."""
-    from smjobs import sagemaker_edge
-    from smjobs.batch_transform import build_transform_request
-    from smjobs.validate import transform_request_problems
+    from smjobs.aws import submit as sagemaker_edge
+    from smjobs.checks.validate import transform_request_problems
+    from smjobs.inference.batch_transform import build_transform_request
 
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
     source_uri = spec.inference.input
@@ -198,7 +199,7 @@ def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
 
 def prepare_tuning(spec: JobSpec, *, region: str | None = None):
     """(the narrowed space, the cost estimate) of a spec with a tuning section; raises SpecError."""
-    from smjobs.tuning_space import prepare
+    from smjobs.tuning.space import prepare
 
     if spec.tuning is None:
         raise UsageError("not a tuning spec: add a `tuning` section (parameters, objective)")
@@ -207,8 +208,8 @@ def prepare_tuning(spec: JobSpec, *, region: str | None = None):
 
 def tuning_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):
     """The CreateHyperParameterTuningJob request of a tuning spec, unresolved (``smjobs tune --dry-run``)."""
-    from smjobs.tuning_request import build_tuning_request
-    from smjobs.validate import tuning_request_problems
+    from smjobs.checks.validate import tuning_request_problems
+    from smjobs.tuning.request import build_tuning_request
 
     space, estimate = prepare_tuning(spec, region=region)
     request = build_tuning_request(spec, space, estimate, region=region, job_name=job_name)
@@ -223,8 +224,8 @@ def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, r
                   create_infra: bool = False):
     """Narrow, price and create the tuning job (``HyperparameterTuner.fit(wait=False)``); returns the TuningRequest
     that was sent."""
-    from smjobs import sagemaker_tuning
-    from smjobs.tuning_request import build_tuning_request
+    from smjobs.aws import tuning as sagemaker_tuning
+    from smjobs.tuning.request import build_tuning_request
 
     space, estimate = prepare_tuning(spec, region=region)
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
@@ -240,7 +241,7 @@ def tune_local(spec: JobSpec, *, trials: int, work_dir: str | Path | None = None
                on_trial=None, on_line=None, plot_path: str | Path | None = None):
     """Run the tuning spec's search here with Optuna (``smjobs tune --local``); returns the LocalTuning (trials,
     best trial, and the plot written to ``plot_path``, by default ``<work dir>/tuning.png``)."""
-    from smjobs.tuning_local import plot, run_local_tuning
+    from smjobs.tuning.search import plot, run_local_tuning
 
     space, _ = prepare_tuning(spec)
     work = Path(work_dir) if work_dir is not None else Path("runs") / f"{spec.name}-tuning"

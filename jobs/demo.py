@@ -17,10 +17,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.syntax import Syntax
 
+from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.spec import example_path, read_spec_data
-from smjobs.validate import validate_spec
+from smjobs.request.training import build_request
+from smjobs.spec.job import example_path, read_spec_data
 
 EXAMPLE = "ddp_mlp"
 REGION = "us-east-1"
@@ -39,8 +39,8 @@ def main(example: str = EXAMPLE) -> int:
 
     console.rule("2. local run: 2 processes under the SageMaker container toolkit")
     import smjobs.cli  # noqa: F401  (first: the command modules import one another through it)
-    from smjobs import local
-    from smjobs.cli_local import report, run_with_progress
+    from smjobs.cli.local import report, run_with_progress
+    from smjobs.local import runner as local
 
     request = build_request(spec, region=REGION)
     layout = local.prepare(request, Path("runs") / spec.name, processes=2)
@@ -58,8 +58,8 @@ def main(example: str = EXAMPLE) -> int:
     console.rule("4. submit to moto (in process)")
     from moto import mock_aws
 
-    from smjobs import sagemaker_edge
-    from smjobs.aws import AwsContext
+    from smjobs.aws import submit as sagemaker_edge
+    from smjobs.aws.context import AwsContext
 
     with mock_aws():
         aws = AwsContext.create(region=REGION)

@@ -59,8 +59,8 @@ def moto_bare(fake_credentials):
     the SDK sends."""
     from moto import mock_aws
 
-    from smjobs.aws import AwsContext
-    from smjobs.sagemaker_edge import CREATE_TRAINING_JOB_EVENT
+    from smjobs.aws.context import AwsContext
+    from smjobs.aws.submit import CREATE_TRAINING_JOB_EVENT
 
     with mock_aws():
         aws = AwsContext.create(region="us-east-1")

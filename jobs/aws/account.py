@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from smjobs.aws import AwsContext
+from smjobs.aws.context import AwsContext
 from smjobs.errors import Problem, SpecError
-from smjobs.spec import JobSpec
+from smjobs.spec.job import JobSpec
 
 SETUP_FIX = ("run `smjobs infra deploy` (a CloudFormation stack your platform team can review), pass --role and "
              "--bucket, or add --create-infra to create them with boto3 now")
@@ -53,7 +53,7 @@ def notebook_role(aws: AwsContext) -> str | None:
         return None
     import sagemaker
 
-    from smjobs.sagemaker_edge import sagemaker_session
+    from smjobs.aws.submit import sagemaker_session
 
     try:
         return sagemaker.get_execution_role(sagemaker_session=sagemaker_session(aws))

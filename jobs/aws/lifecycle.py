@@ -1,7 +1,7 @@
 """A submitted job's life after submit: stop it, list the project's jobs, wait for one, follow its logs, price it.
 
 Every function takes an ``AwsContext`` and makes only the calls it names (DescribeTrainingJob, StopTrainingJob,
-Search, CloudWatch Logs); ``smjobs.job_store`` remembers where each job went so the commands find it again.
+Search, CloudWatch Logs); ``smjobs.aws.job_store`` remembers where each job went so the commands find it again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from smjobs import catalog
-from smjobs.request import MANAGED_TAG, SPEC_TAG
+from smjobs.request.training import MANAGED_TAG, SPEC_TAG
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"

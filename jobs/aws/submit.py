@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from smjobs import batch_transform, manifests, service_model, source
-from smjobs.account import NoCredentialsError, Resolved, resolve  # noqa: F401  (the edge's callers use them here)
-from smjobs.aws import AwsContext
+from smjobs.aws.account import NoCredentialsError, Resolved, resolve  # noqa: F401  (the edge's callers use them here)
+from smjobs.aws.context import AwsContext
+from smjobs.checks import service_model
 from smjobs.errors import SpecError
-from smjobs.request import TrainingRequest, build_request
-from smjobs.spec import JobSpec
+from smjobs.inference import batch_transform
+from smjobs.request import manifests, source
+from smjobs.request.training import TrainingRequest, build_request
+from smjobs.spec.job import JobSpec
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
@@ -59,7 +61,7 @@ def sagemaker_session(aws: AwsContext, bucket: str | None = None):
 
 def build_estimator(request: TrainingRequest, session, staged_source: Path | None = None) -> Any:
     """The SDK estimator for ``request``: every argument comes from the request, except that the code is the staged
-    archive contents (``smjobs.source``) when given."""
+    archive contents (``smjobs.request.source``) when given."""
     from sagemaker.pytorch import PyTorch
 
     kwargs = dict(request.estimator)

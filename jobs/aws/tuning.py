@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from smjobs import catalog, source
-from smjobs.aws import AwsContext
-from smjobs.sagemaker_edge import build_estimator, guard, sagemaker_session, training_inputs
-from smjobs.tuning_request import TuningRequest
+from smjobs import catalog
+from smjobs.aws.context import AwsContext
+from smjobs.aws.submit import build_estimator, guard, sagemaker_session, training_inputs
+from smjobs.request import source
+from smjobs.tuning.request import TuningRequest
 
 
 def _ranges(ranges: dict[str, dict[str, Any]]) -> dict:

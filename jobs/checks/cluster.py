@@ -7,11 +7,12 @@ import difflib
 import os
 import re
 
-from smjobs import catalog, degrees
+from smjobs import catalog
 from smjobs.errors import Problem
-from smjobs.request import JOB_NAME_SUFFIX_CHARS, processes_per_host
-from smjobs.spec import JobSpec
-from smjobs.strategies import (
+from smjobs.request.training import JOB_NAME_SUFFIX_CHARS, processes_per_host
+from smjobs.spec import degrees
+from smjobs.spec.job import JobSpec
+from smjobs.spec.strategies import (
     FSDP,
     SMDDP,
     ModelParallelV1,

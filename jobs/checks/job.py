@@ -8,9 +8,11 @@ import difflib
 import re
 from pathlib import Path
 
-from smjobs import manifests, source
+from smjobs.checks.script_args import read_arguments
 from smjobs.errors import Problem
-from smjobs.hyperparameters import (
+from smjobs.request import manifests, source
+from smjobs.request.training import build_request, source_dir
+from smjobs.spec.hyperparameters import (
     KEY_PATTERN,
     MAX_HYPERPARAMETERS,
     MAX_KEY_CHARS,
@@ -20,9 +22,7 @@ from smjobs.hyperparameters import (
     to_estimator_value,
     to_wire,
 )
-from smjobs.request import build_request, source_dir
-from smjobs.script_args import read_arguments
-from smjobs.spec import JobSpec
+from smjobs.spec.job import JobSpec
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV
 

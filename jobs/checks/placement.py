@@ -12,9 +12,9 @@ Tensor parallel groups larger than one instance are rejected by validation (``de
 from __future__ import annotations
 
 from smjobs import catalog
-from smjobs.request import processes_per_host
-from smjobs.spec import JobSpec
-from smjobs.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
+from smjobs.request.training import processes_per_host
+from smjobs.spec.job import JobSpec
+from smjobs.spec.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
 
 
 def _tensor_parallel_degree(spec: JobSpec) -> int:

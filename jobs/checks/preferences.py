@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from smjobs import catalog
 from smjobs.errors import Problem
-from smjobs.spec import JobSpec
+from smjobs.spec.job import JobSpec
 
 MAX_PREFERENCES = 5
 DATA_PARALLEL = ("ddp", "smddp", "fsdp")

@@ -20,22 +20,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from smjobs import (
-    batch_transform,
-    inference,
-    rules_cluster,
-    rules_job,
-    rules_preferences,
-    service_model,
-    tuning,
-)
+from smjobs.checks import cluster as rules_cluster
+from smjobs.checks import job as rules_job
+from smjobs.checks import preferences as rules_preferences
+from smjobs.checks import service_model
 from smjobs.errors import Problem, SpecError
+from smjobs.inference import batch_transform
+from smjobs.inference import section as inference
 from smjobs.planner.plan import Plan
 from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
-from smjobs.request import UNRESOLVED_ROLE, build_request
-from smjobs.spec import JobSpec
-from smjobs.spec_file import SpecFileError, check_shape
-from smjobs.strategies import STRATEGY_TYPES
+from smjobs.request.training import UNRESOLVED_ROLE, build_request
+from smjobs.spec.file import SpecFileError, check_shape
+from smjobs.spec.job import JobSpec
+from smjobs.spec.strategies import STRATEGY_TYPES
+from smjobs.tuning import trials as tuning
 
 # CreateTrainingJob member -> spec field, so that the service-model net reports spec paths.
 _REQUEST_TO_SPEC = [

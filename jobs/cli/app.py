@@ -18,12 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import api, catalog, source
+from smjobs import api, catalog
 from smjobs.api import UsageError, read_spec
+from smjobs.checks.validate import validate_and_plan
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.spec import JobSpec
-from smjobs.validate import validate_and_plan
+from smjobs.request import source
+from smjobs.request.training import build_request
+from smjobs.spec.job import JobSpec
 
 # typer 0.29 labels every option with its type, so a flag reads "--dry-run <bool>" as if it took a value; a flag
 # takes none, so show none (options with values keep their label).
@@ -135,8 +136,8 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
 def _notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> None:
     """The strategy's notice, placement warnings and, for jobs bound for SageMaker (``remote``), an availability
     that could not be checked (stderr: a dry run's stdout stays plain YAML)."""
-    from smjobs.placement import placement_warnings
-    from smjobs.rules_cluster import availability_unknown
+    from smjobs.checks.cluster import availability_unknown
+    from smjobs.checks.placement import placement_warnings
 
     if job.distribution.notice:
         err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
@@ -155,9 +156,9 @@ def plan_command(
     png: Annotated[Path | None, typer.Option("--png", help="Also draw estimated cost against step time.")] = None,
 ) -> None:
     """Choose instances for SPEC: the cheapest configuration that fits, the alternatives, and why the rest do not."""
+    from smjobs.checks.validate import parse_spec
     from smjobs.planner.plot import plot
     from smjobs.planner.resolve import plan_spec
-    from smjobs.validate import parse_spec
 
     try:
         job, problems = parse_spec(read_spec(spec, overrides or [])[1])
@@ -228,8 +229,9 @@ def schedule(
     """Show a pipeline schedule's timeline (forward and backward slots per rank) and its bubble fraction."""
     from pydantic import ValidationError
 
-    from smjobs import degrees, schedule_model
-    from smjobs.strategies import PipelineParallel
+    from smjobs.schedules import model as schedule_model
+    from smjobs.spec import degrees
+    from smjobs.spec.strategies import PipelineParallel
 
     if virtual_stages is None:
         virtual_stages = 1 if schedule_name in ("GPipe", "1F1B") else 2
@@ -241,7 +243,7 @@ def schedule(
     problems = degrees.check_pipeline(strategy, degrees.Cluster(1, stages), None, None)
     if problems:
         _fail(SpecError(problems))
-    from smjobs import schedule_render
+    from smjobs.schedules import render as schedule_render
 
     timeline = schedule_model.simulate(schedule_name, stages, microbatches, virtual_stages)
     out.print(f"[bold]{schedule_name}[/]: {stages} ranks x {timeline.virtual_stages} stage(s) each, {microbatches} "
@@ -262,7 +264,7 @@ def schedule(
 def aws_context(region: str | None, endpoint_url: str | None, what: str = ""):
     """The AwsContext of a command: an emulator endpoint without a region means us-east-1 (as submit does); no region
     at all, from the flag or the AWS config, is a usage error naming the fix."""
-    from smjobs.aws import AwsContext
+    from smjobs.aws.context import AwsContext
 
     aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
     if aws.region is None:
@@ -285,7 +287,7 @@ def _aws_call(fn, *args: Any):
         err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        package = str(Path(__file__).parent)
+        package = str(Path(__file__).parents[1])
         for warning in caught:
             if warning.filename.startswith(package):
                 err.print(f"[yellow]notice:[/] {escape(str(warning.message))}", highlight=False)
@@ -294,7 +296,12 @@ def _aws_call(fn, *args: Any):
 
 
 # the other commands register themselves on `app`
-from smjobs import cli_catalog, cli_infer, cli_infra, cli_jobs, cli_local, cli_tune  # noqa: E402, F401
+import smjobs.cli.catalog  # noqa: E402, F401
+import smjobs.cli.infer  # noqa: E402, F401
+import smjobs.cli.infra  # noqa: E402, F401
+import smjobs.cli.jobs  # noqa: E402, F401
+import smjobs.cli.local  # noqa: E402, F401
+import smjobs.cli.tune  # noqa: E402, F401
 
 
 def main() -> None:

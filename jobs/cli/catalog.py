@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smjobs.cli import EndpointOpt, _aws_call, app, out
+from smjobs.cli.app import EndpointOpt, _aws_call, app, out
 
 
 @app.command("instances")
@@ -38,7 +38,7 @@ app.add_typer(prices_app, name="prices")
 
 def _pricing_client(endpoint_url: str | None):
     """The Price List API answers in us-east-1 (and ap-south-1) for every priced region."""
-    from smjobs.aws import AwsContext
+    from smjobs.aws.context import AwsContext
 
     return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
 

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli import (
+from smjobs.cli.app import (
     EndpointOpt,
     RegionOpt,
     SetOpt,
@@ -27,8 +27,8 @@ from smjobs.cli import (
     load,
     out,
 )
-from smjobs.cli_jobs import CreateInfraOpt, YesOpt, submit
-from smjobs.cli_local import RANK_PREFIX, interruptible, report
+from smjobs.cli.jobs import CreateInfraOpt, YesOpt, submit
+from smjobs.cli.local import RANK_PREFIX, interruptible, report
 from smjobs.errors import SpecError
 
 TOTAL = re.compile(r"inference: (\d+) records")
@@ -89,7 +89,7 @@ def infer(
 def _infer_local(job, processes, work_dir, fresh) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from smjobs import local as local_run
+    from smjobs.local import runner as local_run
 
     try:
         request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
@@ -129,7 +129,7 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, cr
     """--backend batch-transform: print the request, or create the model and the transform job."""
     import yaml
 
-    from smjobs.batch_transform import source_manifest
+    from smjobs.inference.batch_transform import source_manifest
 
     if dry_run:
         request = api.transform_request(job, region=_region(job, region), job_name=job_name)
@@ -139,8 +139,8 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, cr
         out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", markup=False, highlight=False,
                   soft_wrap=True)
         return
-    from smjobs import job_store
-    from smjobs.sagemaker_edge import NoCredentialsError
+    from smjobs.aws import job_store
+    from smjobs.aws.submit import NoCredentialsError
 
     try:
         request = _aws_call(lambda: api.submit_transform(job, endpoint_url=endpoint_url, region=_region(job, region),

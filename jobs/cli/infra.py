@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs.cli import EndpointOpt, RegionOpt, _aws_call, app, aws_context, err, out
+from smjobs.cli.app import EndpointOpt, RegionOpt, _aws_call, app, aws_context, err, out
 
 infra = typer.Typer(no_args_is_help=True, help="Set up an AWS account for smjobs: the execution role and the bucket.")
 app.add_typer(infra, name="infra")

@@ -2,7 +2,7 @@
 
 The habits are those of ``aws sagemaker`` and ``sky``: ``submit --wait``, ``logs --follow``, ``status --watch``,
 ``list --status/--since``. ``submit`` shows the estimated cost and the Service Quotas check before anything starts,
-and remembers the job's region and endpoint (``smjobs.job_store``) for the other commands.
+and remembers the job's region and endpoint (``smjobs.aws.job_store``) for the other commands.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import api, source
+from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli import (
+from smjobs.checks.validate import validate_spec
+from smjobs.cli.app import (
     EndpointOpt,
     RegionOpt,
     SetOpt,
@@ -34,8 +35,8 @@ from smjobs.cli import (
     out,
 )
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.validate import validate_spec
+from smjobs.request import source
+from smjobs.request.training import build_request
 
 JobArg = Annotated[str, typer.Argument(help="Training job name (as `smjobs submit` or `smjobs list` printed it).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Submit without asking to confirm the estimated cost.")]
@@ -47,7 +48,7 @@ POLL_S = 15.0
 
 def _context(job: str, region: str | None, endpoint_url: str | None):
     """The AwsContext for a command on ``job``: the flags, else where submit sent it, else the AWS config."""
-    from smjobs import job_store
+    from smjobs.aws import job_store
 
     region, endpoint_url = job_store.where(job, region, endpoint_url)
     return aws_context(region, endpoint_url, f" for {job} (it was not submitted from here, and none is configured)")
@@ -99,8 +100,9 @@ def submit(
     _notice(job, region)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from smjobs import job_store, sagemaker_edge
-    from smjobs.aws import AwsContext
+    from smjobs.aws import job_store
+    from smjobs.aws import submit as sagemaker_edge
+    from smjobs.aws.context import AwsContext
 
     aws = AwsContext.create(region=_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
     guess = estimate(job, aws.region)
@@ -128,7 +130,7 @@ def submit(
 
 def _follow(aws, name: str) -> int:
     """Print the job's logs from the start until it ends; its exit code (0 only when it completed)."""
-    from smjobs import lifecycle
+    from smjobs.aws import lifecycle
 
     def stream() -> dict:
         for line in lifecycle.log_lines(aws, name, follow=True, poll_s=POLL_S):
@@ -153,7 +155,8 @@ def status(
     """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
     from botocore.exceptions import ClientError
 
-    from smjobs import lifecycle, sagemaker_edge
+    from smjobs.aws import lifecycle
+    from smjobs.aws import submit as sagemaker_edge
 
     aws = _context(job, region, endpoint_url)
 
@@ -167,7 +170,7 @@ def status(
 
     summary = _aws_call(training_job)
     if summary is None:
-        from smjobs.cli_tune import show_tuning
+        from smjobs.cli.tune import show_tuning
 
         show_tuning(aws, job)
         return
@@ -195,7 +198,7 @@ def logs(
     aws = _context(job, region, endpoint_url)
     if follow:
         raise typer.Exit(_follow(aws, job))
-    from smjobs import lifecycle
+    from smjobs.aws import lifecycle
 
     lines = _aws_call(lambda: list(lifecycle.log_lines(aws, job)))
     if not lines:
@@ -207,7 +210,7 @@ def logs(
 @app.command()
 def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """Stop a running training job (SageMaker sends SIGTERM; checkpoints already uploaded are kept)."""
-    from smjobs import lifecycle
+    from smjobs.aws import lifecycle
 
     aws = _context(job, region, endpoint_url)
     before = _aws_call(lambda: lifecycle.stop(aws, job))
@@ -226,7 +229,7 @@ def list_command(
     region: RegionOpt = None,
 ) -> None:
     """List the project's training jobs (tagged smjobs:managed-by=smjobs), newest first."""
-    from smjobs import lifecycle
+    from smjobs.aws import lifecycle
 
     statuses = tuple(status_filter or ())
     valid = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
@@ -253,7 +256,7 @@ def list_command(
 @app.command()
 def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
-    from smjobs import job_store, lifecycle
+    from smjobs.aws import job_store, lifecycle
 
     aws = _context(job, region, endpoint_url)
     c = _aws_call(lambda: lifecycle.cost(aws, job))

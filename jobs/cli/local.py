@@ -13,7 +13,7 @@ from rich.table import Table
 
 from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli import SetOpt, SpecArg, _fail, _notice, _region, app, err, load, out
+from smjobs.cli.app import SetOpt, SpecArg, _fail, _notice, _region, app, err, load, out
 from smjobs.errors import SpecError
 
 
@@ -45,8 +45,8 @@ def interruptible(start, done_nothing: str) -> int:
 
 
 def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
-    from smjobs import local as local_run
-    from smjobs.local_checks import newest_checkpoint
+    from smjobs.local import runner as local_run
+    from smjobs.local.prechecks import newest_checkpoint
 
     try:
         job = load(spec, None, overrides)
@@ -83,7 +83,7 @@ def run_with_progress(request, layout, *, show_toolkit: bool = True):
     """Launch a prepared local run; print rank lines (and the toolkit's own, dimmed) with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from smjobs import local as local_run
+    from smjobs.local import runner as local_run
 
     total = request.estimator["hyperparameters"].get("steps")
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -116,7 +116,7 @@ def report(result) -> None:
     for name, value in result.metrics.items():
         table.add_row(escape(f"metric {name}"), f"{value:g}")
     if result.failure and not result.stopped:
-        from smjobs.failures import launcher_ended
+        from smjobs.local.failures import launcher_ended
 
         lines = result.failure.strip().splitlines()
         summary = lines[0] if result.root_cause else launcher_ended(result.failure) or lines[-1]

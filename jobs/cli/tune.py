@@ -10,9 +10,10 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import api, job_store
+from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli import (
+from smjobs.aws import job_store
+from smjobs.cli.app import (
     EndpointOpt,
     RegionOpt,
     SetOpt,
@@ -62,7 +63,7 @@ def tune(
 ) -> None:
     """Tune a job's hyperparameters: a SageMaker tuning job (memory-safe space, priced first), its request with
     --dry-run, or the same search here with --local."""
-    from smjobs.sagemaker_edge import NoCredentialsError
+    from smjobs.aws.submit import NoCredentialsError
 
     try:
         job = load(spec, region, overrides)
@@ -136,7 +137,7 @@ def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `sm
 
 
 def show_tuning(aws, name: str) -> None:
-    from smjobs.sagemaker_tuning import tuning_status
+    from smjobs.aws.tuning import tuning_status
 
     summary = _aws_call(tuning_status, aws, name)
     out.print(f"{summary['name']}: {summary['status']} ({summary['strategy']}, {summary['objective']}); cost so far "

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smjobs import catalog, manifests, source
+from smjobs import catalog
 from smjobs.errors import Problem
-from smjobs.request import (
+from smjobs.request import manifests, source
+from smjobs.request.training import (
     CONTAINER_LOG_LEVEL,
     DEFAULT_REGION,
     UNRESOLVED_BUCKET,
@@ -29,7 +30,7 @@ from smjobs.request import (
     source_dir,
     unique_job_name,
 )
-from smjobs.spec import JobSpec
+from smjobs.spec.job import JobSpec
 
 SCRIPT = "serve.py"
 MAX_PAYLOAD_MB = 100

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from smjobs import manifests
 from smjobs.errors import Problem
+from smjobs.request import manifests
 
 SCRIPT = "infer.py"
 SETTINGS = ("batch_size", "part_records", "max_bad_records", "input_field", "id_field", "model_factory")

@@ -13,9 +13,9 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from smjobs import manifests
 from smjobs.errors import Problem
-from smjobs.request import TrainingRequest
+from smjobs.request import manifests
+from smjobs.request.training import TrainingRequest
 
 from smjobs_runtime import COMPLETE_MARKER, CONFIG_FILE
 

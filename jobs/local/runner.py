@@ -7,9 +7,9 @@ directory, and started by SageMaker's own container toolkit from PyPI (``sagemak
 SageMaker produces. What differs, and why:
 - one host instead of ``instance_count``: ``--processes`` processes stand in for the whole cluster, with the
   same global batch;
-- the code is the archive's files (``smjobs.source``: the source folder, filtered, plus smjobs_runtime.py) copied
+- the code is the archive's files (``smjobs.request.source``: the source folder, filtered, plus smjobs_runtime.py) copied
   into ``code/`` instead of downloaded, and channels are local directories;
-- code with a ``requirements.txt`` or ``setup.py`` runs in an isolated environment (``smjobs.local_env``): the
+- code with a ``requirements.txt`` or ``setup.py`` runs in an isolated environment (``smjobs.local.env``): the
   toolkit's pip install never touches smjobs' own environment;
 - ``SM_STUDIO_LOCAL_MODE=true`` skips the toolkit's wait for other hosts' DNS names;
 - SMDDP and SMP v1 jobs (mpirun on SageMaker) start under torchrun unless this machine has what the toolkit's
@@ -31,10 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smjobs import failures, local_checks, local_env, local_stop, manifests, source
 from smjobs.errors import Problem, SpecError
-from smjobs.local_stop import interrupt
-from smjobs.request import TrainingRequest
+from smjobs.local import env as local_env
+from smjobs.local import failures
+from smjobs.local import prechecks as local_checks
+from smjobs.local import stop as local_stop
+from smjobs.local.stop import interrupt
+from smjobs.request import manifests, source
+from smjobs.request.training import TrainingRequest
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV
 

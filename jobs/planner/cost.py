@@ -14,7 +14,7 @@ The model, per optimizer step (documented with its assumptions in the README, "C
 - tensor parallel: 4 all-reduces (or all-gather + reduce-scatter pairs under SP) of a micro-batch's activations
   per layer, 6 with full recomputation, inside one instance, not overlapped;
 - pipeline: activation and gradient sends per micro-batch, and the schedule's bubble
-  (``smjobs.schedule_model.theoretical_bubble``) stretching the busy time.
+  (``smjobs.schedules.model.theoretical_bubble``) stretching the busy time.
 Cost: the instances' hourly price (spot: an assumed fraction of it) over the steps plus a fixed start-up.
 Pure functions of catalog data; no torch, no AWS.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from smjobs.catalog import InstanceType, instances
 from smjobs.planner.factory import ModelProfile
 from smjobs.planner.memory import Layout, Precision, Recompute, TransformerShape
-from smjobs.schedule_model import theoretical_bubble
+from smjobs.schedules.model import theoretical_bubble
 
 
 @dataclass(frozen=True)

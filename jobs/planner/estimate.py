@@ -13,7 +13,7 @@ from smjobs import catalog
 from smjobs.planner.cost import Assumptions, hourly_usd
 from smjobs.planner.plan import plan
 from smjobs.planner.resolve import AUTO, constraints, pinned_strategy, workload
-from smjobs.spec import JobSpec
+from smjobs.spec.job import JobSpec
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import heapq
 from dataclasses import dataclass, field, replace
 
 from smjobs.catalog import InstanceType, instances, prices, supported_libraries
-from smjobs.degrees import divisors
 from smjobs.planner.cost import (
     Assumptions,
     StepTime,
@@ -26,6 +25,7 @@ from smjobs.planner.cost import (
 )
 from smjobs.planner.explain import Rejection, TypeOutcomes, describe_layout
 from smjobs.planner.memory import GIB, Layout, MemoryEstimate
+from smjobs.spec.degrees import divisors
 
 KINDS = ("ddp", "smddp", "fsdp", "pipeline", "naive_mp", "smp_v2", "smp_v1")
 LIBRARY = {"smddp": "smddp", "smp_v2": "smp_v2", "smp_v1": "smp_v1"}

@@ -18,9 +18,9 @@ from smjobs.planner.factory import FactoryError, ModelProfile, profile
 from smjobs.planner.inference_plan import InferenceWorkload, plan_inference
 from smjobs.planner.memory import TransformerShape
 from smjobs.planner.plan import TIE_SHARE, Candidate, Constraints, Plan, StrategyRequest, plan, rank
-from smjobs.request import processes_per_host, source_dir
-from smjobs.spec import JobSpec
-from smjobs.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
+from smjobs.request.training import processes_per_host, source_dir
+from smjobs.spec.job import JobSpec
+from smjobs.spec.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
 
 AUTO = "auto"
 _GPT_KEYS = {"layers": "n_layers", "hidden": "d_model", "heads": "n_heads", "seq_len": "seq_len", "vocab": "vocab_size"}
@@ -269,7 +269,7 @@ def preferences(found: Plan, wanted: int) -> list[Candidate]:
 
 def inference_workload(spec: JobSpec) -> tuple[InferenceWorkload | None, list[Problem]]:
     """What an inference job's planner sizes: the described model, the number of records and the batch."""
-    from smjobs.inference import count_local_records
+    from smjobs.inference.section import count_local_records
 
     problems = []
     if spec.plan.model is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pathspec
 
-from smjobs import manifests
+from smjobs.request import manifests
 
 IGNORE_FILE = ".smjobsignore"
 DEFAULT_IGNORE = (
@@ -164,7 +164,7 @@ inference scripts, which load the user's model factory from that folder."""
 def bundled_additions(root: Path, entry_point: str) -> list[SourceFile]:
     """The bundled script ``entry_point`` and its ``common/`` package, when ``root`` is a user's folder without
     them; empty otherwise."""
-    from smjobs.spec import ENTRY_POINTS_DIR
+    from smjobs.spec.job import ENTRY_POINTS_DIR
 
     root = Path(root).resolve()
     if entry_point not in ADDABLE_SCRIPTS or root == ENTRY_POINTS_DIR or (root / entry_point).exists():

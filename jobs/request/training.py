@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from smjobs import catalog
-from smjobs.hyperparameters import to_estimator_value, to_wire
-from smjobs.spec import ENTRY_POINTS_DIR, JobSpec
+from smjobs.spec.hyperparameters import to_estimator_value, to_wire
+from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smjobs.strategies import PIPELINE_SCHEDULES
+from smjobs.spec.strategies import PIPELINE_SCHEDULES
 
 ZERO_BUBBLE = ("InterleavedZeroBubble", "ZBVZeroBubble", "DualPipeV")
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 from math import gcd, lcm
 from pathlib import Path
 
-from smjobs.schedule_model import Slot, Timeline, stage_of
+from smjobs.schedules.model import Slot, Timeline, stage_of
 
 KINDS = {"F": "forward", "B": "backward (input and weight gradients)", "I": "input gradient", "W": "weight gradient"}
 _FILL = {"F": "-", "B": "=", "I": "=", "W": "~"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smjobs.errors import Problem
-from smjobs.strategies import (
+from smjobs.spec.strategies import (
     MULTI_STAGE_SCHEDULES,
     V_SHAPED_SCHEDULES,
     ModelParallelV1,

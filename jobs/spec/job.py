@@ -1,7 +1,7 @@
 """JobSpec: the one frozen, documented description of a training job, loaded from YAML/JSON or built in Python.
 
-The spec says what the user wants; it holds no AWS state. ``smjobs.validate`` checks it,
-``smjobs.request.build_request`` turns it into the request that is submitted or run locally.
+The spec says what the user wants; it holds no AWS state. ``smjobs.checks.validate`` checks it,
+``smjobs.request.training.build_request`` turns it into the request that is submitted or run locally.
 Every field carries its unit in its name (``_gb``, ``_s``) and a docstring.
 """
 
@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from smjobs.spec_file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
-from smjobs.spec_tuning import TuningSettings
-from smjobs.strategies import DDP, Strategy
+from smjobs.spec.file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
+from smjobs.spec.strategies import DDP, Strategy
+from smjobs.spec.tuning import TuningSettings
 
 ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodule_search_locations[0]).resolve()
 """The bundled training scripts (``entry_points/`` in the repository, ``smjobs/entry_points`` installed)."""
@@ -196,7 +196,7 @@ class BatchTransformSettings(_Frozen):
 class InferenceSettings(_Frozen):
     """An inference job: run a trained model over every record of a data set, data-parallel (``smjobs infer``).
 
-    smjobs turns it into the job's ordinary fields (``smjobs.inference.expand``): the bundled ``infer.py`` under
+    smjobs turns it into the job's ordinary fields (``smjobs.inference.section.expand``): the bundled ``infer.py`` under
     torchrun, a ``data`` and a ``model`` channel, these settings as hyperparameters, and ``output_path`` as the
     checkpoint location (finished parts are the checkpoints; predictions.jsonl lands beside them)."""
 
@@ -247,7 +247,7 @@ class JobSpec(_Frozen):
     compute: Compute
     """Instances and limits."""
     source_dir: str | None = None
-    """Folder uploaded as the job's code (filtered: see ``smjobs.source``). In a spec file, relative to the file;
+    """Folder uploaded as the job's code (filtered: see ``smjobs.request.source``). In a spec file, relative to the file;
     when absent, the spec file's own folder if the entry point is there or is not one of smjobs' bundled scripts,
     else the bundled scripts' folder."""
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
@@ -336,7 +336,7 @@ def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
 
 def example_path(name: str) -> Path:
     """Path of a spec shipped in ``jobs/examples`` (``ddp_mlp`` or ``ddp_mlp.yaml``)."""
-    examples = Path(__file__).parent / "examples"
+    examples = Path(__file__).parents[1] / "examples"
     candidate = examples / (name if name.endswith((".yaml", ".json")) else f"{name}.yaml")
     if not candidate.exists():
         known = sorted(p.stem for p in examples.glob("*.yaml"))

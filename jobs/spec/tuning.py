@@ -1,9 +1,9 @@
 """The ``tuning`` section of a job spec: a hyperparameter search over the job (``smjobs tune``).
 
 The section says what to search (parameters), what for (objective), how (strategy) and within which limits
-(trials, parallel trials, early stopping, completion criteria, warm start, dollars). ``smjobs.tuning`` checks it
-against SageMaker's limits, narrows it to what fits in GPU memory and prices it; ``smjobs.tuning_request`` turns it
-into the CreateHyperParameterTuningJob request; ``smjobs.tuning_local`` runs the same search here with Optuna.
+(trials, parallel trials, early stopping, completion criteria, warm start, dollars). ``smjobs.checks.tuning`` checks it
+against SageMaker's limits, narrows it to what fits in GPU memory and prices it; ``smjobs.tuning.request`` turns it
+into the CreateHyperParameterTuningJob request; ``smjobs.tuning.search`` runs the same search here with Optuna.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from smjobs.request import TrainingRequest, build_request
-from smjobs.spec import JobSpec
-from smjobs.tuning import Space, trial_data, tuning_name
-from smjobs.tuning_space import Estimate
+from smjobs.request.training import TrainingRequest, build_request
+from smjobs.spec.job import JobSpec
+from smjobs.tuning.space import Estimate
+from smjobs.tuning.trials import Space, trial_data, tuning_name
 
 SCALING = {"auto": "Auto", "linear": "Linear", "log": "Logarithmic", "reverse_log": "ReverseLogarithmic"}
 WARM_START = {"identical_data_and_algorithm": "IdenticalDataAndAlgorithm", "transfer_learning": "TransferLearning"}

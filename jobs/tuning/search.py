@@ -3,7 +3,7 @@
 Optuna picks the points (TPE for Bayesian, random for Random, its grid sampler for Grid) and stops trials early
 (Hyperband's pruner for Hyperband, the median pruner for ``early_stopping: auto``); smjobs writes no search
 algorithm. Each trial is the job with the trial's values, validated like any spec and run under the container
-contract (``smjobs.local``); its objective is read from the log by the metric definition's regular expression, as
+contract (``smjobs.local.runner``); its objective is read from the log by the metric definition's regular expression, as
 SageMaker reads it: every match is an intermediate value (for pruning), the last one is the trial's result. A
 pruned trial is stopped as a spot interruption stops a job. Local trials are the smoke test of a search space:
 they run one at a time, with few processes, on CPUs.
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smjobs.spec import JobSpec
-from smjobs.tuning import Space, grid_size, objective_regex, trial_data
+from smjobs.spec.job import JobSpec
+from smjobs.tuning.trials import Space, grid_size, objective_regex, trial_data
 
 
 class TrialFailed(RuntimeError):
@@ -92,10 +92,10 @@ def run_local_tuning(spec: JobSpec, space: Space, *, trials: int, work_dir: Path
     """Run ``trials`` local trials of the (prepared) space; each in ``work_dir/trial-NNN``."""
     import optuna
 
-    from smjobs import local
-    from smjobs.local_stop import interrupt
-    from smjobs.request import build_request
-    from smjobs.validate import validate_spec
+    from smjobs.checks.validate import validate_spec
+    from smjobs.local import runner as local
+    from smjobs.local.stop import interrupt
+    from smjobs.request.training import build_request
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t = spec.tuning

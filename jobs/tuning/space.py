@@ -21,17 +21,27 @@ from typing import Any
 
 from smjobs import catalog
 from smjobs.errors import Problem, SpecError
-from smjobs.request import processes_per_host, source_dir
-from smjobs.spec import JobSpec
-from smjobs.spec_tuning import TunedParameter
-from smjobs.tuning import DEFAULT_TRIALS, Removal, Space, affects, corner, fit, grid_size, numeric, trial_data
+from smjobs.request.training import processes_per_host, source_dir
+from smjobs.spec.job import JobSpec
+from smjobs.spec.tuning import TunedParameter
+from smjobs.tuning.trials import (
+    DEFAULT_TRIALS,
+    Removal,
+    Space,
+    affects,
+    corner,
+    fit,
+    grid_size,
+    numeric,
+    trial_data,
+)
 
 BISECTION_STEPS = 24
 
 
 def _configs(spec: JobSpec, region: str | None) -> tuple[list[tuple[str, int]], list[Removal], list[Problem]]:
     """The instance configurations trials may use, each checked as the job itself would be."""
-    from smjobs.validate import check_spec
+    from smjobs.checks.validate import check_spec
 
     t = spec.tuning
     wanted = [(spec.compute.instance_type, spec.compute.instance_count)]
@@ -154,7 +164,7 @@ def estimate(spec: JobSpec, space: Space, region: str | None) -> tuple[Estimate,
 
 def prepare(spec: JobSpec, region: str | None = None) -> tuple[Space, Estimate]:
     """The narrowed, validated and priced space of a spec with a tuning section; raises SpecError."""
-    from smjobs.validate import check_spec
+    from smjobs.checks.validate import check_spec
 
     t = spec.tuning
     configs, removed, problems = _configs(spec, region)
@@ -209,7 +219,7 @@ def _divisible_batches(spec: JobSpec, parameters: dict[str, TunedParameter], con
     """The bundled train.py splits global_batch_size evenly over its data-parallel processes (and gradient
     accumulation steps): values that do not divide are dropped, and an integer range, which would mostly give such
     values, is refused with the values that work."""
-    from smjobs.spec import ENTRY_POINTS_DIR
+    from smjobs.spec.job import ENTRY_POINTS_DIR
 
     p = parameters.get("global_batch_size")
     bundled = spec.entry_point == "train.py" and source_dir(spec) == ENTRY_POINTS_DIR

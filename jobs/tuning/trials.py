@@ -23,8 +23,8 @@ from typing import Any
 
 from smjobs import catalog
 from smjobs.errors import Problem
-from smjobs.spec import JobSpec
-from smjobs.spec_tuning import TunedParameter
+from smjobs.spec.job import JobSpec
+from smjobs.spec.tuning import TunedParameter
 
 KNOWN_AFFECTS = {"global_batch_size": "global_batch", "micro_batch_size": "micro_batch", "seq_len": "seq_len",
                  "d_model": "hidden", "n_layers": "layers", "n_heads": "heads", "vocab_size": "vocab"}
@@ -209,7 +209,7 @@ def derived_micro_batch(spec: JobSpec, variant: JobSpec) -> JobSpec:
     ``spec``) with that micro-batch."""
     if "micro_batch" in spec.plan.model_fields_set or spec.distribution.type not in ("ddp", "smddp", "fsdp"):
         return variant
-    from smjobs.request import processes_per_host
+    from smjobs.request.training import processes_per_host
 
     hps = variant.hyperparameters
     global_batch = variant.plan.global_batch or hps.get("global_batch_size")

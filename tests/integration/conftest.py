@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smjobs.local import free_port
+from smjobs.local.runner import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from smjobs import local
-from smjobs.request import build_request
-from smjobs.spec import ENTRY_POINTS_DIR
-from smjobs.validate import validate_spec
+from smjobs.checks.validate import validate_spec
+from smjobs.local import runner as local
+from smjobs.request.training import build_request
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 pytestmark = pytest.mark.integration
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -119,7 +119,7 @@ def test_sigterm_to_the_cli_at_any_moment_stops_it_cleanly(when, tmp_path, run_p
 
 # ----- checkpoints ----------------------------------------------------------------------------------------
 def torchrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    from smjobs.local import free_port
+    from smjobs.local.runner import free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": str(tmp_path)}
     return subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from smjobs import local
-from smjobs.request import build_request
-from smjobs.validate import validate_spec
+from smjobs.checks.validate import validate_spec
+from smjobs.local import runner as local
+from smjobs.request.training import build_request
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from smjobs.local import free_port
+from smjobs.local.runner import free_port
 from smjobs.planner.memory import Layout, TransformerShape, estimate
 from smjobs.planner.traced import TraceSetup, trace_memory
-from smjobs.spec import ENTRY_POINTS_DIR
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

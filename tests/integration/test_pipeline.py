@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from smjobs.local import free_port
-from smjobs.spec import ENTRY_POINTS_DIR
+from smjobs.local.runner import free_port
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from smjobs.local import free_port
+from smjobs.local.runner import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from smjobs import local
-from smjobs.local import free_port
-from smjobs.request import build_request
-from smjobs.spec import example_path, read_spec_data
-from smjobs.validate import validate_spec
+from smjobs.checks.validate import validate_spec
+from smjobs.local import runner as local
+from smjobs.local.runner import free_port
+from smjobs.request.training import build_request
+from smjobs.spec.job import example_path, read_spec_data
 
 pytestmark = pytest.mark.integration
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "smdistributed"

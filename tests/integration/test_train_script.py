@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from smjobs.request import build_request
-from smjobs.spec import ENTRY_POINTS_DIR, example_path, read_spec_data
-from smjobs.validate import validate_spec
+from smjobs.checks.validate import validate_spec
+from smjobs.request.training import build_request
+from smjobs.spec.job import ENTRY_POINTS_DIR, example_path, read_spec_data
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def test_single_process_run_matches_metric_definitions(tmp_path):
 def test_two_process_ddp_under_torchrun(tmp_path):
     args, _ = example_args({"steps": 4, "log_every": 2, "global_batch_size": 16})
     torchrun = Path(sys.executable).parent / "torchrun"
-    from smjobs.local import free_port
+    from smjobs.local.runner import free_port
 
     done = run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
                 str(ENTRY_POINTS_DIR / "train.py"), *args], tmp_path)

@@ -12,7 +12,7 @@ import sys
 import yaml
 
 from smjobs import api
-from smjobs.validate import validate_spec
+from smjobs.checks.validate import validate_spec
 
 STEPS, LOG_EVERY = 12, 4
 
@@ -68,7 +68,7 @@ def test_cli_tune_local_prints_a_table_the_best_trial_and_a_plot(tmp_path):
 
 
 def test_a_job_started_on_fewer_processes_than_declared_fails_loudly(tmp_path):
-    from smjobs.spec import ENTRY_POINTS_DIR
+    from smjobs.spec.job import ENTRY_POINTS_DIR
 
     config = tmp_path / "input" / "config"
     config.mkdir(parents=True)

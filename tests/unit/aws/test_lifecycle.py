@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from smjobs import job_store, lifecycle, quotas
+from smjobs.aws import job_store, lifecycle, quotas
 from smjobs.cli import app
 
 runner = CliRunner()
@@ -88,7 +88,7 @@ def test_quota_below_need_refuses_with_name_value_and_how_to_raise(moto_aws, sag
 
 def test_spot_reads_the_spot_quota_and_running_jobs_count(moto_aws, sagemaker_quotas, spec_data):
     from smjobs.api import submit
-    from smjobs.validate import validate_spec
+    from smjobs.checks.validate import validate_spec
 
     report = quotas.check(moto_aws, "ml.g5.12xlarge", 1, usage="spot")
     assert report.problems and "'ml.g5.12xlarge for spot training job usage' (L-G512S) in us-east-1 is 0" in report.problems[0].message
@@ -151,7 +151,7 @@ def test_status_without_a_region_says_how_to_give_one(moto_aws, monkeypatch):
 
 def test_wait_and_follow_print_every_host_until_the_job_ends(moto_aws, spec_data):
     from smjobs.api import submit
-    from smjobs.validate import validate_spec
+    from smjobs.checks.validate import validate_spec
 
     submit(validate_spec(spec_data), aws=moto_aws, job_name="follow-1")
     _job("follow-1").training_job_status = "InProgress"
@@ -199,7 +199,7 @@ def test_submit_wait_exits_with_the_jobs_outcome(moto_aws, tmp_path, spec_data):
 
 
 def test_submit_asks_before_spending_in_a_terminal(moto_aws, tmp_path, spec_data, monkeypatch):
-    import smjobs.cli_jobs as cli_jobs
+    import smjobs.cli.jobs as cli_jobs
 
     monkeypatch.setattr(cli_jobs, "_interactive", lambda: True)
     jobs = moto_aws.client("sagemaker").list_training_jobs
@@ -216,8 +216,8 @@ def test_submit_asks_before_spending_in_a_terminal(moto_aws, tmp_path, spec_data
 
 def test_the_estimate_is_the_planners_for_a_sized_model_else_the_max_run_bound(spec_data):
     from smjobs import catalog
+    from smjobs.checks.validate import validate_spec
     from smjobs.planner.estimate import estimate
-    from smjobs.validate import validate_spec
 
     bound = estimate(validate_spec(spec_data), "us-east-1")
     price = catalog.prices().price("ml.g5.12xlarge", "us-east-1").usd_per_hour
@@ -230,7 +230,7 @@ def test_the_estimate_is_the_planners_for_a_sized_model_else_the_max_run_bound(s
 
 
 def test_sdk_telemetry_is_off_unless_the_users_config_turns_it_on(tmp_path, monkeypatch):
-    from smjobs.sagemaker_edge import sdk_config
+    from smjobs.aws.submit import sdk_config
 
     empty = tmp_path / "empty.yaml"
     empty.write_text("SchemaVersion: '1.0'\n")
@@ -260,8 +260,8 @@ def test_a_submission_sends_no_telemetry_without_a_config(moto_aws, tmp_path, sp
 
 def test_the_python_api_checks_quotas_too(moto_aws, sagemaker_quotas, spec_data):
     from smjobs.api import submit
+    from smjobs.checks.validate import validate_spec
     from smjobs.errors import SpecError
-    from smjobs.validate import validate_spec
 
     with pytest.raises(SpecError) as refused:
         submit(validate_spec({**spec_data, "compute": {**spec_data["compute"], "instance_count": 5}}), aws=moto_aws)
@@ -271,7 +271,7 @@ def test_the_python_api_checks_quotas_too(moto_aws, sagemaker_quotas, spec_data)
 
 def test_an_unreadable_quota_is_a_warning_in_python(moto_aws, spec_data):
     from smjobs.api import submit
-    from smjobs.validate import validate_spec
+    from smjobs.checks.validate import validate_spec
 
     with pytest.warns(UserWarning, match="could not read the Service Quota"):
         submit(validate_spec(spec_data), aws=moto_aws)

@@ -8,11 +8,11 @@ import tarfile
 
 import pytest
 
-from smjobs import sagemaker_edge
+from smjobs.aws import submit as sagemaker_edge
+from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.spec import ENTRY_POINTS_DIR, example_path, read_spec_data
-from smjobs.validate import validate_spec
+from smjobs.request.training import build_request
+from smjobs.spec.job import ENTRY_POINTS_DIR, example_path, read_spec_data
 
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:"
 

@@ -13,11 +13,12 @@ import pytest
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from smjobs import cli, cli_catalog
 from smjobs.catalog import PRICES_PATH, instances, load_prices, prices
 from smjobs.catalog.pricing import parse_price_list, refresh
+from smjobs.cli import app as cli
+from smjobs.cli import catalog as cli_catalog
 
-FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "pricing" / "get_products_pages.json").read_text())
+FIXTURE = json.loads((Path(__file__).parents[2] / "fixtures" / "pricing" / "get_products_pages.json").read_text())
 FILTERS = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"},
            {"Type": "TERM_MATCH", "Field": "component", "Value": "Training"}]
 
@@ -113,9 +114,9 @@ def test_cli_instances_lists_libraries_and_prices():
 
 def test_refresh_records_what_the_region_offers_and_validation_uses_it(tmp_path, monkeypatch, spec_data):
     from smjobs import catalog
+    from smjobs.checks.validate import validate_spec
     from smjobs.errors import SpecError
     from smjobs.planner import plan as planner
-    from smjobs.validate import validate_spec
 
     path = tmp_path / "prices.json"
     shutil.copy(PRICES_PATH, path)
@@ -144,8 +145,8 @@ def test_unchecked_availability_is_said_not_passed_over(tmp_path, monkeypatch, s
     """Without a region's Price List list, validate and dry runs say availability was not checked, naming the fix."""
     import yaml
 
-    from smjobs.rules_cluster import availability_unknown
-    from smjobs.validate import validate_spec
+    from smjobs.checks.cluster import availability_unknown
+    from smjobs.checks.validate import validate_spec
 
     spec = validate_spec({**spec_data, "region": "eu-central-1", "compute": {"instance_type": "ml.p3dn.24xlarge"}})
     said = availability_unknown(spec, None)

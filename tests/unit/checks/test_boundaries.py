@@ -6,7 +6,7 @@ import ast
 import subprocess
 import sys
 
-from smjobs.spec import ENTRY_POINTS_DIR
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 ALLOWED_THIRD_PARTY = {"torch"}
 # entry_points' own modules, imported beside the scripts (they run from source_dir)
@@ -41,7 +41,7 @@ def test_smdistributed_is_imported_only_when_the_smddp_backend_is_asked_for():
 
 
 def test_validate_path_does_not_import_the_sdk_or_boto3():
-    code = ("import sys, smjobs, smjobs.cli, smjobs.validate, smjobs.request; "
+    code = ("import sys, smjobs, smjobs.cli, smjobs.checks.validate, smjobs.request.training; "
             "print(sorted(m for m in ('sagemaker', 'boto3') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

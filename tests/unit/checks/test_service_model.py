@@ -8,7 +8,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from smjobs.service_model import check, java_to_python_regex
+from smjobs.checks.service_model import check, java_to_python_regex
 
 MINIMAL = {
     "TrainingJobName": "job-1",

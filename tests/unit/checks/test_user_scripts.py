@@ -9,8 +9,8 @@ import yaml
 
 from smjobs.api import load_spec
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.spec import ENTRY_POINTS_DIR
+from smjobs.request.training import build_request
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 SCRIPT = textwrap.dedent('''
     import argparse

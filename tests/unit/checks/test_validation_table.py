@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
+from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
-from smjobs.validate import validate_spec
 
 DELETE = object()
 

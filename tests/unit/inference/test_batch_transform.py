@@ -16,11 +16,11 @@ import yaml
 from typer.testing import CliRunner
 
 from smjobs import api
-from smjobs.batch_transform import build_transform_request
+from smjobs.checks.validate import validate_spec
 from smjobs.cli import app
 from smjobs.errors import SpecError
-from smjobs.spec import ENTRY_POINTS_DIR
-from smjobs.validate import validate_spec
+from smjobs.inference.batch_transform import build_transform_request
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 IN_FEATURES = 8
 SECTION = {"model": "s3://models-bucket/train-1/output/model.tar.gz", "input": "s3://data-bucket/records/",

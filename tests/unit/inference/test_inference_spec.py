@@ -7,11 +7,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from smjobs import sagemaker_edge
+from smjobs.aws import submit as sagemaker_edge
+from smjobs.checks.validate import validate_spec
 from smjobs.cli import app
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.validate import validate_spec
+from smjobs.request.training import build_request
 
 SECTION = {"model": "s3://models/job-1/output/model.tar.gz", "input": "s3://data/records/",
            "output_path": "s3://data/predictions/", "batch_size": 128, "max_bad_records": 5}
@@ -70,7 +70,7 @@ def test_a_local_model_file_is_a_channel_of_that_file_alone(tmp_path):
     assert spec.hyperparameters["model_file"] == "weights.pt"
     assert spec.inputs["data"].uri == str(tmp_path / "records")
     (tmp_path / "model" / "optimizer-state.pt").write_bytes(b"1" * 1000)  # beside it, and not wanted
-    from smjobs import local
+    from smjobs.local import runner as local
 
     layout = local.prepare(build_request(spec), tmp_path / "work", 1)
     assert sorted(p.name for p in (layout.data_dir / "model").iterdir()) == ["weights.pt"]
@@ -111,8 +111,8 @@ def auto_inference(**plan):
 
 def test_auto_picks_the_cheapest_that_holds_the_model_and_finishes_in_time():
     from smjobs import catalog
+    from smjobs.checks.validate import validate_and_plan
     from smjobs.planner.memory import GIB
-    from smjobs.validate import validate_and_plan
 
     spec, found = validate_and_plan(auto_inference(max_hours=2))
     choice = found.choice
@@ -147,7 +147,7 @@ def test_a_kv_cache_and_a_model_too_big_for_one_gpu_are_sized():
 
 
 def test_records_are_counted_from_a_local_folder_or_required(tmp_path):
-    from smjobs.inference import count_local_records
+    from smjobs.inference.section import count_local_records
 
     (tmp_path / "a.jsonl").write_text('{"inputs": [1]}\n\n{"inputs": [2]}\n')
     (tmp_path / "b.csv").write_text("id,x\n1,2\n3,4\n5,6\n")

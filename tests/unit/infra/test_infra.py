@@ -12,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from smjobs.checks.validate import validate_spec
 from smjobs.cli import app
 from smjobs.errors import SpecError
 from smjobs.infra import (
@@ -23,7 +24,6 @@ from smjobs.infra import (
     template,
 )
 from smjobs.infra.lint import Finding, judge, load_allowlist
-from smjobs.validate import validate_spec
 
 runner = CliRunner()
 ACCOUNT = "123456789012"
@@ -179,7 +179,7 @@ def test_cli_infra_deploy_and_template(moto_bare, tmp_path):
 
 
 def test_submit_creates_nothing_and_says_how_to_set_up(moto_bare, spec_data):
-    from smjobs import sagemaker_edge
+    from smjobs.aws import submit as sagemaker_edge
 
     spec = validate_spec(spec_data)
     with pytest.raises(SpecError) as raised:
@@ -194,7 +194,7 @@ def test_submit_creates_nothing_and_says_how_to_set_up(moto_bare, spec_data):
 
 
 def test_the_stack_is_found_and_role_or_spec_wins(moto_bare, spec_data):
-    from smjobs import sagemaker_edge
+    from smjobs.aws import submit as sagemaker_edge
 
     stack.deploy(moto_bare.client("cloudformation"), template.render(), stack.parameters(role_name="team-sagemaker"))
     spec = validate_spec(spec_data)
@@ -209,7 +209,7 @@ def test_in_a_notebook_the_sdk_lookup_gives_the_notebook_role(moto_aws, spec_dat
     """A notebook instance: the SDK reads the metadata file and describes the instance for its role."""
     import sagemaker.session
 
-    from smjobs import sagemaker_edge
+    from smjobs.aws import submit as sagemaker_edge
 
     notebook_role = f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-1"
     moto_aws.client("sagemaker").create_notebook_instance(NotebookInstanceName="nb", InstanceType="ml.t3.medium",

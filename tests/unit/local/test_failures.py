@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from smjobs import failures
-from smjobs.failures import describe, root_cause
+from smjobs.local import failures
+from smjobs.local.failures import describe, root_cause
 
 SUMMARY = """[default1]:loading shard 3
 [default1]:step=7 loss=0.5
@@ -49,7 +49,7 @@ def test_an_oom_kill_is_told_apart_from_a_kill_by_hand(tmp_path, monkeypatch):
 
 
 def test_a_killed_launcher_is_named_from_the_toolkits_report():
-    from smjobs.failures import launcher_ended
+    from smjobs.local.failures import launcher_ended
 
     toolkit = 'ExecuteUserScriptError:\nExitCode -9\nErrorMessage ""\nCommand "torchrun --nnodes 1 regress.py"'
     assert launcher_ended(toolkit) == "the launcher (torchrun or mpirun) was killed by SIGKILL; no rank reported a failure"

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from smjobs import api, local, local_checks
+from smjobs import api
+from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.validate import validate_spec
+from smjobs.local import prechecks as local_checks
+from smjobs.local import runner as local
+from smjobs.request.training import build_request
 
 import smjobs_runtime as smr
 

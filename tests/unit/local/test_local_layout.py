@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from smjobs import local
+from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.validate import validate_spec
+from smjobs.local import runner as local
+from smjobs.request.training import build_request
 
 from smjobs_runtime import toolkit_mapping
 
@@ -57,7 +57,7 @@ def test_toolkit_mapping_rejects_garbage():
 
 
 def smddp_request():
-    from smjobs.spec import example_path, read_spec_data
+    from smjobs.spec.job import example_path, read_spec_data
 
     return build_request(validate_spec(read_spec_data(example_path("smddp_cnn"))), job_name="t")
 

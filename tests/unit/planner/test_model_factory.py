@@ -14,7 +14,7 @@ from smjobs.planner.factory import ModelProfile, trace
 from smjobs.planner.memory import Layout
 from smjobs.planner.traced import TraceSetup, trace_memory
 
-USER_PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "user_project"
+USER_PROJECT = Path(__file__).resolve().parents[2] / "fixtures" / "user_project"
 SIZES = '''
 from model import build_model
 

@@ -8,12 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from smjobs import catalog, cli, sagemaker_edge
+from smjobs import catalog
+from smjobs.aws import submit as sagemaker_edge
+from smjobs.checks.validate import validate_and_plan, validate_spec
+from smjobs.cli import app as cli
 from smjobs.errors import SpecError
 from smjobs.planner.cost import Assumptions, Workload
 from smjobs.planner.memory import TransformerShape
 from smjobs.planner.plan import DEFAULT_ASSUMPTIONS, Constraints, StrategyRequest, evaluate, layouts_for, plan
-from smjobs.validate import validate_and_plan, validate_spec
 
 MODELS = {
     "125M": TransformerShape(layers=12, hidden=768, heads=12, seq_len=1024, vocab=50304, micro_batch=8),

@@ -8,13 +8,13 @@ import pytest
 
 from smjobs import catalog
 from smjobs.api import read_spec
+from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
 from smjobs.planner.cost import Workload, achieved_mfu, from_measured, ring_s, step_time
 from smjobs.planner.memory import GIB, Layout, TransformerShape, estimate
 from smjobs.planner.plan import Constraints, StrategyRequest, plan, rank
 from smjobs.planner.resolve import resolve_auto
-from smjobs.spec import JobSpec
-from smjobs.validate import validate_spec
+from smjobs.spec.job import JobSpec
 
 LLAMA_8B = TransformerShape(layers=32, hidden=4096, heads=32, seq_len=8192, vocab=128256, parameters=8_030_261_248)
 LLAMA_70B = TransformerShape(layers=80, hidden=8192, heads=64, seq_len=4096, vocab=128256, parameters=70_553_706_496)
@@ -172,9 +172,9 @@ def preference_spec(spec_data, **plan_settings):
 
 
 def test_the_planner_emits_ranked_instance_preferences_that_all_fit(spec_data, moto_aws):
-    from smjobs import sagemaker_edge
+    from smjobs.aws import submit as sagemaker_edge
     from smjobs.planner.resolve import pinned_strategy
-    from smjobs.request import build_request
+    from smjobs.request.training import build_request
 
     spec = validate_spec(preference_spec(spec_data))
     prefs = spec.compute.instance_preferences

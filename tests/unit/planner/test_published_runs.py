@@ -13,7 +13,7 @@ import pytest
 
 from smjobs.planner import calibration
 
-RUNS = Path(__file__).parents[1] / "data" / "published_runs.yaml"
+RUNS = Path(__file__).parents[2] / "data" / "published_runs.yaml"
 
 
 @pytest.fixture(scope="module")

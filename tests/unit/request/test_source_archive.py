@@ -8,10 +8,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from smjobs import source
 from smjobs.api import load_spec, source_manifest
 from smjobs.cli import app
 from smjobs.errors import SpecError
+from smjobs.request import source
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from smjobs.cli import app
-from smjobs.schedule_model import simulate, stage_of, theoretical_bubble
-from smjobs.schedule_render import chunk_of, label, plot, render_text, text_geometry
-from smjobs.strategies import PIPELINE_SCHEDULES
+from smjobs.schedules.model import simulate, stage_of, theoretical_bubble
+from smjobs.schedules.render import chunk_of, label, plot, render_text, text_geometry
+from smjobs.spec.strategies import PIPELINE_SCHEDULES
 
 
 @pytest.mark.parametrize("schedule,v", [("GPipe", 1), ("1F1B", 1), ("Interleaved1F1B", 2), ("LoopedBFS", 2)])
@@ -99,7 +99,7 @@ def test_pictures_stay_bounded_and_shade_each_stage(schedule, tmp_path):
     pixels = imread(small)[..., :3].reshape(-1, 3)
     import numpy as np
 
-    from smjobs.schedule_render import COLORS, _shade
+    from smjobs.schedules.render import COLORS, _shade
 
     for chunk in (0, 1):  # both chunks' forward shades are in the picture, each over many pixels
         close = np.abs(pixels - np.array(_shade(COLORS["F"], chunk, 2))).max(axis=1) < 0.01

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from smjobs.hyperparameters import looks_secret
-from smjobs.request import build_request
-from smjobs.validate import validate_spec
+from smjobs.checks.validate import validate_spec
+from smjobs.request.training import build_request
+from smjobs.spec.hyperparameters import looks_secret
 
 import smjobs_runtime as hparams
 

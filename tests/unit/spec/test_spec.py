@@ -8,8 +8,9 @@ import pydantic
 import pytest
 import yaml
 
-from smjobs.request import build_request
-from smjobs.spec import (
+from smjobs.checks.validate import validate_spec
+from smjobs.request.training import build_request
+from smjobs.spec.job import (
     Channel,
     Compute,
     JobSpec,
@@ -20,8 +21,7 @@ from smjobs.spec import (
     example_path,
     read_spec_data,
 )
-from smjobs.strategies import FSDP
-from smjobs.validate import validate_spec
+from smjobs.spec.strategies import FSDP
 
 EXAMPLES = ["ddp_mlp", "fsdp_gpt_spot", "smddp_cnn"]
 

@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from smjobs.checks.service_model import check, java_to_python_regex
+from smjobs.checks.validate import validate_spec
 from smjobs.cli import app
 from smjobs.errors import SpecError
-from smjobs.request import build_request
-from smjobs.service_model import check, java_to_python_regex
-from smjobs.spec_file import SpecFileError, read_spec_data
-from smjobs.validate import validate_spec
+from smjobs.request.training import build_request
+from smjobs.spec.file import SpecFileError, read_spec_data
 
 runner = CliRunner()
 HEAD = "name: n\nentry_point: train.py\ncompute: {instance_type: ml.g5.xlarge}\n"

@@ -13,7 +13,7 @@ from smdistributed import _launch
 from smdistributed.modelparallel import torch as smp
 from smdistributed.modelparallel.torch import _topology
 
-STUB = Path(__file__).resolve().parents[2] / "stubs" / "smdistributed-stub"
+STUB = Path(__file__).resolve().parents[3] / "stubs" / "smdistributed-stub"
 
 
 def topo(world: int, **config):

@@ -12,11 +12,11 @@ import yaml
 from typer.testing import CliRunner
 
 from smjobs import api, catalog
+from smjobs.checks.validate import validate_spec
 from smjobs.cli import app
 from smjobs.errors import SpecError
-from smjobs.tuning import fit
-from smjobs.tuning_space import prepare
-from smjobs.validate import validate_spec
+from smjobs.tuning.space import prepare
+from smjobs.tuning.trials import fit
 
 LOSS = {"metric": "train:loss", "regex": "loss=([0-9.eE+-]+)"}
 GPT = {"model": "gpt", "n_layers": 12, "d_model": 1024, "n_heads": 16, "seq_len": 1024, "vocab_size": 50304,
@@ -215,7 +215,7 @@ def test_tune_status_shows_trials_objectives_cost_and_the_best(captured):
         parsed["BillableTimeInSeconds"] = 1800
 
     client.meta.events.register("after-call.sagemaker.DescribeTrainingJob", billed)
-    from smjobs.sagemaker_tuning import tuning_status
+    from smjobs.aws.tuning import tuning_status
 
     status = tuning_status(captured, request.job_name)
     price = catalog.prices().price("ml.g5.12xlarge").usd_per_hour

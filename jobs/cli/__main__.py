@@ -1,0 +1,5 @@
+"""``python -m smjobs.cli``: the same as the ``smjobs`` command."""
+
+from smjobs.cli import main
+
+main()
