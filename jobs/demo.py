@@ -38,7 +38,6 @@ def main(example: str = EXAMPLE) -> int:
     console.print(f"[green]valid[/]: {spec.distribution.type} on {spec.compute.instance_count} x {spec.compute.instance_type}")
 
     console.rule("2. local run: 2 processes under the SageMaker container toolkit")
-    import smjobs.cli  # noqa: F401  (first: the command modules import one another through it)
     from smjobs.cli.local import report, run_with_progress
     from smjobs.local import runner as local
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smjobs.cli.app import EndpointOpt, _aws_call, app, out
+from smjobs.cli.shared import Command, EndpointOpt, Group, app, aws_call, command, out
 
 
-@app.command("instances")
+@command("instances")
 def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
     """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
     from smjobs.catalog import instances, prices, supported_libraries
@@ -32,7 +32,7 @@ def instances_command(region: Annotated[str | None, typer.Option("--region", hel
     out.print(f"excluded: {', '.join(catalog.excluded)} (`smjobs validate` says why)", highlight=False)
 
 
-prices_app = typer.Typer(no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
+prices_app = typer.Typer(cls=Group, no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
 app.add_typer(prices_app, name="prices")
 
 
@@ -43,7 +43,7 @@ def _pricing_client(endpoint_url: str | None):
     return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
 
 
-@prices_app.command("refresh")
+@prices_app.command("refresh", cls=Command)
 def prices_refresh(
     region: Annotated[str, typer.Option("--region", help="Region whose prices to fetch.")] = "us-east-1",
     catalog: Annotated[Path | None, typer.Option("--catalog", help="prices.json to update (default: the shipped one).")] = None,
@@ -54,7 +54,7 @@ def prices_refresh(
     from smjobs.catalog.pricing import refresh
 
     path = catalog or PRICES_PATH
-    new, missing = _aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
+    new, missing = aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
     out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
     offered = load_prices(path).offered.get(region)
     if offered is not None:
@@ -64,7 +64,7 @@ def prices_refresh(
         out.print(f"still without a price in {region}: {', '.join(missing)}", highlight=False)
 
 
-@prices_app.command("show")
+@prices_app.command("show", cls=Command)
 def prices_show(region: Annotated[str | None, typer.Option("--region", help="Region (default: the catalog's).")] = None) -> None:
     """List the catalog's prices with where and when each was read."""
     from smjobs.catalog import instances, prices

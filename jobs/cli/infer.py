@@ -13,22 +13,22 @@ from rich.markup import escape
 
 from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli.app import (
+from smjobs.cli.jobs import CreateInfraOpt, YesOpt, submit
+from smjobs.cli.local import RANK_PREFIX, interruptible, report
+from smjobs.cli.shared import (
     EndpointOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
-    _aws_call,
-    _fail,
-    _notice,
-    _region,
-    app,
+    aws_call,
+    command,
     err,
+    fail,
     load,
+    notice,
     out,
+    spec_region,
 )
-from smjobs.cli.jobs import CreateInfraOpt, YesOpt, submit
-from smjobs.cli.local import RANK_PREFIX, interruptible, report
 from smjobs.errors import SpecError
 
 TOTAL = re.compile(r"inference: (\d+) records")
@@ -40,7 +40,7 @@ class Backend(str, Enum):
     batch_transform = "batch-transform"
 
 
-@app.command()
+@command()
 def infer(
     spec: SpecArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CreateTrainingJob request as YAML; call no AWS API.")] = False,
@@ -66,7 +66,7 @@ def infer(
     try:
         job = load(spec, region, overrides)
     except (SpecError, UsageError) as exc:
-        _fail(exc)
+        fail(exc)
     if job.inference is None:
         err.print("[bold red]error:[/] not an inference spec: add an `inference` section (model, input, output_path), "
                   "or use `smjobs submit` / `smjobs run` for a training job.", highlight=False)
@@ -93,10 +93,10 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
 
     try:
         request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
-                                            region=_region(job, None))
+                                            region=spec_region(job, None))
     except (SpecError, UsageError) as exc:
-        _fail(exc)
-    _notice(job, remote=False)
+        fail(exc)
+    notice(job, remote=False)
     procs = processes or local_run.default_processes(request)
     out.print(f"[bold]local inference[/] of {escape(job.name)}: {procs} process(es); work dir "
               f"{escape(str(layout.base_dir))}", highlight=False)
@@ -132,7 +132,7 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, cr
     from smjobs.inference.batch_transform import source_manifest
 
     if dry_run:
-        request = api.transform_request(job, region=_region(job, region), job_name=job_name)
+        request = api.transform_request(job, region=spec_region(job, region), job_name=job_name)
         for text in request.warnings:
             err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
         printed = {**request.to_dict(), "source_archive": source_manifest(request).to_dict()}
@@ -143,11 +143,11 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, cr
     from smjobs.aws.submit import NoCredentialsError
 
     try:
-        request = _aws_call(lambda: api.submit_transform(job, endpoint_url=endpoint_url, region=_region(job, region),
+        request = aws_call(lambda: api.submit_transform(job, endpoint_url=endpoint_url, region=spec_region(job, region),
                                                          role_arn=role, bucket=bucket, job_name=job_name,
                                                          create_infra=create_infra))
     except (SpecError, NoCredentialsError) as exc:
-        _fail(exc)
+        fail(exc)
     job_store.remember(request.job_name, "transform", request.region, endpoint_url)
     for text in request.warnings:
         err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)

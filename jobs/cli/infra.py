@@ -10,13 +10,23 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs.cli.app import EndpointOpt, RegionOpt, _aws_call, app, aws_context, err, out
+from smjobs.cli.shared import (
+    Command,
+    EndpointOpt,
+    Group,
+    RegionOpt,
+    app,
+    aws_call,
+    aws_context,
+    err,
+    out,
+)
 
-infra = typer.Typer(no_args_is_help=True, help="Set up an AWS account for smjobs: the execution role and the bucket.")
+infra = typer.Typer(cls=Group, no_args_is_help=True, help="Set up an AWS account for smjobs: the execution role and the bucket.")
 app.add_typer(infra, name="infra")
 
 
-@infra.command()
+@infra.command(cls=Command)
 def template(
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the template here instead of printing it.")] = None,
 ) -> None:
@@ -30,7 +40,7 @@ def template(
     err.print(f"wrote {output}", markup=False)
 
 
-@infra.command()
+@infra.command(cls=Command)
 def deploy(
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -59,7 +69,7 @@ def deploy(
     out.print(f"deploying stack {escape(stack_name)} in {aws.region} (CloudFormation; this can take a few minutes)",
               highlight=False)
     try:
-        result = _aws_call(lambda: stack.deploy(aws.client("cloudformation"), render(), params, stack_name))
+        result = aws_call(lambda: stack.deploy(aws.client("cloudformation"), render(), params, stack_name))
     except RuntimeError as exc:
         err.print(f"[bold red]deploy failed:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
@@ -72,7 +82,7 @@ def deploy(
                   f"--bucket {result.outputs.get('BucketName')} for this one", markup=False)
 
 
-@infra.command()
+@infra.command(cls=Command)
 def lint(
     tools: Annotated[Path | None, typer.Option("--tools", help="Folder with cfn-lint, checkov and parliament (default: .venv/lint/bin, then PATH).")] = None,
 ) -> None:

@@ -19,20 +19,20 @@ from rich.table import Table
 from smjobs import api
 from smjobs.api import UsageError
 from smjobs.checks.validate import validate_spec
-from smjobs.cli.app import (
+from smjobs.cli.shared import (
     EndpointOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
-    _aws_call,
-    _fail,
-    _notice,
-    _region,
-    app,
+    aws_call,
     aws_context,
+    command,
     err,
+    fail,
     load,
+    notice,
     out,
+    spec_region,
 )
 from smjobs.errors import SpecError
 from smjobs.request import source
@@ -68,7 +68,7 @@ def _confirm(estimate_text: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def submit(
     spec: SpecArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request as YAML; call no AWS API.")] = False,
@@ -90,32 +90,32 @@ def submit(
         if role is not None:
             job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
         if dry_run:
-            request = build_request(job, job_name=job_name, region=_region(job, region), bucket=bucket)
-            _notice(job, region)
+            request = build_request(job, job_name=job_name, region=spec_region(job, region), bucket=bucket)
+            notice(job, region)
             printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
             out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
             return
     except (SpecError, UsageError) as exc:
-        _fail(exc)
-    _notice(job, region)
+        fail(exc)
+    notice(job, region)
     from botocore.exceptions import BotoCoreError, ClientError
 
     from smjobs.aws import job_store
     from smjobs.aws import submit as sagemaker_edge
     from smjobs.aws.context import AwsContext
 
-    aws = AwsContext.create(region=_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
+    aws = AwsContext.create(region=spec_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
     guess = estimate(job, aws.region)
     try:
         resolved = sagemaker_edge.resolve(job, aws, role_arn=role, bucket=bucket, create_infra=create_infra)
         request = sagemaker_edge.resolved_request(job, aws, resolved, job_name=job_name)
-        _aws_call(api.check_quotas, aws, job)  # an unreadable quota prints as a notice
+        aws_call(api.check_quotas, aws, job)  # an unreadable quota prints as a notice
         out.print(f"role {escape(resolved.role_arn)} ({escape(resolved.role_source)}); bucket {escape(resolved.bucket)}",
                   highlight=False)
         _confirm(guess.describe(), yes)
         name = sagemaker_edge.submit(request, aws)
     except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
-        _fail(exc)
+        fail(exc)
     except (ClientError, BotoCoreError) as exc:
         err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
@@ -137,7 +137,7 @@ def _follow(aws, name: str) -> int:
             out.print(line, highlight=False, markup=False)
         return lifecycle.describe(aws, name)
 
-    final = _aws_call(stream)
+    final = aws_call(stream)
     status = final.get("TrainingJobStatus")
     color = "green" if status == "Completed" else "red"
     reason = f" ({escape(final['FailureReason'])})" if final.get("FailureReason") else ""
@@ -145,7 +145,7 @@ def _follow(aws, name: str) -> int:
     return 0 if status == "Completed" else 1
 
 
-@app.command()
+@command()
 def status(
     job: JobArg,
     endpoint_url: EndpointOpt = None,
@@ -168,7 +168,7 @@ def status(
                 return None  # not a training job: perhaps a tuning job
             raise
 
-    summary = _aws_call(training_job)
+    summary = aws_call(training_job)
     if summary is None:
         from smjobs.cli.tune import show_tuning
 
@@ -178,8 +178,8 @@ def status(
         def show(described):
             out.print(f"{escape(job)}: {described.get('TrainingJobStatus')} / {described.get('SecondaryStatus')}",
                       highlight=False)
-        _aws_call(lambda: lifecycle.wait(aws, job, poll_s=POLL_S, on_change=show))
-        summary = _aws_call(training_job)
+        aws_call(lambda: lifecycle.wait(aws, job, poll_s=POLL_S, on_change=show))
+        summary = aws_call(training_job)
     table = Table(title=escape(job), show_header=False)
     for key, value in summary.items():
         if value not in (None, {}, ""):
@@ -187,7 +187,7 @@ def status(
     out.print(table)
 
 
-@app.command()
+@command()
 def logs(
     job: JobArg,
     endpoint_url: EndpointOpt = None,
@@ -200,27 +200,27 @@ def logs(
         raise typer.Exit(_follow(aws, job))
     from smjobs.aws import lifecycle
 
-    lines = _aws_call(lambda: list(lifecycle.log_lines(aws, job)))
+    lines = aws_call(lambda: list(lifecycle.log_lines(aws, job)))
     if not lines:
         out.print(f"no log streams for {job} yet", markup=False)
     for line in lines:
         out.print(line, highlight=False, markup=False)
 
 
-@app.command()
+@command()
 def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """Stop a running training job (SageMaker sends SIGTERM; checkpoints already uploaded are kept)."""
     from smjobs.aws import lifecycle
 
     aws = _context(job, region, endpoint_url)
-    before = _aws_call(lambda: lifecycle.stop(aws, job))
+    before = aws_call(lambda: lifecycle.stop(aws, job))
     if before == "InProgress":
         out.print(f"stopping {escape(job)} (it was InProgress); `smjobs status {escape(job)} --watch` shows when it has stopped")
     else:
         out.print(f"{escape(job)} is {escape(before)}: nothing to stop")
 
 
-@app.command("list")
+@command("list")
 def list_command(
     status_filter: Annotated[list[str] | None, typer.Option("--status", help="Only jobs in this status (InProgress, Completed, Failed, Stopping, Stopped). Repeatable.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only jobs created since: 30m, 6h, 2d, 1w, or an ISO date.")] = None,
@@ -235,13 +235,13 @@ def list_command(
     valid = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
     wrong = [s for s in statuses if s not in valid]
     if wrong:
-        _fail(UsageError(f"--status {', '.join(wrong)}: choose from {', '.join(valid)}"))
+        fail(UsageError(f"--status {', '.join(wrong)}: choose from {', '.join(valid)}"))
     try:
         when = lifecycle.parse_since(since) if since else None
     except ValueError:
-        _fail(UsageError(f"--since {since!r}: give 30m, 6h, 2d, 1w or an ISO date such as 2026-11-01"))
+        fail(UsageError(f"--since {since!r}: give 30m, 6h, 2d, 1w or an ISO date such as 2026-11-01"))
     aws = aws_context(region, endpoint_url)
-    rows = _aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
+    rows = aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
     table = Table(title=f"smjobs training jobs in {aws.region}")
     for column in ("name", "status", "created", "instances", "spec"):
         table.add_column(column, overflow="fold")
@@ -253,13 +253,13 @@ def list_command(
         out.print("no jobs match", markup=False)
 
 
-@app.command()
+@command()
 def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
     from smjobs.aws import job_store, lifecycle
 
     aws = _context(job, region, endpoint_url)
-    c = _aws_call(lambda: lifecycle.cost(aws, job))
+    c = aws_call(lambda: lifecycle.cost(aws, job))
     table = Table(title=f"{escape(job)} ({c.status})", show_header=False)
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")

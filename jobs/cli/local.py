@@ -13,11 +13,11 @@ from rich.table import Table
 
 from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli.app import SetOpt, SpecArg, _fail, _notice, _region, app, err, load, out
+from smjobs.cli.shared import SetOpt, SpecArg, command, err, fail, load, notice, out, spec_region
 from smjobs.errors import SpecError
 
 
-@app.command()
+@command()
 def run(
     spec: SpecArg,
     local: Annotated[bool, typer.Option("--local", help="Run on this machine: what `run` always does (accepted for older scripts).")] = True,
@@ -51,10 +51,10 @@ def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
     try:
         job = load(spec, None, overrides)
         request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
-                                            region=_region(job, None))
+                                            region=spec_region(job, None))
     except (SpecError, UsageError) as exc:
-        _fail(exc)
-    _notice(job, remote=False)
+        fail(exc)
+    notice(job, remote=False)
     compute = job.compute
     procs = processes or local_run.default_processes(request)
     out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "

@@ -13,19 +13,19 @@ from rich.table import Table
 from smjobs import api
 from smjobs.api import UsageError
 from smjobs.aws import job_store
-from smjobs.cli.app import (
+from smjobs.cli.shared import (
     EndpointOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
-    _aws_call,
-    _fail,
-    _region,
-    app,
+    aws_call,
     aws_context,
+    command,
     err,
+    fail,
     load,
     out,
+    spec_region,
 )
 from smjobs.errors import SpecError
 
@@ -45,7 +45,7 @@ def _say_space(request) -> None:
               f"about {e['trial_hours']:.2f} h ({escape(e['basis'])})", highlight=False)
 
 
-@app.command()
+@command()
 def tune(
     spec: SpecArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CreateHyperParameterTuningJob request; call no AWS API.")] = False,
@@ -72,16 +72,16 @@ def tune(
         if local:
             return _tune_local(job, trials, processes, work_dir)
         if dry_run:
-            request = api.tuning_request(job, region=_region(job, region), job_name=job_name)
+            request = api.tuning_request(job, region=spec_region(job, region), job_name=job_name)
             _say_space(request)
             out.print(yaml.safe_dump(request.to_dict(), sort_keys=False, width=100), end="", markup=False,
                       highlight=False, soft_wrap=True)
             return None
-        request = _aws_call(lambda: api.submit_tuning(job, endpoint_url=endpoint_url, region=_region(job, region),
+        request = aws_call(lambda: api.submit_tuning(job, endpoint_url=endpoint_url, region=spec_region(job, region),
                                                       role_arn=role, bucket=bucket, job_name=job_name,
                                                       create_infra=create_infra))
     except (SpecError, UsageError, NoCredentialsError) as exc:
-        _fail(exc)
+        fail(exc)
     _say_space(request)
     out.print(f"[green]submitted[/] tuning job {escape(request.job_name)}: {request.estimate['trials']} trials, "
               f"{job.tuning.max_parallel_trials} at once, each {request.training.world_size} processes on "
@@ -129,7 +129,7 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
-@app.command("tune-status")
+@command("tune-status")
 def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `smjobs tune` printed it).")],
                 endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
     """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
@@ -139,7 +139,7 @@ def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `sm
 def show_tuning(aws, name: str) -> None:
     from smjobs.aws.tuning import tuning_status
 
-    summary = _aws_call(tuning_status, aws, name)
+    summary = aws_call(tuning_status, aws, name)
     out.print(f"{summary['name']}: {summary['status']} ({summary['strategy']}, {summary['objective']}); cost so far "
               f"about ${summary['usd_so_far']:,.2f}", markup=False, highlight=False)
     names = sorted({k for t in summary["trials"] for k in t["hyperparameters"]})

@@ -13,9 +13,9 @@ import pytest
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
+from smjobs import cli
 from smjobs.catalog import PRICES_PATH, instances, load_prices, prices
 from smjobs.catalog.pricing import parse_price_list, refresh
-from smjobs.cli import app as cli
 from smjobs.cli import catalog as cli_catalog
 
 FIXTURE = json.loads((Path(__file__).parents[2] / "fixtures" / "pricing" / "get_products_pages.json").read_text())

@@ -42,7 +42,7 @@ def read_only(folder: Path):
 
 def test_a_second_run_in_the_same_work_dir_is_refused_naming_the_first(spec_data, tmp_path):
     work = tmp_path / "work"
-    holder = subprocess.Popen([sys.executable, "-c", f"from smjobs import local_checks; import sys, time; "
+    holder = subprocess.Popen([sys.executable, "-c", f"from smjobs.local import prechecks as local_checks; import sys, time; "
                                f"assert local_checks.lock({str(work)!r}) is None; print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -62,7 +62,7 @@ def test_a_second_run_in_the_same_work_dir_is_refused_naming_the_first(spec_data
 def test_the_lock_is_released_when_the_run_ends(spec_data, tmp_path):
     layout = local.prepare(request_for(spec_data), tmp_path / "work", 1)
     local_checks.unlock(layout.base_dir)
-    probe = subprocess.run([sys.executable, "-c", f"from smjobs import local_checks; print(local_checks.lock({str(layout.base_dir)!r}))"],
+    probe = subprocess.run([sys.executable, "-c", f"from smjobs.local import prechecks as local_checks; print(local_checks.lock({str(layout.base_dir)!r}))"],
                            capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "None", probe.stderr
 

@@ -8,10 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from smjobs import catalog
+from smjobs import catalog, cli
 from smjobs.aws import submit as sagemaker_edge
 from smjobs.checks.validate import validate_and_plan, validate_spec
-from smjobs.cli import app as cli
 from smjobs.errors import SpecError
 from smjobs.planner.cost import Assumptions, Workload
 from smjobs.planner.memory import TransformerShape

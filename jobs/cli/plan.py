@@ -1,118 +1,42 @@
-"""The ``smjobs`` command line: the app, its shared options and helpers, ``validate``, ``plan`` and ``schedule``.
-
-The other commands live beside it and register on the same app: ``cli_jobs`` (submit, status, logs, stop, list,
-cost), ``cli_local`` (run), ``cli_infer``, ``cli_tune``, ``cli_catalog`` (instances, prices) and ``cli_infra``.
-
-Bad input exits with code 2 and a list of problems, never a traceback; nothing is uploaded and no job is
-created. The SageMaker SDK is imported only when a job is really submitted.
-"""
+"""``smjobs validate``, ``smjobs plan`` and ``smjobs schedule``: is the spec right, which instances fit it, and what a
+pipeline schedule looks like. None of them talks to AWS."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from smjobs import api, catalog
 from smjobs.api import UsageError, read_spec
-from smjobs.checks.validate import validate_and_plan
+from smjobs.cli.shared import (
+    RegionOpt,
+    SetOpt,
+    SpecArg,
+    command,
+    err,
+    fail,
+    load,
+    notice,
+    out,
+    spec_region,
+)
 from smjobs.errors import SpecError
 from smjobs.request import source
 from smjobs.request.training import build_request
-from smjobs.spec.job import JobSpec
-
-# typer 0.29 labels every option with its type, so a flag reads "--dry-run <bool>" as if it took a value; a flag
-# takes none, so show none (options with values keep their label).
-_display_type = typer.core.TyperOption.display_type_rich
 
 
-def _flag_display_type(self, ctx):
-    return None if self.is_flag else _display_type(self, ctx)
-
-
-typer.core.TyperOption.display_type_rich = _flag_display_type
-
-app = typer.Typer(no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # problems stay one line each: easy to read in CI logs and to grep
-
-SpecArg = Annotated[str, typer.Argument(help="Job spec file (YAML or JSON), or the name of a shipped example.")]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: the spec's, then AWS config).")]
-EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint-url", help="Send every AWS call to this endpoint, e.g. a moto server.")
-]
-
-
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a field: key=value sets a hyperparameter, a.b=value any spec field. Repeatable."),
-]
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            number = version("smjobs")
-        except PackageNotFoundError:
-            number = "unknown (not installed)"
-        out.print(f"smjobs {number}", markup=False, highlight=False)
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                               help="Print smjobs' version and exit.")] = False,
-) -> None:
-    """Validated distributed PyTorch jobs for SageMaker: validate, plan, run locally, submit, and follow the job."""
-
-
-def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
-    """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
-    job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
-    if found is not None and found.choice is not None:
-        err.print(f"[cyan]instance_type auto ->[/] {escape(describe_choice(found.choice))} "
-                  f"(`smjobs plan {escape(str(spec))}` shows the alternatives)", highlight=False)
-    return job
-
-
-def describe_choice(c) -> str:
-    spec = catalog.instances().types[c.instance_type]
-    return (f"{c.instance_count} x {c.instance_type} ({c.describe_layout()}, micro-batch {c.micro_batch}; {c.memory.total_gib:.1f} of "
-            f"{spec.gpu_memory_gib:.1f} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
-
-
-def _region(spec: JobSpec, region: str | None) -> str | None:
-    return region or spec.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-
-
-def _fail(exc: Exception) -> None:
-    if isinstance(exc, SpecError):
-        err.print(f"[bold red]{len(exc.problems)} problem(s) in the job spec[/] (nothing was sent to AWS):")
-        for problem in exc.problems:
-            err.print(f"  [red]-[/] [bold]{escape(problem.path or '<spec>')}[/]: {escape(problem.message)}", highlight=False)
-            if problem.fix:
-                err.print(f"      To fix: {escape(problem.fix)}", highlight=False)
-    else:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-    raise typer.Exit(2)
-
-
-@app.command()
+@command()
 def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) -> None:
     """Check a spec against every rule; print a summary, or every problem and exit 2."""
     try:
         job = load(spec, region, overrides)
-        request = build_request(job, region=_region(job, region))
+        request = build_request(job, region=spec_region(job, region))
     except (SpecError, UsageError) as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"{job.name}: valid", show_header=False)
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")
@@ -130,24 +54,10 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
                   f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")
     out.print(table)
-    _notice(job, region)
+    notice(job, region)
 
 
-def _notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> None:
-    """The strategy's notice, placement warnings and, for jobs bound for SageMaker (``remote``), an availability
-    that could not be checked (stderr: a dry run's stdout stays plain YAML)."""
-    from smjobs.checks.cluster import availability_unknown
-    from smjobs.checks.placement import placement_warnings
-
-    if job.distribution.notice:
-        err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
-    for text in placement_warnings(job):
-        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
-    if remote and (unknown := availability_unknown(job, region)):
-        err.print(f"[yellow]notice:[/] {escape(unknown)}", highlight=False)
-
-
-@app.command("plan")
+@command("plan")
 def plan_command(
     spec: SpecArg,
     region: RegionOpt = None,
@@ -166,7 +76,7 @@ def plan_command(
             raise SpecError(problems)
         found = api.plan(job, region=region, top=top)
     except (SpecError, UsageError) as exc:
-        _fail(exc)
+        fail(exc)
     print_plan(found, top)
     if png is not None:  # the picture shows every configuration that fits: search again without pruning
         everything, _ = plan_spec(job, region, all_types=True, keep=10**6)
@@ -218,7 +128,7 @@ def print_plan(found, top: int = 5) -> None:
         err.print(f"[bold red]{escape(found.why_nothing())}[/]", highlight=False)
 
 
-@app.command()
+@command()
 def schedule(
     stages: Annotated[int, typer.Option("--stages", min=1, help="Pipeline ranks (pp degree).")] = 4,
     microbatches: Annotated[int, typer.Option("--microbatches", min=1, help="Micro-batches per optimizer step (m).")] = 8,
@@ -239,10 +149,10 @@ def schedule(
         strategy = PipelineParallel(pp_degree=stages, microbatches=microbatches, schedule=schedule_name,
                                     virtual_stages=virtual_stages)
     except ValidationError:
-        _fail(UsageError(f"--schedule {schedule_name!r}: choose one of {', '.join(schedule_model.PIPELINE_SCHEDULES)}"))
+        fail(UsageError(f"--schedule {schedule_name!r}: choose one of {', '.join(schedule_model.PIPELINE_SCHEDULES)}"))
     problems = degrees.check_pipeline(strategy, degrees.Cluster(1, stages), None, None)
     if problems:
-        _fail(SpecError(problems))
+        fail(SpecError(problems))
     from smjobs.schedules import render as schedule_render
 
     timeline = schedule_model.simulate(schedule_name, stages, microbatches, virtual_stages)
@@ -261,54 +171,3 @@ def schedule(
     out.print(f"picture: {schedule_render.plot(timeline, path)}", markup=False)
 
 
-def aws_context(region: str | None, endpoint_url: str | None, what: str = ""):
-    """The AwsContext of a command: an emulator endpoint without a region means us-east-1 (as submit does); no region
-    at all, from the flag or the AWS config, is a usage error naming the fix."""
-    from smjobs.aws.context import AwsContext
-
-    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
-    if aws.region is None:
-        _fail(UsageError(f"no AWS region{what}: pass --region, or set AWS_REGION."))
-    return aws
-
-
-def _aws_call(fn, *args: Any):
-    """Run an AWS-calling function: an AWS error exits 1 with its message; smjobs' own warnings (a quota it could not
-    read) print as notices."""
-    import warnings
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            return fn(*args)
-    except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
-    finally:
-        package = str(Path(__file__).parents[1])
-        for warning in caught:
-            if warning.filename.startswith(package):
-                err.print(f"[yellow]notice:[/] {escape(str(warning.message))}", highlight=False)
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-
-
-# the other commands register themselves on `app`
-import smjobs.cli.catalog  # noqa: E402, F401
-import smjobs.cli.infer  # noqa: E402, F401
-import smjobs.cli.infra  # noqa: E402, F401
-import smjobs.cli.jobs  # noqa: E402, F401
-import smjobs.cli.local  # noqa: E402, F401
-import smjobs.cli.tune  # noqa: E402, F401
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":  # python -m smjobs.cli: run the imported module, on whose app every command registered
-    from smjobs.cli import main as imported_main
-
-    imported_main()

@@ -1,0 +1,169 @@
+"""What every ``smjobs`` command shares: the typer app, the consoles, the common options and the helpers that
+load a spec, report problems and call AWS. Command modules import this module and register on ``app``;
+``smjobs.cli`` imports them (this module imports none of them).
+
+Bad input exits with code 2 and a list of problems, never a traceback; nothing is uploaded and no job is
+created. The SageMaker SDK is imported only when a job is really submitted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from smjobs import catalog
+from smjobs.api import UsageError, read_spec
+from smjobs.checks.validate import validate_and_plan
+from smjobs.errors import SpecError
+from smjobs.spec.job import JobSpec
+
+
+class _FlagsAsFlags:
+    """typer 0.29 labels every option with its type, so a flag reads ``--dry-run <bool>`` as if it took a value.
+    A flag takes none: an empty metavar (typer shows an option's metavar instead of its type) shows none. Set on
+    the command class (click's ``cls=`` extension point), it reaches every flag, ``--help`` and the completion
+    options typer adds after the command is made."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsAsFlags, typer.core.TyperCommand):
+    """Every smjobs command (``@app.command(cls=Command)``: ``command`` below does it)."""
+
+
+class Group(_FlagsAsFlags, typer.core.TyperGroup):
+    """The ``smjobs`` app and its sub-apps (``prices``, ``infra``)."""
+
+
+app = typer.Typer(cls=Group, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
+
+
+def command(name: str | None = None, **kwargs: Any):
+    """``@app.command`` with flags shown as flags."""
+    return app.command(name, cls=Command, **kwargs)
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # problems stay one line each: easy to read in CI logs and to grep
+
+SpecArg = Annotated[str, typer.Argument(help="Job spec file (YAML or JSON), or the name of a shipped example.")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: the spec's, then AWS config).")]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint-url", help="Send every AWS call to this endpoint, e.g. a moto server.")
+]
+
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a field: key=value sets a hyperparameter, a.b=value any spec field. Repeatable."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("smjobs")
+        except PackageNotFoundError:
+            number = "unknown (not installed)"
+        out.print(f"smjobs {number}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print smjobs' version and exit.")] = False,
+) -> None:
+    """Validated distributed PyTorch jobs for SageMaker: validate, plan, run locally, submit, and follow the job."""
+
+
+def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
+    """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
+    job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
+    if found is not None and found.choice is not None:
+        err.print(f"[cyan]instance_type auto ->[/] {escape(describe_choice(found.choice))} "
+                  f"(`smjobs plan {escape(str(spec))}` shows the alternatives)", highlight=False)
+    return job
+
+
+def describe_choice(c) -> str:
+    spec = catalog.instances().types[c.instance_type]
+    return (f"{c.instance_count} x {c.instance_type} ({c.describe_layout()}, micro-batch {c.micro_batch}; {c.memory.total_gib:.1f} of "
+            f"{spec.gpu_memory_gib:.1f} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
+
+
+def spec_region(spec: JobSpec, region: str | None) -> str | None:
+    return region or spec.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def fail(exc: Exception) -> None:
+    if isinstance(exc, SpecError):
+        err.print(f"[bold red]{len(exc.problems)} problem(s) in the job spec[/] (nothing was sent to AWS):")
+        for problem in exc.problems:
+            err.print(f"  [red]-[/] [bold]{escape(problem.path or '<spec>')}[/]: {escape(problem.message)}", highlight=False)
+            if problem.fix:
+                err.print(f"      To fix: {escape(problem.fix)}", highlight=False)
+    else:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    raise typer.Exit(2)
+
+
+def notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> None:
+    """The strategy's notice, placement warnings and, for jobs bound for SageMaker (``remote``), an availability
+    that could not be checked (stderr: a dry run's stdout stays plain YAML)."""
+    from smjobs.checks.cluster import availability_unknown
+    from smjobs.checks.placement import placement_warnings
+
+    if job.distribution.notice:
+        err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
+    for text in placement_warnings(job):
+        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+    if remote and (unknown := availability_unknown(job, region)):
+        err.print(f"[yellow]notice:[/] {escape(unknown)}", highlight=False)
+
+
+def aws_context(region: str | None, endpoint_url: str | None, what: str = ""):
+    """The AwsContext of a command: an emulator endpoint without a region means us-east-1 (as submit does); no region
+    at all, from the flag or the AWS config, is a usage error naming the fix."""
+    from smjobs.aws.context import AwsContext
+
+    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
+    if aws.region is None:
+        fail(UsageError(f"no AWS region{what}: pass --region, or set AWS_REGION."))
+    return aws
+
+
+def aws_call(fn, *args: Any):
+    """Run an AWS-calling function: an AWS error exits 1 with its message; smjobs' own warnings (a quota it could not
+    read) print as notices."""
+    import warnings
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            return fn(*args)
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        package = str(Path(__file__).parents[1])
+        for warning in caught:
+            if warning.filename.startswith(package):
+                err.print(f"[yellow]notice:[/] {escape(str(warning.message))}", highlight=False)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
