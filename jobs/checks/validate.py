@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from smjobs.checks import cluster as rules_cluster
 from smjobs.checks import job as rules_job
 from smjobs.checks import preferences as rules_preferences
-from smjobs.checks import service_model
+from smjobs.checks import service_model, tuning
 from smjobs.errors import Problem, SpecError
 from smjobs.inference import batch_transform
 from smjobs.inference import section as inference
@@ -33,7 +33,6 @@ from smjobs.request.training import UNRESOLVED_ROLE, build_request
 from smjobs.spec.file import SpecFileError, check_shape
 from smjobs.spec.job import JobSpec
 from smjobs.spec.strategies import STRATEGY_TYPES
-from smjobs.tuning import trials as tuning
 
 # CreateTrainingJob member -> spec field, so that the service-model net reports spec paths.
 _REQUEST_TO_SPEC = [

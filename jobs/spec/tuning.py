@@ -8,9 +8,13 @@ into the CreateHyperParameterTuningJob request; ``smjobs.tuning.search`` runs th
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from smjobs.spec.job import JobSpec
 
 MEMORY_FIELDS = ("micro_batch", "global_batch", "seq_len", "hidden", "layers", "heads", "vocab")
 """What a tuned parameter can stand for in the planner's model of the job (``TunedParameter.affects``)."""
@@ -118,3 +122,28 @@ class TuningSettings(_Frozen):
     name: str | None = Field(default=None, max_length=16)
     """Base name of the tuning job (at most 16 characters: a timestamp follows, within SageMaker's 32); by default
     the job's name when it is short enough."""
+
+
+# ----- what the section implies ------------------------------------------------------------------------------
+def grid_size(parameters: dict[str, TunedParameter]) -> int:
+    return math.prod(len(p.values) for p in parameters.values())
+
+
+def tuning_name(spec: JobSpec) -> str:
+    """The tuning job's base name: tuning.name, else the job's name (a timestamp follows)."""
+    return spec.tuning.name or spec.name
+
+
+def objective_regex(spec: JobSpec) -> str | None:
+    objective = spec.tuning.objective
+    if objective.regex:
+        return objective.regex
+    return next((m.regex for m in spec.metric_definitions if m.name == objective.metric), None)
+
+
+def metric_definitions(spec: JobSpec) -> list[dict[str, str]]:
+    """The job's metric definitions plus the objective's, when it is defined in the tuning section."""
+    out = [{"Name": m.name, "Regex": m.regex} for m in spec.metric_definitions]
+    if not any(m["Name"] == spec.tuning.objective.metric for m in out) and spec.tuning.objective.regex:
+        out.append({"Name": spec.tuning.objective.metric, "Regex": spec.tuning.objective.regex})
+    return out

@@ -16,8 +16,9 @@ import yaml
 
 from smjobs.request.training import TrainingRequest, build_request
 from smjobs.spec.job import JobSpec
+from smjobs.spec.tuning import tuning_name
 from smjobs.tuning.space import Estimate
-from smjobs.tuning.trials import Space, trial_data, tuning_name
+from smjobs.tuning.trials import Space, trial_data
 
 SCALING = {"auto": "Auto", "linear": "Linear", "log": "Logarithmic", "reverse_log": "ReverseLogarithmic"}
 WARM_START = {"identical_data_and_algorithm": "IdenticalDataAndAlgorithm", "transfer_learning": "TransferLearning"}

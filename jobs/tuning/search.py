@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from smjobs.spec.job import JobSpec
-from smjobs.tuning.trials import Space, grid_size, objective_regex, trial_data
+from smjobs.spec.tuning import grid_size, objective_regex
+from smjobs.tuning.trials import Space, trial_data
 
 
 class TrialFailed(RuntimeError):

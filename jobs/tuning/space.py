@@ -23,7 +23,7 @@ from smjobs import catalog
 from smjobs.errors import Problem, SpecError
 from smjobs.request.training import processes_per_host, source_dir
 from smjobs.spec.job import JobSpec
-from smjobs.spec.tuning import TunedParameter
+from smjobs.spec.tuning import TunedParameter, grid_size
 from smjobs.tuning.trials import (
     DEFAULT_TRIALS,
     Removal,
@@ -31,7 +31,6 @@ from smjobs.tuning.trials import (
     affects,
     corner,
     fit,
-    grid_size,
     numeric,
     trial_data,
 )
