@@ -14,8 +14,11 @@ the boto3 ``ensure_*`` functions apply the same documents as the template.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
@@ -40,25 +43,56 @@ class Resolved:
     """Where the role came from, said to the user: "--role", "Studio execution role", "stack smjobs", ..."""
 
 
-def in_notebook() -> bool:
-    """Inside SageMaker Studio or a notebook instance: the metadata file the SDK reads for the role is there."""
-    from sagemaker.session import NOTEBOOK_METADATA_FILE
+NOTEBOOK_METADATA_FILE = "/opt/ml/metadata/resource-metadata.json"
+"""Where SageMaker Studio and notebook instances describe the notebook (the SDK's ``get_execution_role`` reads the
+same file)."""
 
+
+def in_notebook() -> bool:
+    """Inside SageMaker Studio or a notebook instance: the notebook's metadata file is there."""
     return os.path.exists(NOTEBOOK_METADATA_FILE)
 
 
 def notebook_role(aws: AwsContext) -> str | None:
-    """The notebook's execution role, by the SDK's lookup; None outside a notebook or when it cannot tell."""
+    """The notebook's execution role, found as the SDK finds it but with boto3 alone (either SDK major, or none):
+    the metadata's ``ExecutionRoleArn``; else the Studio user profile's role, then its domain's default; else the
+    notebook instance's role; else the role whose credentials the notebook runs with. None outside a notebook or
+    when none of them can be read."""
     if not in_notebook():
         return None
-    import sagemaker
-
-    from smjobs.aws.submit import sagemaker_session
-
     try:
-        return sagemaker.get_execution_role(sagemaker_session=sagemaker_session(aws))
-    except (ValueError, ClientError):
+        metadata = json.loads(Path(NOTEBOOK_METADATA_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    if metadata.get("ExecutionRoleArn"):
+        return metadata["ExecutionRoleArn"]
+    sagemaker = aws.client("sagemaker")
+    try:
+        if metadata.get("DomainId") and metadata.get("UserProfileName"):
+            profile = sagemaker.describe_user_profile(DomainId=metadata["DomainId"], UserProfileName=metadata["UserProfileName"])
+            role = profile.get("UserSettings", {}).get("ExecutionRole")
+            return role or sagemaker.describe_domain(DomainId=metadata["DomainId"])["DefaultUserSettings"]["ExecutionRole"]
+        if metadata.get("ResourceName"):
+            return sagemaker.describe_notebook_instance(NotebookInstanceName=metadata["ResourceName"])["RoleArn"]
+    except (ClientError, KeyError):
+        pass
+    return _caller_role(aws)
+
+
+def _caller_role(aws: AwsContext) -> str | None:
+    """The IAM role behind the caller's assumed-role credentials (with its path from IAM when readable)."""
+    try:
+        arn = aws.client("sts").get_caller_identity()["Arn"]
+    except ClientError:
+        return None
+    found = re.match(r"^(arn:[^:]+):sts::(\d+):assumed-role/([^/]+)/", arn)
+    if found is None:
+        return None
+    partition, account, name = found.groups()
+    try:
+        return aws.client("iam").get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError:
+        return f"{partition}:iam::{account}:role/{name}"
 
 
 def _bucket_exists(aws: AwsContext, name: str) -> bool:

@@ -206,9 +206,9 @@ def test_the_stack_is_found_and_role_or_spec_wins(moto_bare, spec_data):
 
 
 def test_in_a_notebook_the_sdk_lookup_gives_the_notebook_role(moto_aws, spec_data, tmp_path, monkeypatch):
-    """A notebook instance: the SDK reads the metadata file and describes the instance for its role."""
-    import sagemaker.session
-
+    """A notebook instance: the metadata file names it, and describing the instance gives its role (the SDK's
+    lookup, done with boto3)."""
+    from smjobs.aws import account
     from smjobs.aws import submit as sagemaker_edge
 
     notebook_role = f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-1"
@@ -216,13 +216,13 @@ def test_in_a_notebook_the_sdk_lookup_gives_the_notebook_role(moto_aws, spec_dat
                                                           RoleArn=notebook_role)
     metadata = tmp_path / "resource-metadata.json"
     metadata.write_text(json.dumps({"ResourceName": "nb"}))
-    monkeypatch.setattr(sagemaker.session, "NOTEBOOK_METADATA_FILE", str(metadata))
+    monkeypatch.setattr(account, "NOTEBOOK_METADATA_FILE", str(metadata))
     spec = validate_spec(spec_data)
     found = sagemaker_edge.resolve(spec, moto_aws)  # the account also has smjobs' role: the notebook's wins
     assert (found.role_arn, found.role_source) == (notebook_role, "the notebook's execution role")
     studio = tmp_path / "studio.json"
     studio.write_text(json.dumps({"DomainId": "d-1", "UserProfileName": "me", "ExecutionRoleArn": notebook_role + "x"}))
-    monkeypatch.setattr(sagemaker.session, "NOTEBOOK_METADATA_FILE", str(studio))
+    monkeypatch.setattr(account, "NOTEBOOK_METADATA_FILE", str(studio))
     assert sagemaker_edge.resolve(spec, moto_aws).role_arn == notebook_role + "x"
     assert sagemaker_edge.resolve(spec, moto_aws, role_arn=f"arn:aws:iam::{ACCOUNT}:role/r").role_source == "--role"
 
