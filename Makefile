@@ -32,10 +32,12 @@ $(LINT_STAMP): Makefile | $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m smjobs.demo
 
-# ruff on the code; cfn-lint, checkov and parliament on the CloudFormation template and every policy, failing on
+# ruff on the code; import-linter's layer, edge and no-cycle contracts; cfn-lint, checkov and parliament on the CloudFormation template and every policy, failing on
 # any finding that infra/lint-allowlist.yaml does not list with a reason
 lint: $(STAMP) $(LINT_STAMP)
 	$(BIN)/ruff check .
+	# the layer contracts in pyproject.toml: an import that climbs back up fails with both modules' names
+	LINT_IMPORTS=$(CURDIR)/$(BIN)/lint-imports .ci/lint-imports
 	$(BIN)/python -m smjobs.infra.lint --tools $(LINT_VENV)/bin
 
 test: $(STAMP) lint

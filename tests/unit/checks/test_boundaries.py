@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from smjobs.spec.job import ENTRY_POINTS_DIR
 
@@ -58,3 +60,27 @@ def test_the_package_imports_itself_as_smjobs_only():
             if bad:
                 offenders[str(path.relative_to(root))] = bad
     assert not offenders
+
+
+def test_the_layer_contracts_hold_and_name_both_modules_of_an_import_that_climbs(tmp_path):
+    """`make lint` runs import-linter's contracts (pyproject.toml) over the package as it installs. The tree as it is
+    keeps them; one planted import from the spec up to the CLI, and one to boto3 outside aws/, break them, and the
+    report names both ends of each."""
+    import shutil
+
+    root = ENTRY_POINTS_DIR.parent
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "LINT_IMPORTS": str(lint_imports)}
+    kept = subprocess.run([str(root / ".ci" / "lint-imports")], capture_output=True, text=True, env=env, timeout=120)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "0 broken" in kept.stdout
+    copy = tmp_path / "repo"
+    for part in ("jobs", "infra", "entry_points", ".ci"):
+        shutil.copytree(root / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", copy / "pyproject.toml")
+    job = copy / "jobs" / "spec" / "job.py"
+    job.write_text(job.read_text() + "\n\ndef _climb():\n    from smjobs.cli import shared  # noqa\n    import boto3  # noqa\n")
+    broken = subprocess.run([str(copy / ".ci" / "lint-imports")], capture_output=True, text=True, env=env, timeout=120)
+    assert broken.returncode != 0
+    assert "smjobs.spec.job -> smjobs.cli.shared" in broken.stdout, broken.stdout
+    assert "smjobs.spec.job -> boto3" in broken.stdout, broken.stdout
