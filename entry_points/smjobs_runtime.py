@@ -23,6 +23,9 @@ How it reaches the job: ``smjobs submit`` adds this file to the uploaded source 
 the same way. Nothing is installed in the container. Outside a job (``python train.py``, ``torchrun ...``)
 it falls back to ``$SAGEMAKER_BASE_DIR`` or ``./opt_ml`` for the directories.
 
+One file on purpose, though longer than the project's other modules (about 400 lines at most): users copy it
+beside their own script, and a single file is what they can copy.
+
 Hyperparameters: the container toolkit passes each one as ``--key value`` with ``str(value)``, which turns lists
 into Python reprs and dicts into ``k=v,k2=v2``. smjobs sends lists and dicts as JSON text, so the argparse types
 here (``json_list``, ``json_dict``, ``boolean``) read every value back exactly as the job spec gave it.

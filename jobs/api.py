@@ -166,6 +166,19 @@ def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: 
     return request
 
 
+def deploy_infra(*, aws=None, endpoint_url: str | None = None, region: str | None = None, stack_name: str = "smjobs",
+                 **parameters: Any):
+    """``smjobs infra deploy``: create or update the account set-up stack (execution role and bucket) and wait for it;
+    returns its result (``action``, ``outputs``). ``parameters`` are the template's (``role_name``, ``kms_key_arn``,
+    ``checkpoint_days``, ``access_log_bucket``, ``vpc_id`` and its lists)."""
+    from smjobs.aws.context import AwsContext
+    from smjobs.infra import stack
+    from smjobs.infra.template import render
+
+    aws = aws or AwsContext.create(region=region, endpoint_url=endpoint_url)
+    return stack.deploy(aws.client("cloudformation"), render(), stack.parameters(**parameters), stack_name)
+
+
 def transform_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):
     """The Batch Transform request of an inference spec, unresolved (``smjobs infer --backend batch-transform
     --dry-run``): no AWS call."""

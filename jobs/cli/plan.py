@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from smjobs import api, catalog
+from smjobs import api
 from smjobs.api import UsageError, read_spec
 from smjobs.cli.shared import (
     RegionOpt,
@@ -68,6 +68,7 @@ def plan_command(
     """Choose instances for SPEC: the cheapest configuration that fits, the alternatives, and why the rest do not."""
     from smjobs.checks.validate import parse_spec
     from smjobs.planner.plot import plot
+    from smjobs.planner.report import print_plan
     from smjobs.planner.resolve import plan_spec
 
     try:
@@ -77,55 +78,12 @@ def plan_command(
         found = api.plan(job, region=region, top=top)
     except (SpecError, UsageError) as exc:
         fail(exc)
-    print_plan(found, top)
+    print_plan(found, top, out=out, err=err)
     if png is not None:  # the picture shows every configuration that fits: search again without pruning
         everything, _ = plan_spec(job, region, all_types=True, keep=10**6)
         out.print(f"picture: {plot(everything, png, f'{job.name}: time to train vs job cost')}", markup=False)
     if found.choice is None:
         raise typer.Exit(1)
-
-
-def print_plan(found, top: int = 5) -> None:
-    w, a = found.workload, found.assumptions
-    shape = w.shape
-    out.print(f"[bold]{escape(shape.describe())}[/]; {w.global_batch} samples per step, {w.steps} steps; "
-              f"strategy {found.strategy.kind}; prices {found.region}", highlight=False)
-    asked = found.constraints.region
-    if asked and asked != found.region:
-        out.print(f"[yellow]no price table for {asked}: ranked with {found.region}'s prices; "
-                  f"`smjobs prices refresh --region {asked}` adds one[/]", highlight=False)
-    limit = found.constraints.max_hours
-    out.print(f"assumptions: {a.mfu:.0%} of peak FLOPs (MFU without recomputation; plan.mfu sets it, e.g. from a measured "
-              f"run), {found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
-              + (f", spot at {a.spot_price_fraction:.0%} of on-demand" if found.constraints.spot else "")
-              + (f"; time limit {limit:,.1f} h" if limit is not None else ""), highlight=False)
-    for text in found.warnings:
-        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
-    table = Table(title="configurations that fit, cheapest job first (costs within 2% go to the faster)")
-    for column in ("", "instances", "layout", "micro-batch", "GiB/GPU", "s/step", "USD/h", "hours", "job USD"):
-        table.add_column(column, overflow="fold")
-    for i, c in enumerate(found.ranked[:top]):
-        spec = catalog.instances().types[c.instance_type]
-        table.add_row("choice" if i == 0 else str(i + 1), f"{c.instance_count} x {c.instance_type}", c.describe_layout(),
-                      str(c.micro_batch),
-                      f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gib:.1f}", f"{c.step.total_s:.2f}", f"{c.usd_per_hour:,.2f}",
-                      f"{c.hours:,.1f}", f"{c.job_usd:,.0f}", style="bold green" if i == 0 else None)
-    out.print(table)
-    if found.rejections:
-        rejected = Table(title="instance types with no configuration that fits, and why")
-        rejected.add_column("instance type", overflow="fold")
-        rejected.add_column("why", overflow="fold")
-        grouped: dict[str, list] = {}
-        for r in found.rejections:  # one row per type when the numbers differ, one per reason when they do not
-            key = r.reason.replace(r.instance_type, "<type>") if r.kind in ("unpriced", "library", "family") else r.instance_type
-            grouped.setdefault(key, []).append(r)
-        for rows in grouped.values():
-            names = ", ".join(r.instance_type for r in rows)
-            reason = rows[0].reason if len(rows) == 1 else rows[0].reason.replace(rows[0].instance_type, "these types")
-            rejected.add_row(names, reason)
-        out.print(rejected)
-    if found.choice is None:
-        err.print(f"[bold red]{escape(found.why_nothing())}[/]", highlight=False)
 
 
 @command()

@@ -10,7 +10,7 @@ factory and file modification time.
 ``ModelProfile`` turns that one trace into a per-GPU estimate for any data-parallel layout: model states divide
 by the shard group as FSDP divides them, activations scale with the micro-batch, DDP adds its gradient buckets
 and FSDP the unit it computes (parameters and gradient, unsharded) and the next unit's prefetched parameters.
-``tests/unit/test_model_factory.py`` checks the DDP and FSDP estimates against traces of DDP's layout and of FSDP2
+``tests/unit/planner/test_model_factory.py`` checks the DDP and FSDP estimates against traces of DDP's layout and of FSDP2
 itself on a fake process group.
 """
 
@@ -77,7 +77,7 @@ class ModelProfile:
             buffers = self.gradients_bytes  # DDP's buckets: a copy of every gradient
         elif layout.dp_degree > 1:
             # FSDP in backward: the unit being computed, gathered, with its unsharded gradient, and the next unit's
-            # prefetched parameters (calibrated against FSDP2's own trace: tests/unit/test_model_factory.py)
+            # prefetched parameters (calibrated against FSDP2's own trace: tests/unit/planner/test_model_factory.py)
             w_per, g_per = (b / max(self.parameters, 1) for b in (self.weights_bytes, self.gradients_bytes))
             buffers = min(self.largest_unit_parameters * (2 * w_per + g_per), self.weights_bytes + self.gradients_bytes)
         return MemoryEstimate(weights=w, gradients=g, optimizer=o,

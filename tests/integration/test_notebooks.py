@@ -56,3 +56,28 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
 def test_there_are_notebooks():
     assert NOTEBOOKS and all(os.path.getsize(p) > 0 for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebooks_use_only_the_public_api(path):
+    """A notebook is what users copy: it imports what ``smjobs`` and its wings export (their ``__all__``), never a
+    module inside a wing, and replaces nothing of smjobs'."""
+    import ast
+    import importlib
+
+    notebook = nbformat.read(path, as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    tree = ast.parse("\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    imported, private = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "smjobs":
+            exported = set(getattr(importlib.import_module(node.module), "__all__", ()))
+            private += [f"{node.module}.{a.name}" for a in node.names if a.name not in exported]
+            imported |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            private += [a.name for a in node.names if a.name.startswith("smjobs.")]
+    assert imported, "the notebook uses smjobs"
+    assert not private, f"{path.name} imports {private}, which smjobs does not export"
+    replaced = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in imported]
+    assert not replaced, f"{path.name} assigns to an attribute of smjobs' objects"
