@@ -17,7 +17,7 @@ from smjobs.checks.validate import validate_spec
 from smjobs.local import runner as local
 from smjobs.local.runner import free_port
 from smjobs.request.training import build_request
-from smjobs.spec.job import example_path, read_spec_data
+from smjobs.spec.job import ENTRY_POINTS_DIR, example_path, read_spec_data
 
 pytestmark = pytest.mark.integration
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "smdistributed"
@@ -151,7 +151,7 @@ def test_smddp_job_runs_locally_under_torchrun_and_equals_ddp(tmp_path):
 
 def test_fsdp_runs_on_the_smddp_backend(tmp_path):
     """The bundled train.py with FSDP on ``backend="smddp"`` (2 processes) equals one process without a group."""
-    script = Path(local.__file__).resolve().parents[1] / "entry_points" / "train.py"
+    script = ENTRY_POINTS_DIR / "train.py"
     args = ["--model", "mlp", "--steps", "3", "--global_batch_size", "16", "--hidden_sizes", "[32,32]", "--mixed_precision", "fp32"]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SM_")}, "OMP_NUM_THREADS": "1"}
     two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
