@@ -19,7 +19,8 @@ CHECKPOINT_RETENTION_DAYS = 30
 NONCURRENT_VERSION_RETENTION_DAYS = 7
 ABORT_MULTIPART_AFTER_DAYS = 7
 # Repositories of the AWS Deep Learning Containers that smjobs' jobs pull: training, Batch Transform, SMP v2.
-IMAGE_REPOSITORIES = ("pytorch-training", "pytorch-inference", "smdistributed-modelparallel")
+# pytorch: the Amazon Linux 2023 family (2.11 and newer); a spec's own compute.image_uri needs its own pull permission
+IMAGE_REPOSITORIES = ("pytorch-training", "pytorch", "pytorch-inference", "smdistributed-modelparallel")
 # The log groups SageMaker writes a training job's and a transform job's logs to.
 LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs")
 

@@ -143,15 +143,25 @@ class InferenceImage:
     registries: dict[str, str]
 
 
+ANY_PYTHON = "any"
+"""The ``image_tags`` key of an image whose tag names no Python version (the SDK ignores ``py_version``)."""
+
+
 @dataclass(frozen=True)
 class FrameworkCatalog:
     source: str
     retrieved: str
     version_aliases: dict[str, str]
     py_versions: dict[str, tuple[str, ...]]
-    """Full PyTorch version -> Python versions with a GPU training image."""
+    """Full PyTorch version -> Python versions with a GPU training image; empty when the SDK's map names none
+    (the Amazon Linux 2023 images: one Python each, not in the tag, and ``py_version`` does not pick them)."""
     image_tags: dict[str, dict[str, str]]
-    """Full PyTorch version -> Python version -> GPU image tag."""
+    """Full PyTorch version -> Python version (or ``ANY_PYTHON``) -> GPU image tag."""
+    families: dict[str, str]
+    """Full PyTorch version -> the SDK's name for its image map: ``pytorch`` (the Ubuntu ``pytorch-training``
+    images) or ``pytorch-amzn2023`` (the Amazon Linux 2023 ``pytorch`` images, from 2.11)."""
+    cuda_versions: dict[str, str | None]
+    """Full PyTorch version -> CUDA version of its GPU image ("13.3"); None where the SDK's map does not say."""
     repositories: dict[str, str]
     registries: dict[str, dict[str, str]]
     """Full PyTorch version -> region -> ECR account."""
@@ -203,6 +213,15 @@ class FrameworkCatalog:
                   *(i.registries for i in self.smp_v2_images.values())]
         return tuple(sorted({region for table in tables for region in table}))
 
+    def libraries(self, version: str) -> tuple[str, ...]:
+        """SageMaker's launcher and distributed libraries that have a training image for PyTorch ``version``:
+        torch_distributed, smddp, smp_v2 (its own images: 2.4.1 has one, and no pytorch-training image), smp_v1."""
+        full = self.resolve(version) or version
+        named = (("torch_distributed", full in self.torch_distributed_gpu_versions),
+                 ("smddp", full in self.smddp_versions), ("smp_v2", full in self.smp_v2_images),
+                 ("smp_v1", full in self.smp_v1_versions))
+        return tuple(name for name, has in named if has)
+
     def resolve(self, version: str) -> str | None:
         """Full version for ``version`` or its alias ("2.3" -> "2.3.0"); None when no image exists."""
         if version in self.py_versions:
@@ -210,15 +229,22 @@ class FrameworkCatalog:
         return self.version_aliases.get(version) if self.version_aliases.get(version) in self.py_versions else None
 
     def image_uri(self, version: str, py_version: str, region: str) -> str | None:
-        """The GPU training image URI the SDK would pick, or None when there is none in that region."""
+        """The GPU training image URI the SDK would pick (``image_uris.retrieve`` of the version's family), or
+        None when there is none in that region."""
         full = self.resolve(version)
-        if full is None or py_version not in self.py_versions[full]:
+        if full is None:
             return None
+        if self.py_versions[full]:
+            if py_version not in self.py_versions[full]:
+                return None
+            tag = self.image_tags[full][py_version]
+        else:  # one image whatever py_version says, as the SDK picks it
+            tag = self.image_tags[full][ANY_PYTHON]
         account = self.registries[full].get(region)
         if account is None:
             return None
         domain = self.domains.get(region, "amazonaws.com")
-        return f"{account}.dkr.ecr.{region}.{domain}/{self.repositories[full]}:{self.image_tags[full][py_version]}"
+        return f"{account}.dkr.ecr.{region}.{domain}/{self.repositories[full]}:{tag}"
 
 
 @cache
@@ -256,6 +282,8 @@ def frameworks() -> FrameworkCatalog:
         version_aliases=dict(data["version_aliases"]),
         py_versions={v: tuple(e["py_versions"]) for v, e in versions.items()},
         image_tags={v: dict(e["image_tags"]) for v, e in versions.items()},
+        families={v: e["family"] for v, e in versions.items()},
+        cuda_versions={v: e["cuda"] for v, e in versions.items()},
         repositories={v: e["repository"] for v, e in versions.items()},
         registries={v: data["registry_sets"][e["registries"]] for v, e in versions.items()},
         domains=dict(data["domains"]),

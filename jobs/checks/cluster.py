@@ -6,8 +6,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import warnings
 
 from smjobs import catalog
+from smjobs.checks import service_model
 from smjobs.errors import Problem
 from smjobs.request.training import JOB_NAME_SUFFIX_CHARS, processes_per_host
 from smjobs.spec import degrees
@@ -26,6 +28,17 @@ JOB_NAME_MAX_CHARS = 63
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 # Architectures without bf16 tensor cores.
 NO_BF16 = {"Volta", "Turing"}
+# An ECR image, which SageMaker pulls without further configuration: account, region, the partition's DNS
+# suffix, repository (ECR's rule: lowercase components split by /), then a tag (Docker's rule), a sha256
+# digest, or both.
+# botocore's model only bounds TrainingImage (255 characters of `.*`), so the shape is smjobs' own rule.
+ECR_IMAGE_PATTERN = re.compile(
+    r"\d{12}\.dkr\.ecr(-fips)?\.[a-z]{2,4}(-[a-z]+)+-\d+\.[a-z0-9-]+(\.[a-z0-9-]+)+/"
+    r"[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(?P<tag>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?P<digest>@sha256:[a-f0-9]{64})?"
+)
+IMAGE_URI_EXAMPLE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-training:1.0"
+TRAINING_IMAGE_MEMBER = "CreateTrainingJob.AlgorithmSpecification.TrainingImage"
 
 
 def check_name(spec: JobSpec) -> list[Problem]:
@@ -103,6 +116,8 @@ def check_compute(spec: JobSpec) -> list[Problem]:
 
 def check_framework(spec: JobSpec) -> list[Problem]:
     fw = catalog.frameworks()
+    if spec.compute.image_uri is not None:
+        return _check_image_uri(spec)
     if isinstance(spec.distribution, ModelParallelV2):
         return _check_smp_v2_image(spec)
     full = fw.resolve(spec.framework_version)
@@ -110,9 +125,42 @@ def check_framework(spec: JobSpec) -> list[Problem]:
         newest = sorted(fw.py_versions, key=catalog.version_key)[-6:]
         return [Problem("framework_version", f"PyTorch {spec.framework_version!r} has no SageMaker training image.",
                         f"use one of: {', '.join(newest)} (or an older version with an image).")]
-    if spec.py_version not in fw.py_versions[full]:
+    # an image whose tag names no Python is picked whatever py_version says (the SDK ignores it too)
+    if fw.py_versions[full] and spec.py_version not in fw.py_versions[full]:
         return [Problem("py_version", f"PyTorch {full} training images exist for {', '.join(fw.py_versions[full])}, not {spec.py_version!r}.",
                         f"set py_version to {fw.py_versions[full][-1]!r}.")]
+    return []
+
+
+def _check_image_uri(spec: JobSpec) -> list[Problem]:
+    """The user's own image: the service's bound on TrainingImage, then an ECR image's shape. Nothing in
+    SageMaker's image table applies to it, so a good one is accepted with a warning of what it must hold."""
+    uri = spec.compute.image_uri
+    request = {"AlgorithmSpecification": {"TrainingImage": uri, "TrainingInputMode": "File"}}
+    refused = [Problem("compute.image_uri", f"{p.message} ({TRAINING_IMAGE_MEMBER}, botocore's model).",
+                       f"give the image's URI on one line, e.g. {IMAGE_URI_EXAMPLE}.")
+               for p in service_model.check(request) if p.path == TRAINING_IMAGE_MEMBER]
+    if refused:  # what the service refuses comes first: the shape is moot until then
+        return refused
+    shape = ECR_IMAGE_PATTERN.fullmatch(uri)
+    shown = repr(uri if len(uri) <= 80 else uri[:77] + "...")
+    if shape is None:
+        return [Problem("compute.image_uri", f"{shown} is not an ECR image URI.",
+                        "give <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> (or "
+                        f"@sha256:<digest>), e.g. {IMAGE_URI_EXAMPLE} (push an image from elsewhere to ECR "
+                        "first), or remove image_uri to run in SageMaker's image of framework_version.")]
+    if not (shape["tag"] or shape["digest"]):
+        return [Problem("compute.image_uri", f"{shown} names no tag or digest.",
+                        f"add :<tag> or @sha256:<digest>, e.g. {uri}:1.0, so the job runs the image you "
+                        "tested.")]
+    library = _LIBRARIES.get(type(spec.distribution))
+    name = library(catalog.frameworks())[0] if library else None
+    carries = f" and {name} (distribution.type {spec.distribution.type})" if name else ""
+    # One warning per image (Python shows a repeated message once), however many times the spec is checked.
+    warnings.warn(f"compute.image_uri {uri}: smjobs does not check this image's PyTorch, Python or "
+                  "libraries. For script mode it must run SageMaker's training toolkit (sagemaker-training "
+                  f"and sagemaker-pytorch-training, as SageMaker's PyTorch images do){carries}.",
+                  stacklevel=2)
     return []
 
 
@@ -133,7 +181,8 @@ def check_distribution(spec: JobSpec) -> list[Problem]:
     d = spec.distribution
     instance = catalog.instances().get(spec.compute.instance_type)
     fw = catalog.frameworks()
-    full = fw.resolve(spec.framework_version)
+    # the user's own image: its versions and libraries are not in smjobs' table (instance rules still hold)
+    full = None if spec.compute.image_uri else fw.resolve(spec.framework_version)
     if d.processes_per_host is not None and d.processes_per_host < 1:
         out.append(Problem("distribution.processes_per_host", f"is {d.processes_per_host}; at least one process per host.", "set it to 1 or more, or leave it out to use one per GPU."))
     if instance is not None and d.processes_per_host is not None and d.processes_per_host > instance.gpu_count:
@@ -185,8 +234,9 @@ def _check_library(spec: JobSpec, full: str | None, name: str, instance_types, v
                            f"choose one of those, or use {instead}."))
     if versions is not None and full is not None and full not in versions:
         last = versions[-1]
+        py = f" (py_version {fw.py_versions[last][-1]})" if fw.py_versions[last] else ""
         out.append(Problem("framework_version", f"{name} has no release for PyTorch {full}; its last is {last}.",
-                           f"set framework_version to {last} (py_version {fw.py_versions[last][-1]}), or use {instead}."))
+                           f"set framework_version to {last}{py}, or use {instead}."))
     return out
 
 
@@ -237,9 +287,9 @@ def check_region(spec: JobSpec, region: str | None) -> list[Problem]:
     region, source = effective_region(spec, region)
     fw = catalog.frameworks()
     full = fw.resolve(spec.framework_version)
-    if region is None or full is None:
+    if region is None or (full is None and spec.compute.image_uri is None):
         return []
-    if region not in fw.registries[full]:
+    if spec.compute.image_uri is None and region not in fw.registries[full]:
         return [Problem("region", f"{region!r} (from {source}): PyTorch {full} training images are not published there.",
                         f"use one of: {', '.join(sorted(fw.registries[full])[:8])}, ...")]
     instance = catalog.instances().get(spec.compute.instance_type)  # auto and unknown types: checked elsewhere

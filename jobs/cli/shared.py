@@ -8,7 +8,9 @@ created. The SageMaker SDK is imported only when a job is really submitted.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,7 +92,8 @@ def _main(
 
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
     """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
-    job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
+    with notices():
+        job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
     if found is not None and found.choice is not None:
         err.print(f"[cyan]instance_type auto ->[/] {escape(describe_choice(found.choice))} "
                   f"(`smjobs plan {escape(str(spec))}` shows the alternatives)", highlight=False)
@@ -144,21 +147,15 @@ def aws_context(region: str | None, endpoint_url: str | None, what: str = ""):
     return aws
 
 
-def aws_call(fn, *args: Any):
-    """Run an AWS-calling function: an AWS error exits 1 with its message; smjobs' own warnings (a quota it could not
-    read) print as notices."""
-    import warnings
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
+@contextlib.contextmanager
+def notices():
+    """smjobs' own warnings (a custom image, a quota it could not read) print as one-line notices on stderr; other
+    packages' warnings go on as warnings."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            return fn(*args)
-    except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
-    finally:
+            yield
+    finally:  # outside the recording: a warning passed on here is not recorded again
         package = str(Path(__file__).parents[1])
         for warning in caught:
             if warning.filename.startswith(package):
@@ -167,3 +164,13 @@ def aws_call(fn, *args: Any):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
+def aws_call(fn, *args: Any):
+    """Run an AWS-calling function: an AWS error exits 1 with its message; smjobs' own warnings print as notices."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        with notices():
+            return fn(*args)
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None

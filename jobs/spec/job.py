@@ -29,6 +29,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+DEFAULT_FRAMEWORK_VERSION = "2.13"
+"""The newest PyTorch the bundled scripts are tested with (torch 2.13.0 here): its SageMaker image is the
+Amazon Linux 2023 one (``pytorch:2.13-cu133-amzn2023-sagemaker``). 2.14 has an image, but untested scripts."""
+
 MAX_INSTANCES = 10_000
 """Upper bound on instance counts: far above any account's training quota, low enough that planning stays finite."""
 
@@ -60,6 +64,12 @@ class Compute(_Frozen):
     """Up to 5 {instance_type, instance_count}, most preferred first: SageMaker starts the job on the first one it
     has capacity for (``ResourceConfig.InstancePreferences``). The first is instance_type x instance_count. Not
     with use_spot (the API forbids it). ``plan.instance_preferences`` fills it from the planner's ranking."""
+    image_uri: str | None = None
+    """Any training image instead of SageMaker's PyTorch one, e.g. your own in ECR:
+    ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`` (or ``@sha256:<digest>``).
+    framework_version and py_version are then not checked against SageMaker's images. For script mode the image
+    must run SageMaker's training toolkit (sagemaker-training and sagemaker-pytorch-training), and carry SMDDP
+    or SMP when the strategy uses them. Local runs do not use it."""
 
 
 class Channel(_Frozen):
@@ -254,10 +264,12 @@ class JobSpec(_Frozen):
     """Script arguments (``--key value``); lists, dicts, bools and numbers reach the script intact."""
     distribution: Strategy = Field(default_factory=DDP)
     """How the job spreads over GPUs: ddp, fsdp or smddp."""
-    framework_version: str = "2.8.0"
-    """PyTorch version of the SageMaker training image."""
+    framework_version: str = DEFAULT_FRAMEWORK_VERSION
+    """PyTorch version of the SageMaker training image; by default the newest the bundled scripts are tested
+    with. SMDDP and SMP have images for older versions only (validation names them)."""
     py_version: str = "py312"
-    """Python version of the training image, e.g. ``py312``."""
+    """Python version of the training image, e.g. ``py312``. Not used for images whose tag names no Python
+    (the Amazon Linux 2023 ones, from PyTorch 2.11), as the SDK does not use it."""
     inputs: dict[str, Channel] = Field(default_factory=dict)
     """Input channels by name."""
     output_path: str | None = None

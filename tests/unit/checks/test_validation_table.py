@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 
+from smjobs import api
 from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
+from smjobs.request.training import build_request
 
 DELETE = object()
 
@@ -34,6 +37,9 @@ VALID = {
     "ddp-one-gpu-instance": {"compute.instance_type": "ml.g5.xlarge", "compute.instance_count": 1},
     "ddp-fewer-processes": {"distribution.processes_per_host": 2},
     "version-alias": {"framework_version": "2.7", "py_version": "py312"},
+    "newest-image": {"framework_version": "2.14"},
+    "al2023-image-any-py": {"framework_version": "2.11", "py_version": "py313"},
+    "ubuntu-2.10": {"framework_version": "2.10.0", "py_version": "py313"},
     "fsdp-full-shard": {"distribution": {"type": "fsdp"}},
     "fsdp-hybrid": {"distribution": {"type": "fsdp", "sharding": "hybrid_shard", "shard_degree": 4}},
     "fsdp-fp16-on-v100": {"compute.instance_type": "ml.p3.16xlarge", "distribution": {"type": "fsdp", "mixed_precision": "fp16"}},
@@ -110,8 +116,10 @@ INVALID = {
     "spot-without-checkpoint": ({"compute.use_spot": True, "compute.max_wait_s": 100000}, "checkpoint_s3_uri", "required with use_spot"),
     "wait-without-spot": ({"compute.max_wait_s": 100000}, "compute.max_wait_s", "only applies to spot"),
     # framework
-    "no-image-version": ({"framework_version": "2.9.0"}, "framework_version", "has no SageMaker training image"),
+    "no-image-version": ({"framework_version": "2.9.1"}, "framework_version", "no SageMaker training image"),
+    "no-image-patch-of-al2023": ({"framework_version": "2.13.0"}, "framework_version", "2.13, 2.14"),
     "py-version-mismatch": ({"framework_version": "2.3.0", "py_version": "py312"}, "py_version", "py311"),
+    "py-version-2.10": ({"framework_version": "2.10.0"}, "py_version", "set py_version to 'py313'"),
     "torch-distributed-version": ({"framework_version": "2.4.0", "py_version": "py311"}, "framework_version", "torch_distributed launcher does not support PyTorch 2.4.0"),
     "region-without-image": ({"region": "mars-east-1"}, "region", "not published"),
     # distribution
@@ -121,7 +129,7 @@ INVALID = {
     "zero-processes": ({"distribution.processes_per_host": 0}, "distribution.processes_per_host", "greater than or equal to 1"),
     "smddp-on-g5": ({"distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"}, "compute.instance_type", "SMDDP does not run on ml.g5.12xlarge"),
     "smddp-on-p5": ({"compute.instance_type": "ml.p5.48xlarge", "distribution": {"type": "smddp"}, "framework_version": "2.2.0", "py_version": "py310"}, "compute.instance_type", "SMDDP does not run on ml.p5.48xlarge"),
-    "smddp-new-torch": ({"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smddp"}}, "framework_version", "SMDDP has no release for PyTorch 2.8.0"),
+    "smddp-new-torch": ({"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smddp"}}, "framework_version", "SMDDP has no release for PyTorch 2.13; its last is 2.2.0"),
     "fsdp-bf16-on-v100": ({"compute.instance_type": "ml.p3.16xlarge", "distribution": {"type": "fsdp"}}, "distribution.mixed_precision", "bf16 needs Ampere"),
     "fsdp-shard-degree-without-hybrid": ({"distribution": {"type": "fsdp", "shard_degree": 4}}, "distribution.shard_degree", "only applies to sharding: hybrid_shard"),
     "fsdp-hybrid-not-dividing": ({"distribution": {"type": "fsdp", "sharding": "hybrid_shard", "shard_degree": 3}}, "distribution.shard_degree", "do not divide the 8 processes"),
@@ -178,7 +186,7 @@ INVALID = {
     "smp-v2-instance": ({"distribution": {"type": "smp_v2"}, "framework_version": "2.4.1", "py_version": "py311"},
                         "compute.instance_type", "does not run on ml.g5.12xlarge"),
     "smp-v2-version": ({"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smp_v2"}}, "framework_version",
-                       "no image for PyTorch '2.8.0'"),
+                       "no image for PyTorch '2.13'"),
     "smp-v2-py": ({"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smp_v2"}, "framework_version": "2.4.1"},
                   "py_version", "py311"),
     "smp-v2-cp-over-hsd": ({"compute.instance_type": "ml.p4d.24xlarge", "framework_version": "2.4.1", "py_version": "py311",
@@ -192,6 +200,17 @@ INVALID = {
                        "framework_version", "in maintenance"),
     "smp-v1-instance": ({"distribution": {"type": "smp_v1"}, "framework_version": "2.0.0", "py_version": "py310"},
                         "compute.instance_type", "does not run on ml.g5.12xlarge"),
+    # compute.image_uri: the service's bound on TrainingImage, then an ECR image's shape
+    "image-uri-not-ecr": ({"compute.image_uri": "pytorch/pytorch:2.13.0-cuda13.0"}, "compute.image_uri",
+                          "is not an ECR image URI"),
+    "image-uri-no-tag": ({"compute.image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-training"},
+                         "compute.image_uri", "names no tag or digest"),
+    "image-uri-bad-account": ({"compute.image_uri": "1234.dkr.ecr.us-east-1.amazonaws.com/my-training:1.0"},
+                              "compute.image_uri", "<account>.dkr.ecr.<region>.amazonaws.com/<repository>"),
+    "image-uri-too-long": ({"compute.image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/" + "r" * 250},
+                           "compute.image_uri", "the service allows at most 255"),
+    "image-uri-two-lines": ({"compute.image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r:1\nx"},
+                            "compute.image_uri", "does not match the service pattern"),
     # the service-model net (no hand-written rule covers these)
     "net-env-key-pattern": ({"environment": {"1BAD": "x"}}, "environment", "does not match the service pattern"),
     "net-tag-value-pattern": ({"tags": {"team": "ml#1"}}, "tags", "does not match the service pattern"),
@@ -210,6 +229,65 @@ def test_invalid_specs(spec_data, changes, path, fragment):
     assert matching, f"no problem at {path!r}; got {info.value.paths()}"
     assert any(fragment in p.message or fragment in p.fix for p in matching), str(info.value)
     assert data == before, "validation must not change its input"
+
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/my-training:2026-12"
+P4D_SMDDP = {"compute.instance_type": "ml.p4d.24xlarge", "distribution": {"type": "smddp"}}
+# Specs naming their own image (compute.image_uri): accepted with one warning of what the image must run,
+# whatever the framework table says (an SMDDP job on 2.13 would otherwise be refused: the user may have built
+# SMDDP into the image).
+CUSTOM_IMAGE = {
+    "tag": ({"compute.image_uri": IMAGE}, "training toolkit"),
+    "digest": ({"compute.image_uri": IMAGE.split(":")[0] + "@sha256:" + "0a" * 32},
+               "sagemaker-pytorch-training"),
+    "china": ({"compute.image_uri": "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/train:1",
+               "region": "cn-north-1"}, "training toolkit"),
+    "smddp": ({"compute.image_uri": IMAGE, **P4D_SMDDP}, "and SMDDP (distribution.type smddp)"),
+    "any-version": ({"compute.image_uri": IMAGE, "framework_version": "9.9", "py_version": "py27"},
+                    "training toolkit"),
+}
+
+
+def validate_warned(data: dict):
+    """(the validated spec, every warning validation raised: each call's, not only a process's first)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        return validate_spec(data), caught
+
+
+@pytest.mark.parametrize("changes,fragment", CUSTOM_IMAGE.values(), ids=CUSTOM_IMAGE.keys())
+def test_a_custom_image_is_accepted_with_one_warning_and_sent_as_it_is(spec_data, changes, fragment):
+    spec, caught = validate_warned(apply(spec_data, changes))
+    assert len(caught) == 1 and fragment in str(caught[0].message), [str(w.message) for w in caught]
+    assert caught[0].category is UserWarning and spec.compute.image_uri in str(caught[0].message)
+    request = build_request(spec)
+    assert request.create_training_job["AlgorithmSpecification"]["TrainingImage"] == spec.compute.image_uri
+
+
+def test_a_custom_image_keeps_the_instance_rules(spec_data):
+    with pytest.raises(SpecError) as info, pytest.warns(UserWarning, match="and SMDDP"):
+        validate_spec(apply(spec_data, {"compute.image_uri": IMAGE, "distribution": {"type": "smddp"}}))
+    assert info.value.paths() == ["compute.instance_type"]
+    assert "SMDDP does not run on ml.g5" in str(info.value)
+
+
+def test_a_local_run_of_a_custom_image_spec_does_not_use_the_image(spec_data, tmp_path):
+    spec, _ = validate_warned(apply(spec_data, {"compute.image_uri": IMAGE}))
+    request, layout = api.prepare_local(spec, processes=1, work_dir=tmp_path / "work")
+    assert request.create_training_job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    laid_out = [f for f in (tmp_path / "work").rglob("*") if f.is_file()]
+    assert (layout.code_dir / "probe.py").is_file() and laid_out
+    assert not [f for f in laid_out if IMAGE.encode() in f.read_bytes()]  # runs here, not in the image
+
+
+def test_smddp_and_smp_on_the_default_version_name_a_version_that_has_them(spec_data):
+    for strategy, fix in (({"type": "smddp"}, "set framework_version to 2.2.0"),
+                          ({"type": "smp_v1", "ddp": True}, "set framework_version to 2.0.0"),
+                          ({"type": "smp_v2"}, "2.4.1, 2.5.1")):
+        with pytest.raises(SpecError) as info:
+            validate_spec(apply(spec_data, {**P4D_SMDDP, "distribution": strategy}))
+        (problem,) = info.value.problems
+        assert problem.path == "framework_version" and "2.13" in problem.message and fix in problem.fix
 
 
 def test_table_is_large_enough():
