@@ -6,8 +6,17 @@ STAMP  := $(VENV)/.installed
 # cfn-lint, checkov and parliament get an environment of their own: checkov pins an older boto3 than smjobs needs
 LINT_VENV  := $(VENV)/lint
 LINT_STAMP := $(LINT_VENV)/.installed
+# A user's environment with each SageMaker SDK major already installed (and no smjobs): the wheel test installs
+# smjobs into each, checks the SDK is left as it was, and runs the submission and SDK-object tests there.
+SDK_V2 := $(VENV)/sdk-v2
+SDK_V3 := $(VENV)/sdk-v3
+SDK_ENV_PACKAGES := 'moto[server]>=5.1' 'pytest>=8' 'hypothesis>=6.100' 'sagemaker-training>=5' \
+	'sagemaker-pytorch-training>=3' pathspec typer rich pydantic pyyaml
+# pip options for torch, e.g. an index of CPU-only wheels on a machine without one on local disk (README, "Install")
+TORCH_PIP_OPTS ?=
 
-# No AWS account is needed: the demo and the tests talk to moto.
+# No AWS account is needed: the demo and the tests talk to moto. The SDK's telemetry is off for the tests (users
+# keep their own SDK config and warnings: smjobs sets neither for them).
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export SAGEMAKER_USER_CONFIG_OVERRIDE := $(CURDIR)/.ci/sagemaker-config.yaml
 
@@ -17,7 +26,7 @@ $(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: it resolves to the CPU wheel on local disk instead of a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_OPTS) torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# the local stand-in for SageMaker's smdistributed (SMDDP, SMP v1); never uploaded with a job
 	$(BIN)/python -m pip install --quiet -e stubs/smdistributed-stub
@@ -28,6 +37,16 @@ $(LINT_STAMP): Makefile | $(STAMP)
 	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LINT_VENV)/bin/python -m pip install --quiet 'cfn-lint>=1.20,<2' 'checkov>=3.2,<4' 'parliament>=1.6,<2'
 	touch $(LINT_STAMP)
+
+# $(VENV)/sdk-v2 and $(VENV)/sdk-v3: torch, the SDK major, and what the tests there need
+SDK_v2 := 'sagemaker>=2.257,<3'
+SDK_v3 := 'sagemaker>=3.27,<4'
+$(VENV)/sdk-%/.installed: | $(STAMP)
+	$(PYTHON) -m venv $(VENV)/sdk-$*
+	$(VENV)/sdk-$*/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/sdk-$*/bin/python -m pip install --quiet $(TORCH_PIP_OPTS) torch==2.13.0
+	$(VENV)/sdk-$*/bin/python -m pip install --quiet $(SDK_$*) $(SDK_ENV_PACKAGES)
+	touch $@
 
 demo: $(STAMP)
 	$(BIN)/python -m smjobs.demo
@@ -40,8 +59,9 @@ lint: $(STAMP) $(LINT_STAMP)
 	LINT_IMPORTS=$(CURDIR)/$(BIN)/lint-imports .ci/lint-imports
 	$(BIN)/python -m smjobs.infra.lint --tools $(LINT_VENV)/bin
 
-test: $(STAMP) lint
-	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin $(BIN)/python -m pytest -q --durations=15
+test: $(STAMP) $(SDK_V2)/.installed $(SDK_V3)/.installed lint
+	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin SMJOBS_SDK_ENVS=$(CURDIR)/$(SDK_V2):$(CURDIR)/$(SDK_V3) \
+		$(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -7,7 +7,8 @@
     source_manifest(spec).to_dict()         # the files the code archive holds
     result = run_local(spec, processes=2)   # here, under SageMaker's container toolkit
     placement_warnings(spec)                # slower links than the strategy assumes (no EFA, groups across hosts)
-    submit(spec)                            # the SageMaker SDK's PyTorch estimator, fit(wait=False)
+    submit(spec)                            # CreateTrainingJob with boto3: the dry run, sent as it is
+    to_estimator(spec) / to_model_trainer(spec)   # the SDK's own object (v2 / v3), from the same request
     deploy_infra(region="eu-west-1")        # `smjobs infra deploy`: the execution role and bucket as a stack
     tuning_request(spec) / submit_tuning(spec) / tune_local(spec, trials=5)   # a spec with a tuning section
     transform_request(spec) / submit_transform(spec)                         # inference with Batch Transform
@@ -30,6 +31,8 @@ from smjobs.api import (
     submit,
     submit_transform,
     submit_tuning,
+    to_estimator,
+    to_model_trainer,
     transform_request,
     tune_local,
     tuning_request,
@@ -79,6 +82,8 @@ __all__ = [
     "submit",
     "submit_transform",
     "submit_tuning",
+    "to_estimator",
+    "to_model_trainer",
     "transform_request",
     "tune_local",
     "tuning_request",

@@ -1,8 +1,9 @@
 """The Python API behind ``from smjobs import ...``: the same steps as the CLI, as functions that return data.
 
 Reading a spec file, validating it, planning, building the request and listing the code archive need neither AWS
-nor the SageMaker SDK; ``run_local`` needs the container toolkit (the ``dev`` extra); ``submit`` imports the SDK
-and talks to AWS (or to ``endpoint_url``, e.g. a moto server).
+nor the SageMaker SDK; ``run_local`` needs the container toolkit (the ``local`` extra); ``submit`` talks to AWS (or
+to ``endpoint_url``, e.g. a moto server) with boto3 alone, whichever SageMaker SDK is installed, or none.
+``to_estimator`` and ``to_model_trainer`` build the SDK's own objects from the same request.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def prepare_local(spec: JobSpec, *, processes: int | None = None, work_dir: str 
     from smjobs.local import prechecks as local_checks
     from smjobs.local import runner as local
 
+    missing = local_checks.toolkit_missing()
+    if missing:  # before the work dir is made
+        raise UsageError(missing)
     request = build_request(spec, region=region)
     work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
     processes = processes or local.default_processes(request)
@@ -154,7 +158,7 @@ def check_quotas(aws, spec: JobSpec, *, usage: str | None = None, instance_count
 
 def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
            role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None, create_infra: bool = False) -> TrainingRequest:
-    """Create the training job (``fit(wait=False)``); returns the request that was sent. ``aws``: an
+    """Create the training job (CreateTrainingJob, not waiting for it); returns the request that was sent. ``aws``: an
     ``smjobs.aws.context.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``). The role and bucket are
     found (``smjobs.aws.account``), or created when ``create_infra``."""
     from smjobs.aws import submit as sagemaker_edge
@@ -164,6 +168,34 @@ def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: 
     check_quotas(aws, spec)
     sagemaker_edge.submit(request, aws)
     return request
+
+
+def to_estimator(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+                 role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
+                 create_infra: bool = False):
+    """SageMaker SDK v2's ``sagemaker.pytorch.PyTorch`` for the spec, configured from the same request ``submit``
+    sends, its code and local channels uploaded: ``est.fit(est.smjobs_inputs, job_name=est.smjobs_job_name)``
+    starts it. Raises SdkVersionError in one line when SDK v3 (use ``to_model_trainer``) or no SDK is installed."""
+    from smjobs.aws import sdk
+    from smjobs.aws import submit as sagemaker_edge
+
+    sdk.require_major(2, "to_estimator")
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    return sdk.to_estimator(sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name), aws)
+
+
+def to_model_trainer(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+                     role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
+                     create_infra: bool = False):
+    """SageMaker SDK v3's ``sagemaker.train.ModelTrainer`` for the spec, configured from the same request ``submit``
+    sends (distribution, compute, channels, checkpoints, networking, stopping condition). Raises SdkVersionError in
+    one line when SDK v2 (use ``to_estimator``) or no SDK is installed."""
+    from smjobs.aws import sdk, sdk_v3
+    from smjobs.aws import submit as sagemaker_edge
+
+    sdk.require_major(3, "to_model_trainer")
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    return sdk_v3.to_model_trainer(sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name), aws)
 
 
 def deploy_infra(*, aws=None, endpoint_url: str | None = None, region: str | None = None, stack_name: str = "smjobs",

@@ -3,7 +3,7 @@
 
 The local run goes through SageMaker's own container toolkit on this machine (no Docker, no GPU).
 No AWS account is used: ``moto.mock_aws()`` stands in for CloudFormation, S3, IAM, STS and SageMaker. What the demo shows
-as "sent" is the CreateTrainingJob request captured from the SDK itself, not moto's echo.
+as "sent" is the CreateTrainingJob request captured by botocore's own hook as boto3 sends it, not moto's echo.
 """
 
 from __future__ import annotations
@@ -75,10 +75,10 @@ def main(example: str = EXAMPLE) -> int:
         request = sagemaker_edge.resolved_request(spec, aws, resolved)
         name = sagemaker_edge.submit(request, aws)
         console.print(f"[green]submitted[/] {name}; role {resolved.role_arn}; bucket {resolved.bucket}")
-        console.print("CreateTrainingJob as the SDK sent it:")
+        console.print("CreateTrainingJob as boto3 sent it:")
         console.print(Syntax(json.dumps(sent[0], indent=2, default=str), "json", word_wrap=True))
         same = sent[0] == request.create_training_job
-        console.print(f"dry-run prediction equals the request sent: [{'green' if same else 'red'}]{same}[/]")
+        console.print(f"dry run equals the request sent: [{'green' if same else 'red'}]{same}[/]")
         keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=resolved.bucket)["Contents"]]
         console.print(f"uploaded: {', '.join(keys)}")
         console.print(f"status (moto): {sagemaker_edge.status(aws, name)['status']}")

@@ -1,8 +1,6 @@
-"""The submission edge of tuning jobs: a TuningRequest becomes the SDK's ``HyperparameterTuner`` around the same
-``PyTorch`` estimator a training job uses, started with ``fit(wait=False)``; and a tuning job's trials, objective
-values and cost so far, read back (``smjobs tune-status``).
-
-The CreateHyperParameterTuningJob request is checked against botocore's service model as it is sent.
+"""Tuning jobs on SageMaker: the CreateHyperParameterTuningJob request the dry run prints, sent as it is with
+boto3 after the trials' code and local channels are uploaded (checked against botocore's service model as it is
+sent); and a tuning job's trials, objective values and cost so far, read back (``smjobs tune-status``).
 """
 
 from __future__ import annotations
@@ -13,73 +11,31 @@ from pathlib import Path
 from typing import Any
 
 from smjobs import catalog
+from smjobs.aws import upload
 from smjobs.aws.context import AwsContext
-from smjobs.aws.submit import build_estimator, guard, sagemaker_session, training_inputs
+from smjobs.aws.submit import guard
+from smjobs.checks import service_model
+from smjobs.errors import SpecError
 from smjobs.request import source
 from smjobs.tuning.request import TuningRequest
 
-
-def _ranges(ranges: dict[str, dict[str, Any]]) -> dict:
-    from sagemaker.tuner import CategoricalParameter, ContinuousParameter, IntegerParameter
-
-    out = {}
-    for name, r in ranges.items():
-        if r["type"] == "categorical":
-            out[name] = CategoricalParameter(r["values"])
-        elif r["type"] == "integer":
-            out[name] = IntegerParameter(r["min"], r["max"], scaling_type=r["scaling"])
-        else:
-            out[name] = ContinuousParameter(r["min"], r["max"], scaling_type=r["scaling"])
-    return out
-
-
-def build_tuner(request: TuningRequest, estimator) -> Any:
-    """The SDK's tuner for ``request``, every argument from the request."""
-    from sagemaker.tuner import (
-        HyperbandStrategyConfig,
-        HyperparameterTuner,
-        InstanceConfig,
-        StrategyConfig,
-        TuningJobCompletionCriteriaConfig,
-        WarmStartConfig,
-        WarmStartTypes,
-    )
-
-    config = request.create_tuning_job["HyperParameterTuningJobConfig"]
-    kwargs = dict(request.tuner)
-    if "StrategyConfig" in config:
-        band = config["StrategyConfig"]["HyperbandStrategyConfig"]
-        kwargs["strategy_config"] = StrategyConfig(HyperbandStrategyConfig(min_resource=band["MinResource"],
-                                                                           max_resource=band["MaxResource"]))
-    if "TuningJobCompletionCriteria" in config:
-        criteria = config["TuningJobCompletionCriteria"]
-        kwargs["completion_criteria_config"] = TuningJobCompletionCriteriaConfig(
-            target_objective_metric_value=criteria.get("TargetObjectiveMetricValue"),
-            max_number_of_training_jobs_not_improving=criteria.get("BestObjectiveNotImproving", {}).get(
-                "MaxNumberOfTrainingJobsNotImproving"),
-            complete_on_convergence=criteria.get("ConvergenceDetected", {}).get("CompleteOnConvergence") == "Enabled")
-    if "WarmStartConfig" in request.create_tuning_job:
-        warm = request.create_tuning_job["WarmStartConfig"]
-        kwargs["warm_start_config"] = WarmStartConfig(WarmStartTypes(warm["WarmStartType"]), parents={
-            p["HyperParameterTuningJobName"] for p in warm["ParentHyperParameterTuningJobs"]})
-    tuner = HyperparameterTuner(estimator, hyperparameter_ranges=_ranges(request.ranges), **kwargs)
-    if request.instance_configs:
-        tuner.override_resource_config(instance_configs=[InstanceConfig(**c) for c in request.instance_configs])
-    return tuner
+OPERATION = "CreateHyperParameterTuningJob"
 
 
 def submit_tuning(request: TuningRequest, aws: AwsContext) -> str:
-    """Upload local channels and the code, and start the tuning job without waiting; return its name."""
+    """Upload the trials' code archive and local channels to the URIs the request names, then send
+    CreateHyperParameterTuningJob as it is with boto3; return the tuning job's name."""
     training = request.training
     if not training.resolved:
         raise ValueError("the request's role and bucket are unresolved; resolve them first")
-    session = sagemaker_session(aws, training.bucket)
-    guard(session.sagemaker_client, "CreateHyperParameterTuningJob")
+    sagemaker = aws.client("sagemaker")
+    guard(sagemaker, OPERATION)
+    problems = service_model.check(request.create_tuning_job, OPERATION)
+    if problems:
+        raise SpecError(problems)
     with tempfile.TemporaryDirectory(prefix="smjobs-tuning-") as tmp:
-        inputs = training_inputs(session, training, Path(tmp))
-        staged = source.stage(source.manifest_for(training), Path(tmp) / "source")
-        tuner = build_tuner(request, build_estimator(training, session, staged))
-        tuner.fit(inputs or None, job_name=request.job_name, wait=False, include_cls_metadata=False)
+        upload.upload_job_files(aws.client("s3"), training, source.manifest_for(training), Path(tmp))
+    sagemaker.create_hyper_parameter_tuning_job(**request.create_tuning_job)
     return request.job_name
 
 

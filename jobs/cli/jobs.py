@@ -82,7 +82,7 @@ def submit(
     wait: WaitOpt = False,
     create_infra: CreateInfraOpt = False,
 ) -> None:
-    """Validate and submit a job (fit with wait=False), or print its request with --dry-run."""
+    """Validate and submit a job (its dry run's CreateTrainingJob, sent as printed), or print it with --dry-run."""
     from smjobs.planner.estimate import estimate
 
     try:

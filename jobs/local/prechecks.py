@@ -34,6 +34,24 @@ _held: dict[Path, int] = {}
 """Locks this process holds, by work dir: preparing the same work dir again in one process reuses its lock."""
 
 
+def toolkit_missing() -> str | None:
+    """Why a local run cannot start here, when SageMaker's container toolkit (the ``local`` extra) is missing."""
+    import importlib.util
+
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # blocked, or a module without a spec: unusable either way
+            return True
+
+    missing = [m for m in ("sagemaker_training", "sagemaker_pytorch_container") if absent(m)]
+    if not missing:
+        return None
+    return (f"local runs start the job with SageMaker's container toolkit, which is not installed here (no "
+            f"{', '.join(missing)}). To fix: pip install 'smjobs[local]' (the sagemaker-training and "
+            "sagemaker-pytorch-training packages); nothing was created.")
+
+
 def lock(work_dir: Path) -> Problem | None:
     """Take the work dir's lock for this process (kept until ``unlock``), or say which process holds it."""
     work_dir = Path(work_dir).resolve()

@@ -1,8 +1,8 @@
 """spec -> TrainingRequest: the plain data that is submitted, run locally, printed by --dry-run and tested.
 
-``build_request`` is a pure function: no AWS call, no SDK import. The request carries both the
-keyword arguments for ``sagemaker.pytorch.PyTorch`` and the CreateTrainingJob request those arguments
-make the SDK send (predicted here, and checked against what the SDK really sends in the tests).
+``build_request`` is a pure function: no AWS call, no SDK import. The request carries the CreateTrainingJob
+request that ``smjobs submit`` sends as it is (with boto3), and the keyword arguments for SDK v2's
+``sagemaker.pytorch.PyTorch`` that make that SDK send the same request (``to_estimator``; a test compares both).
 Values only AWS can supply (role, default bucket) show as ``<role>`` / ``<bucket>`` until resolved.
 """
 
@@ -65,10 +65,16 @@ class TrainingRequest(RequestData):
     processes_per_host: int
     world_size: int
     create_training_job: dict[str, Any] = field(default_factory=dict)
-    """The CreateTrainingJob request the SDK will send for this estimator."""
+    """The CreateTrainingJob request: what ``submit`` sends, and what the estimator makes SDK v2 send."""
     instance_preferences: tuple[dict[str, Any], ...] = ()
-    """``ResourceConfig.InstancePreferences`` ({InstanceType, InstanceCount}, most preferred first), which the
-    submission edge puts in place of the estimator's single type and count; empty for one type."""
+    """``ResourceConfig.InstancePreferences`` ({InstanceType, InstanceCount}, most preferred first), in place of a
+    single type and count in the request (``to_estimator`` puts them into v2's call); empty for one type."""
+
+    @property
+    def code_uri(self) -> str:
+        """Where the code archive goes (``sagemaker_submit_directory``, or the ``code`` channel under network
+        isolation): the job's own prefix in the bucket, as the SDK placed it."""
+        return f"s3://{self.bucket}/{self.job_name}/source/sourcedir.tar.gz"
 
     @property
     def strategy_settings(self) -> dict[str, Any]:
@@ -113,7 +119,11 @@ def job_environment(spec: JobSpec) -> dict[str, str]:
 
 
 def training_image(spec: JobSpec, region: str) -> str | None:
-    """The image the SDK picks: SMP v2 jobs run in smdistributed-modelparallel, the rest in pytorch-training."""
+    """The job's image: ``compute.image_uri`` when the spec names one, else the one the SDK picks: SMP v2 jobs
+    run in smdistributed-modelparallel, the rest in SageMaker's PyTorch training image of framework_version
+    (pytorch-training, or the Amazon Linux 2023 ``pytorch`` from 2.11)."""
+    if spec.compute.image_uri:
+        return spec.compute.image_uri
     fw = catalog.frameworks()
     if spec.distribution.type == "smp_v2":
         return fw.smp_v2_image_uri(spec.framework_version, region, spec.compute.instance_type)
@@ -212,7 +222,7 @@ def build_request(
 def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> TrainingRequest:
     est = request.estimator
     image = training_image(spec, request.region)
-    code_uri = f"s3://{request.bucket}/{request.job_name}/source/sourcedir.tar.gz"
+    code_uri = request.code_uri
     isolated = est["enable_network_isolation"]
     sdk_hps = {
         # With network isolation the container cannot fetch the code: the SDK mounts it as a channel.

@@ -60,3 +60,33 @@ def test_cli_submits_to_moto_server(moto_server, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     jobs = boto3.client("sagemaker", **client).list_training_jobs()["TrainingJobSummaries"]
     assert [j["TrainingJobName"] for j in jobs] == ["it-ddp-1"]
+
+
+def test_requests_sent_to_a_moto_server_equal_their_dry_runs(moto_server, monkeypatch, spec_data, tmp_path):
+    """Over HTTP to a real moto_server: the CreateTrainingJob body, captured by botocore's before-call hook as it
+    leaves, equals the dry run the CLI prints (`submit --dry-run`), byte for byte after JSON normalisation."""
+    import yaml
+
+    from smjobs import api
+    from smjobs.aws.context import AwsContext
+    from smjobs.checks.validate import validate_spec
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws = AwsContext.create(region="us-east-1", endpoint_url=moto_server)
+    sent = []
+    # before-call sees the serialised request: the JSON body that goes over the wire
+    aws.client("sagemaker").meta.events.register(
+        "before-call.sagemaker.*", lambda params, model, **_: sent.append((model.name, json.loads(params["body"] or b"{}"))))
+    outputs = api.deploy_infra(aws=aws).outputs
+    role, bucket = outputs["RoleArn"], outputs["BucketName"]
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(yaml.safe_dump(spec_data))
+    dry = cli("submit", str(spec_file), "--dry-run", "--region", "us-east-1", "--job-name", "http-1", "--role", role,
+              "--bucket", bucket, env=dict(os.environ))
+    assert dry.returncode == 0, dry.stderr
+    printed = yaml.safe_load(dry.stdout)["create_training_job"]
+    api.submit(validate_spec(spec_data), aws=aws, job_name="http-1", role_arn=role, bucket=bucket)
+    [(operation, body)] = [(op, params) for op, params in sent if op == "CreateTrainingJob"]
+    normal = lambda data: json.dumps(data, sort_keys=True)  # noqa: E731
+    assert normal(body) == normal(printed)

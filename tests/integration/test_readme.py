@@ -42,7 +42,7 @@ def test_the_readme_starts_with_the_two_commands_and_make_demo_runs():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     demo = subprocess.run(["make", "demo"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "dry-run prediction equals the request sent: True" in demo.stdout
+    assert "dry run equals the request sent: True" in demo.stdout
     assert "set-up: CloudFormation stack smjobs created" in demo.stdout
 
 

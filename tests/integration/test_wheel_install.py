@@ -28,8 +28,8 @@ DECOY = "raise ImportError('the decoy {name}/ in the working directory was impor
 
 
 @pytest.fixture(scope="module")
-def wheel_env(tmp_path_factory) -> Path:
-    """The bin folder of a new virtualenv with smjobs installed from its wheel."""
+def wheel(tmp_path_factory) -> Path:
+    """smjobs' wheel, built from a copy of the repository."""
     work = tmp_path_factory.mktemp("wheel")
     copy = work / "repo"
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "__pycache__", "*.egg-info",
@@ -37,12 +37,23 @@ def wheel_env(tmp_path_factory) -> Path:
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                             str(copy), "-w", str(work / "dist")], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-    wheel = next((work / "dist").glob("smjobs-*.whl"))
-    target = work / "venv"
+    return next((work / "dist").glob("smjobs-*.whl"))
+
+
+def layered_venv(target: Path, base_purelib: str) -> Path:
+    """A new virtualenv that sees ``base_purelib``'s packages through a ``.pth`` file (whose editable-install hooks
+    do not run there); returns its python."""
     venv.EnvBuilder(with_pip=False, symlinks=True).create(target)
     purelib = Path(sysconfig.get_paths(vars={"base": str(target), "platbase": str(target)})["purelib"])
-    (purelib / "_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    python = target / "bin" / "python"
+    (purelib / "_test_dependencies.pth").write_text(base_purelib + "\n")
+    return target / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def wheel_env(wheel, tmp_path_factory) -> Path:
+    """The bin folder of a new virtualenv with smjobs installed from its wheel."""
+    python = layered_venv(tmp_path_factory.mktemp("wheel-env") / "venv", sysconfig.get_paths()["purelib"])
+    target = python.parent.parent
     installed = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
                                 "--disable-pip-version-check", str(wheel)], capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
@@ -107,3 +118,59 @@ def test_the_cli_from_the_wheel_validates_plans_runs_and_submits(wheel_env, deco
                     "--job-name", "from-wheel-1", cwd=decoy_dir, env={**env, "AWS_DEFAULT_REGION": "us-east-1"})
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "submitted from-wheel-1" in submitted.stdout
+
+
+SDK_ENVS = [Path(p) for p in os.environ.get("SMJOBS_SDK_ENVS", f"{ROOT}/.venv/sdk-v2:{ROOT}/.venv/sdk-v3").split(os.pathsep)]
+
+
+def _sdk_version(python: Path) -> str:
+    done = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('sagemaker'))"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("base", SDK_ENVS, ids=[p.name for p in SDK_ENVS])
+def test_installed_beside_either_sdk_it_keeps_that_sdk_and_works(base, wheel, decoy_dir, user_project, tmp_path,
+                                                                  moto_server):
+    """An environment that already has a SageMaker SDK (v2 or v3, as `make test` prepares them; a Studio kernel has
+    v3): `pip install smjobs[sdk,local]` resolves against it and leaves it as it was; validate, a dry run, a local run
+    and a submission to a moto_server work there; and the submission and SDK-object tests pass there too."""
+    python = base / "bin" / "python"
+    assert python.exists(), f"{base} is missing: `make test` builds it (a venv with the SDK and torch)"
+    before = _sdk_version(python)
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "uninstall", "--yes", "smjobs", "smdistributed-stub"], capture_output=True, timeout=300)
+    installed = subprocess.run([*pip, "install", f"{wheel}[sdk,local]"], capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    assert _sdk_version(python) == before
+    changed = next((line for line in installed.stdout.splitlines() if line.startswith("Successfully installed")), "")
+    assert "smjobs-" in changed and "sagemaker-2" not in changed and "sagemaker-3" not in changed, changed
+    stub = subprocess.run([*pip, "install", "--no-build-isolation", "--no-deps", str(ROOT / "stubs" / "smdistributed-stub")],
+                          capture_output=True, text=True, timeout=300)
+    assert stub.returncode == 0, stub.stdout[-2000:] + stub.stderr[-2000:]
+
+    bin_dir = base / "bin"
+    smjobs = bin_dir / "smjobs"
+    assert run(bin_dir, smjobs, "validate", "ddp_mlp", cwd=decoy_dir).returncode == 0
+    dry = run(bin_dir, smjobs, "submit", "ddp_mlp", "--dry-run", cwd=decoy_dir)
+    assert dry.returncode == 0 and yaml.safe_load(dry.stdout)["create_training_job"]["TrainingJobName"], dry.stderr
+    ran = run(bin_dir, smjobs, "run", user_project / "job.yaml", "--processes", "2", "--work-dir", tmp_path / "work",
+              cwd=decoy_dir)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"}
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    assert run(bin_dir, smjobs, "infra", "deploy", "--endpoint-url", moto_server, cwd=decoy_dir, env=env).returncode == 0
+    submitted = run(bin_dir, smjobs, "submit", user_project / "job.yaml", "--endpoint-url", moto_server, "--job-name",
+                    f"beside-{base.name}", cwd=decoy_dir, env=env)
+    assert submitted.returncode == 0 and f"submitted beside-{base.name}" in submitted.stdout, submitted.stdout + submitted.stderr
+    assert "sagemaker.config INFO" not in submitted.stdout + submitted.stderr  # no SDK log lines from smjobs' path
+
+    # the edge and the SDK objects, tested with this environment's SDK (the other major's tests are deselected)
+    tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/aws",
+                             "tests/unit/inference/test_batch_transform.py", "tests/unit/catalog"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=1200,
+                            env={k: v for k, v in os.environ.items() if k != "SMJOBS_SDK_ENVS"})
+    summary = tested.stdout.strip().splitlines()[-1] if tested.stdout.strip() else tested.stderr[-2000:]
+    assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
+    assert " passed" in summary and "deselected" in summary and "skipped" not in summary, summary

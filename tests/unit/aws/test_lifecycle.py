@@ -229,35 +229,6 @@ def test_the_estimate_is_the_planners_for_a_sized_model_else_the_max_run_bound(s
     assert "planner estimate for 10 steps" in planned.basis and planned.usd < bound.usd
 
 
-def test_sdk_telemetry_is_off_unless_the_users_config_turns_it_on(tmp_path, monkeypatch):
-    from smjobs.aws.submit import sdk_config
-
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("SchemaVersion: '1.0'\n")
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(empty))
-    assert sdk_config()["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] is True
-    opted_in = tmp_path / "on.yaml"
-    opted_in.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: false\n")
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(opted_in))
-    assert sdk_config()["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] is False
-
-
-def test_a_submission_sends_no_telemetry_without_a_config(moto_aws, tmp_path, spec_data, monkeypatch):
-    import sagemaker.telemetry.telemetry_logging as telemetry
-
-    calls = []
-    monkeypatch.setattr(telemetry, "_send_telemetry_request", lambda *a, **k: calls.append(a))
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("SchemaVersion: '1.0'\n")
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(empty))
-    assert _submit(tmp_path, spec_data, "quiet-sdk").exit_code == 0
-    assert calls == []
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(tmp_path / "on.yaml"))
-    (tmp_path / "on.yaml").write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: false\n")
-    assert _submit(tmp_path, spec_data, "loud-sdk").exit_code == 0
-    assert calls  # the same path does call it when the user opts in: the test above can fail
-
-
 def test_the_python_api_checks_quotas_too(moto_aws, sagemaker_quotas, spec_data):
     from smjobs.api import submit
     from smjobs.checks.validate import validate_spec

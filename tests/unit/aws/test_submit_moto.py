@@ -1,4 +1,5 @@
-"""Submitting through the SageMaker SDK to in-process moto: assert on the request the SDK sends."""
+"""Submitting to in-process moto with boto3: assert on the request sent (captured by botocore's own hook) and on
+what was uploaded before it."""
 
 from __future__ import annotations
 
@@ -131,7 +132,9 @@ def test_guard_refuses_a_request_the_service_would_reject(moto_aws, spec_data):
     spec = validate_spec(spec_data)
     resolved = sagemaker_edge.resolve(spec, moto_aws)
     request = build_request(spec, region="us-east-1", bucket=resolved.bucket, role_arn=resolved.role_arn)
-    broken = type(request)(**{**request.to_dict(), "estimator": {**request.estimator, "instance_type": "ml.g9.huge"}})
+    ctj = request.create_training_job
+    broken = type(request)(**{**request.to_dict(), "create_training_job": {
+        **ctj, "ResourceConfig": {**ctj["ResourceConfig"], "InstanceType": "ml.g9.huge"}}})
     with pytest.raises(SpecError, match="ResourceConfig.InstanceType"):
         sagemaker_edge.submit(broken, moto_aws)
     assert moto_aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []

@@ -1,5 +1,5 @@
-"""The Batch Transform backend: the request the SDK's PyTorchModel and Transformer really send (captured from
-moto), its documented limits, the idle-instance warning, and serve.py's handlers on a model train.py saved."""
+"""The Batch Transform backend: the CreateModel and CreateTransformJob requests really sent (captured from moto),
+the model archive packed with its code, its documented limits, the idle-instance warning, and serve.py's handlers on a model train.py saved."""
 
 from __future__ import annotations
 
@@ -114,8 +114,12 @@ def test_a_local_model_and_input_are_packed_and_uploaded_and_idle_instances_are_
     s3 = captured.client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=request.bucket)["Contents"]]
     assert f"{request.job_name}/input/data/all.jsonl" in keys
-    packed = s3.get_object(Bucket=request.bucket, Key=f"{request.job_name}/input/model/model.tar.gz")["Body"].read()
-    assert tarfile.open(fileobj=io.BytesIO(packed)).getnames() == ["model.pt"]
+    # the local model file goes once, packed with its code into the archive the model request names
+    served = sent["CreateModel"]["PrimaryContainer"]["ModelDataUrl"]
+    assert served == f"s3://{request.bucket}/{request.job_name}/model.tar.gz"
+    packed = s3.get_object(Bucket=request.bucket, Key=f"{request.job_name}/model.tar.gz")["Body"].read()
+    names = tarfile.open(fileobj=io.BytesIO(packed)).getnames()
+    assert names[0] == "model.pt" and "code/serve.py" in names and not any(n.startswith("code/trained") for n in names)
     assert sent["CreateModel"] == request.create_model and sent["CreateTransformJob"] == request.create_transform_job
 
 

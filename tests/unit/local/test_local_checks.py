@@ -177,3 +177,21 @@ def test_the_lock_file_names_the_holder(tmp_path):
     finally:
         local_checks.unlock(tmp_path)
     time.sleep(0)
+
+
+def test_without_the_container_toolkit_run_exits_2_before_making_anything(tmp_path, monkeypatch):
+    """A plain install (no `local` extra): `smjobs run` names the extra to install and leaves the work dir unmade."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from smjobs.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] == "sagemaker_training" else real(name, *a))
+    work = tmp_path / "work"
+    result = CliRunner().invoke(app, ["run", "ddp_mlp", "--processes", "2", "--work-dir", str(work)])
+    assert result.exit_code == 2, result.output
+    assert "pip install 'smjobs[local]'" in result.output and "sagemaker_training" in result.output
+    assert not work.exists()
