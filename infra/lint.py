@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from smjobs.infra import policies
+from smjobs.infra import policies, submitter
 
 ALLOWLIST_PATH = Path(__file__).with_name("lint-allowlist.yaml")
 _EXAMPLE_ACCOUNT = "123456789012"
@@ -53,6 +53,7 @@ def policy_files(folder: Path) -> list[Path]:
         "execution-role-vpc-kms.json": policies.execution_role_policy(scope, vpc=True, kms_key_arns=(_EXAMPLE_KEY,)),
         "bucket-policy.json": policies.bucket_policy(bucket),
         "trust-policy.json": policies.trust_policy(_EXAMPLE_ACCOUNT),
+        "submitter.json": submitter.submitter_policy(scope),
     }
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

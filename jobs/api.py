@@ -128,14 +128,27 @@ def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Pa
     return local.launch(request, layout, on_line=on_line)
 
 
-def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, role_arn: str | None, bucket: str | None,
-             create_infra: bool = False):
-    """(the AwsContext: ``aws``, else one for ``region`` and ``endpoint_url``; the resolved account, bucket and role)
-    that every submission starts from."""
-    from smjobs.aws import submit as sagemaker_edge
+def aws_context(*, region: str | None = None, spec_region: str | None = None, endpoint_url: str | None = None,
+                profile: str | None = None, what: str = ""):
+    """An AwsContext whose region is resolved as the AWS CLI resolves it (``region``, the spec's, ``AWS_REGION``,
+    ``AWS_DEFAULT_REGION``, the profile's config); raises UsageError, naming the fix, when there is none."""
     from smjobs.aws.context import AwsContext
+    from smjobs.aws.region import RegionError, resolve_region
 
-    aws = aws or AwsContext.create(region=region or spec.region or "us-east-1", endpoint_url=endpoint_url)
+    try:
+        found = resolve_region(region, spec_region, profile=profile, endpoint_url=endpoint_url, what=what)
+    except RegionError as exc:
+        raise UsageError(str(exc)) from None
+    return AwsContext.create(region=found, endpoint_url=endpoint_url, profile=profile)
+
+
+def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, role_arn: str | None, bucket: str | None,
+             create_infra: bool = False, profile: str | None = None):
+    """(the AwsContext: ``aws``, else one for ``region``, ``profile`` and ``endpoint_url``; the resolved account,
+    bucket and role) that every submission starts from."""
+    from smjobs.aws import submit as sagemaker_edge
+
+    aws = aws or aws_context(region=region, spec_region=spec.region, endpoint_url=endpoint_url, profile=profile)
     return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket, create_infra=create_infra)
 
 
@@ -156,21 +169,21 @@ def check_quotas(aws, spec: JobSpec, *, usage: str | None = None, instance_count
         raise SpecError(report.problems)
 
 
-def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+def submit(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
            role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None, create_infra: bool = False) -> TrainingRequest:
     """Create the training job (CreateTrainingJob, not waiting for it); returns the request that was sent. ``aws``: an
     ``smjobs.aws.context.AwsContext`` to use (by default one for ``region`` and ``endpoint_url``). The role and bucket are
     found (``smjobs.aws.account``), or created when ``create_infra``."""
     from smjobs.aws import submit as sagemaker_edge
 
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra, profile)
     request = sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name)
     check_quotas(aws, spec)
     sagemaker_edge.submit(request, aws)
     return request
 
 
-def to_estimator(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+def to_estimator(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
                  role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
                  create_infra: bool = False):
     """SageMaker SDK v2's ``sagemaker.pytorch.PyTorch`` for the spec, configured from the same request ``submit``
@@ -180,11 +193,11 @@ def to_estimator(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, re
     from smjobs.aws import submit as sagemaker_edge
 
     sdk.require_major(2, "to_estimator")
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra, profile)
     return sdk.to_estimator(sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name), aws)
 
 
-def to_model_trainer(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+def to_model_trainer(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
                      role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
                      create_infra: bool = False):
     """SageMaker SDK v3's ``sagemaker.train.ModelTrainer`` for the spec, configured from the same request ``submit``
@@ -194,20 +207,19 @@ def to_model_trainer(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
     from smjobs.aws import submit as sagemaker_edge
 
     sdk.require_major(3, "to_model_trainer")
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra, profile)
     return sdk_v3.to_model_trainer(sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name), aws)
 
 
-def deploy_infra(*, aws=None, endpoint_url: str | None = None, region: str | None = None, stack_name: str = "smjobs",
-                 **parameters: Any):
+def deploy_infra(*, aws=None, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
+                 stack_name: str = "smjobs", **parameters: Any):
     """``smjobs infra deploy``: create or update the account set-up stack (execution role and bucket) and wait for it;
     returns its result (``action``, ``outputs``). ``parameters`` are the template's (``role_name``, ``kms_key_arn``,
     ``checkpoint_days``, ``access_log_bucket``, ``vpc_id`` and its lists)."""
-    from smjobs.aws.context import AwsContext
     from smjobs.infra import stack
     from smjobs.infra.template import render
 
-    aws = aws or AwsContext.create(region=region, endpoint_url=endpoint_url)
+    aws = aws or aws_context(region=region, endpoint_url=endpoint_url, profile=profile)
     return stack.deploy(aws.client("cloudformation"), render(), stack.parameters(**parameters), stack_name)
 
 
@@ -219,7 +231,7 @@ def transform_request(spec: JobSpec, *, region: str | None = None, job_name: str
     return build_transform_request(spec, region=region, job_name=job_name)
 
 
-def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
                      role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
                      create_infra: bool = False):
     """Create the model and the transform job of an inference spec (``--backend batch-transform``); returns the
@@ -228,7 +240,7 @@ def submit_transform(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
     from smjobs.checks.validate import transform_request_problems
     from smjobs.inference.batch_transform import build_transform_request
 
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra, profile)
     source_uri = spec.inference.input
     objects = (sagemaker_edge.count_s3_objects(aws, source_uri, spec.compute.instance_count)
                if source_uri.startswith("s3://") and not source_uri.endswith(".manifest") else None)
@@ -264,7 +276,7 @@ def tuning_request(spec: JobSpec, *, region: str | None = None, job_name: str | 
     return request
 
 
-def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None,
+def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
                   role_arn: str | None = None, bucket: str | None = None, job_name: str | None = None,
                   create_infra: bool = False):
     """Narrow, price and create the tuning job (``HyperparameterTuner.fit(wait=False)``); returns the TuningRequest
@@ -273,7 +285,7 @@ def submit_tuning(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, r
     from smjobs.tuning.request import build_tuning_request
 
     space, estimate = prepare_tuning(spec, region=region)
-    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra)
+    aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra, profile)
     request = build_tuning_request(spec, space, estimate, region=aws.region, bucket=resolved.bucket,
                                    role_arn=resolved.role_arn, job_name=job_name)
     # parallel trials run at once: the quota must hold all of them

@@ -17,10 +17,12 @@ from smjobs.cli.jobs import CreateInfraOpt, YesOpt, submit
 from smjobs.cli.local import RANK_PREFIX, interruptible, report
 from smjobs.cli.shared import (
     EndpointOpt,
+    ProfileOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
     aws_call,
+    aws_context,
     command,
     err,
     fail,
@@ -52,6 +54,7 @@ def infer(
                        "resumable) or batch-transform (SageMaker Batch Transform); default: the spec's.")] = None,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
     role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: the notebook's role in Studio, then the smjobs stack's).")] = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code (default: the smjobs stack's).")] = None,
     job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
@@ -76,7 +79,7 @@ def infer(
             err.print("[bold red]error:[/] --local runs the training-job backend (infer.py under torchrun); Batch "
                       "Transform runs only on SageMaker. Drop --backend batch-transform to run here.", highlight=False)
             raise typer.Exit(2)
-        _transform(job, dry_run=dry_run, endpoint_url=endpoint_url, region=region, role=role, bucket=bucket,
+        _transform(job, dry_run=dry_run, endpoint_url=endpoint_url, region=region, profile=profile, role=role, bucket=bucket,
                    job_name=job_name, create_infra=create_infra)
         return
     if not local:
@@ -125,14 +128,14 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
     return 130 if result.stopped else result.exit_code
 
 
-def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, create_infra) -> None:
+def _transform(job, *, dry_run, endpoint_url, region, profile, role, bucket, job_name, create_infra) -> None:
     """--backend batch-transform: print the request, or create the model and the transform job."""
     import yaml
 
     from smjobs.inference.batch_transform import source_manifest
 
     if dry_run:
-        request = api.transform_request(job, region=spec_region(job, region), job_name=job_name)
+        request = api.transform_request(job, region=spec_region(job, region, profile), job_name=job_name)
         for text in request.warnings:
             err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
         printed = {**request.to_dict(), "source_archive": source_manifest(request).to_dict()}
@@ -143,8 +146,8 @@ def _transform(job, *, dry_run, endpoint_url, region, role, bucket, job_name, cr
     from smjobs.aws.submit import NoCredentialsError
 
     try:
-        request = aws_call(lambda: api.submit_transform(job, endpoint_url=endpoint_url, region=spec_region(job, region),
-                                                         role_arn=role, bucket=bucket, job_name=job_name,
+        aws = aws_context(spec_region(job, region, profile), endpoint_url, profile=profile)
+        request = aws_call(lambda: api.submit_transform(job, aws=aws, role_arn=role, bucket=bucket, job_name=job_name,
                                                          create_infra=create_infra))
     except (SpecError, NoCredentialsError) as exc:
         fail(exc)

@@ -11,10 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from smjobs.cli.shared import (
+    AccountRegionOpt,
     Command,
     EndpointOpt,
     Group,
-    RegionOpt,
+    ProfileOpt,
     app,
     aws_call,
     aws_context,
@@ -42,8 +43,9 @@ def template(
 
 @infra.command(cls=Command)
 def deploy(
-    region: RegionOpt = None,
+    region: AccountRegionOpt = None,
     endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
     stack_name: Annotated[str, typer.Option("--stack-name", help="CloudFormation stack name; submit looks for 'smjobs'.")] = "smjobs",
     role_name: Annotated[str | None, typer.Option("--role-name", help="Execution role name (default: smjobs-sagemaker-execution).")] = None,
     kms_key_arn: Annotated[str | None, typer.Option("--kms-key-arn", help="Encrypt the bucket with this KMS key (default: SSE-S3).")] = None,
@@ -62,7 +64,7 @@ def deploy(
         err.print("[bold red]error:[/] --vpc-id needs --route-table-id, --subnet-id and --security-group-id "
                   "(each at least once); nothing was deployed.", highlight=False)
         raise typer.Exit(2)
-    aws = aws_context(region, endpoint_url)
+    aws = aws_context(region, endpoint_url, profile=profile)
     params = stack.parameters(role_name=role_name, kms_key_arn=kms_key_arn, checkpoint_days=checkpoint_days,
                               access_log_bucket=access_log_bucket, vpc_id=vpc_id, route_table_ids=route_table_ids or [],
                               subnet_ids=subnet_ids or [], security_group_ids=security_group_ids or [])

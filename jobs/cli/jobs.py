@@ -20,7 +20,10 @@ from smjobs import api
 from smjobs.api import UsageError
 from smjobs.checks.validate import validate_spec
 from smjobs.cli.shared import (
+    AccountRegionOpt,
     EndpointOpt,
+    JobRegionOpt,
+    ProfileOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
@@ -36,7 +39,7 @@ from smjobs.cli.shared import (
 )
 from smjobs.errors import SpecError
 from smjobs.request import source
-from smjobs.request.training import build_request
+from smjobs.request.training import DEFAULT_REGION, build_request
 
 JobArg = Annotated[str, typer.Argument(help="Training job name (as `smjobs submit` or `smjobs list` printed it).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Submit without asking to confirm the estimated cost.")]
@@ -46,12 +49,13 @@ WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait until the job ends, 
 POLL_S = 15.0
 
 
-def _context(job: str, region: str | None, endpoint_url: str | None):
+def _context(job: str, region: str | None, endpoint_url: str | None, profile: str | None = None):
     """The AwsContext for a command on ``job``: the flags, else where submit sent it, else the AWS config."""
     from smjobs.aws import job_store
 
     region, endpoint_url = job_store.where(job, region, endpoint_url)
-    return aws_context(region, endpoint_url, f" for {job} (it was not submitted from here, and none is configured)")
+    return aws_context(region, endpoint_url, f" for {job} (it was not submitted from here, and none is configured)",
+                       profile=profile)
 
 
 def _interactive() -> bool:
@@ -74,6 +78,7 @@ def submit(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request as YAML; call no AWS API.")] = False,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
     role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: the notebook's role in Studio, then the smjobs stack's).")] = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output (default: the smjobs stack's).")] = None,
     job_name: Annotated[str | None, typer.Option("--job-name", help="Exact job name (default: name-timestamp).")] = None,
@@ -90,7 +95,11 @@ def submit(
         if role is not None:
             job = validate_spec({**job.to_dict(), "role_arn": role}, region=region)
         if dry_run:
-            request = build_request(job, job_name=job_name, region=spec_region(job, region), bucket=bucket)
+            where = spec_region(job, region, profile)
+            if where is None:
+                err.print("notice: no AWS region is configured (--region, the spec, AWS_REGION, ~/.aws/config): the dry run "
+                          f"shows {DEFAULT_REGION}'s image", markup=False)
+            request = build_request(job, job_name=job_name, region=where, bucket=bucket)
             notice(job, region)
             printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
             out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
@@ -102,9 +111,8 @@ def submit(
 
     from smjobs.aws import job_store
     from smjobs.aws import submit as sagemaker_edge
-    from smjobs.aws.context import AwsContext
 
-    aws = AwsContext.create(region=spec_region(job, region) or "us-east-1", endpoint_url=endpoint_url)
+    aws = aws_context(spec_region(job, region, profile), endpoint_url, profile=profile)
     guess = estimate(job, aws.region)
     try:
         resolved = sagemaker_edge.resolve(job, aws, role_arn=role, bucket=bucket, create_infra=create_infra)
@@ -112,7 +120,7 @@ def submit(
         aws_call(api.check_quotas, aws, job)  # an unreadable quota prints as a notice
         out.print(f"role {escape(resolved.role_arn)} ({escape(resolved.role_source)}); bucket {escape(resolved.bucket)}",
                   highlight=False)
-        _confirm(guess.describe(), yes)
+        _confirm(f"{guess.describe()}, in {aws.region}", yes)
         name = sagemaker_edge.submit(request, aws)
     except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
         fail(exc)
@@ -149,7 +157,8 @@ def _follow(aws, name: str) -> int:
 def status(
     job: JobArg,
     endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
+    region: JobRegionOpt = None,
+    profile: ProfileOpt = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing status changes until the job ends.")] = False,
 ) -> None:
     """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
@@ -158,7 +167,7 @@ def status(
     from smjobs.aws import lifecycle
     from smjobs.aws import submit as sagemaker_edge
 
-    aws = _context(job, region, endpoint_url)
+    aws = _context(job, region, endpoint_url, profile)
 
     def training_job():
         try:
@@ -191,11 +200,12 @@ def status(
 def logs(
     job: JobArg,
     endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
+    region: JobRegionOpt = None,
+    profile: ProfileOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines, from every host, until the job ends.")] = False,
 ) -> None:
     """Print a training job's CloudWatch log, every host's stream, each line prefixed with its host."""
-    aws = _context(job, region, endpoint_url)
+    aws = _context(job, region, endpoint_url, profile)
     if follow:
         raise typer.Exit(_follow(aws, job))
     from smjobs.aws import lifecycle
@@ -208,11 +218,11 @@ def logs(
 
 
 @command()
-def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """Stop a running training job (SageMaker sends SIGTERM; checkpoints already uploaded are kept)."""
     from smjobs.aws import lifecycle
 
-    aws = _context(job, region, endpoint_url)
+    aws = _context(job, region, endpoint_url, profile)
     before = aws_call(lambda: lifecycle.stop(aws, job))
     if before == "InProgress":
         out.print(f"stopping {escape(job)} (it was InProgress); `smjobs status {escape(job)} --watch` shows when it has stopped")
@@ -226,7 +236,8 @@ def list_command(
     since: Annotated[str | None, typer.Option("--since", help="Only jobs created since: 30m, 6h, 2d, 1w, or an ISO date.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many jobs, newest first.")] = 50,
     endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
+    region: AccountRegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """List the project's training jobs (tagged smjobs:managed-by=smjobs), newest first."""
     from smjobs.aws import lifecycle
@@ -240,7 +251,7 @@ def list_command(
         when = lifecycle.parse_since(since) if since else None
     except ValueError:
         fail(UsageError(f"--since {since!r}: give 30m, 6h, 2d, 1w or an ISO date such as 2026-11-01"))
-    aws = aws_context(region, endpoint_url)
+    aws = aws_context(region, endpoint_url, profile=profile)
     rows = aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
     table = Table(title=f"smjobs training jobs in {aws.region}")
     for column in ("name", "status", "created", "instances", "spec"):
@@ -254,11 +265,11 @@ def list_command(
 
 
 @command()
-def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
     from smjobs.aws import job_store, lifecycle
 
-    aws = _context(job, region, endpoint_url)
+    aws = _context(job, region, endpoint_url, profile)
     c = aws_call(lambda: lifecycle.cost(aws, job))
     table = Table(title=f"{escape(job)} ({c.status})", show_header=False)
     table.add_column(overflow="fold")

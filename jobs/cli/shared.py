@@ -9,7 +9,6 @@ created. The SageMaker SDK is imported only when a job is really submitted.
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from smjobs import catalog
+from smjobs import api, catalog
 from smjobs.api import UsageError, read_spec
 from smjobs.checks.validate import validate_and_plan
 from smjobs.errors import SpecError
@@ -58,7 +57,14 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # problems stay one line each: easy to read in CI logs and to grep
 
 SpecArg = Annotated[str, typer.Argument(help="Job spec file (YAML or JSON), or the name of a shipped example.")]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: the spec's, then AWS config).")]
+RegionOpt = Annotated[str | None, typer.Option(
+    "--region", help="AWS region (default: the spec's, then AWS_REGION, then the profile's in the AWS config).")]
+JobRegionOpt = Annotated[str | None, typer.Option(
+    "--region", help="AWS region (default: where smjobs submitted the job, then AWS_REGION, then the AWS config).")]
+AccountRegionOpt = Annotated[str | None, typer.Option(
+    "--region", help="AWS region (default: AWS_REGION, then the profile's in the AWS config).")]
+ProfileOpt = Annotated[str | None, typer.Option(
+    "--profile", help="AWS profile for credentials and region (default: AWS_PROFILE, then the default profile).")]
 EndpointOpt = Annotated[
     str | None, typer.Option("--endpoint-url", help="Send every AWS call to this endpoint, e.g. a moto server.")
 ]
@@ -106,8 +112,15 @@ def describe_choice(c) -> str:
             f"{spec.gpu_memory_gib:.1f} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
 
 
-def spec_region(spec: JobSpec, region: str | None) -> str | None:
-    return region or spec.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+def spec_region(spec: JobSpec, region: str | None, profile: str | None = None) -> str | None:
+    """The region of a command on ``spec``: the flag, the spec's, then the AWS config's (None when none is set);
+    a profile that does not exist is a usage error."""
+    from smjobs.aws.region import RegionError, configured_region
+
+    try:
+        return region or spec.region or configured_region(profile)
+    except RegionError as exc:
+        fail(UsageError(str(exc)))
 
 
 def fail(exc: Exception) -> None:
@@ -136,15 +149,13 @@ def notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> N
         err.print(f"[yellow]notice:[/] {escape(unknown)}", highlight=False)
 
 
-def aws_context(region: str | None, endpoint_url: str | None, what: str = ""):
-    """The AwsContext of a command: an emulator endpoint without a region means us-east-1 (as submit does); no region
-    at all, from the flag or the AWS config, is a usage error naming the fix."""
-    from smjobs.aws.context import AwsContext
-
-    aws = AwsContext.create(region=region or ("us-east-1" if endpoint_url else None), endpoint_url=endpoint_url)
-    if aws.region is None:
-        fail(UsageError(f"no AWS region{what}: pass --region, or set AWS_REGION."))
-    return aws
+def aws_context(region: str | None, endpoint_url: str | None, what: str = "", profile: str | None = None):
+    """The AwsContext of a command (``api.aws_context``: the region as the AWS CLI resolves it, us-east-1 for an
+    emulator endpoint); no region at all is a usage error naming the fix."""
+    try:
+        return api.aws_context(region=region, endpoint_url=endpoint_url, profile=profile, what=what)
+    except UsageError as exc:
+        fail(exc)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ from smjobs.api import UsageError
 from smjobs.aws import job_store
 from smjobs.cli.shared import (
     EndpointOpt,
+    JobRegionOpt,
+    ProfileOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
@@ -55,6 +57,7 @@ def tune(
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="With --local: where the trials' /opt/ml trees and the plot go.")] = None,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
+    profile: ProfileOpt = None,
     role: Annotated[str | None, typer.Option("--role", help="Execution role ARN (default: the notebook's role in Studio, then the smjobs stack's).")] = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket for code and output (default: the smjobs stack's).")] = None,
     job_name: Annotated[str | None, typer.Option("--job-name", help="Exact tuning job name (default: name-timestamp).")] = None,
@@ -72,13 +75,13 @@ def tune(
         if local:
             return _tune_local(job, trials, processes, work_dir)
         if dry_run:
-            request = api.tuning_request(job, region=spec_region(job, region), job_name=job_name)
+            request = api.tuning_request(job, region=spec_region(job, region, profile), job_name=job_name)
             _say_space(request)
             out.print(yaml.safe_dump(request.to_dict(), sort_keys=False, width=100), end="", markup=False,
                       highlight=False, soft_wrap=True)
             return None
-        request = aws_call(lambda: api.submit_tuning(job, endpoint_url=endpoint_url, region=spec_region(job, region),
-                                                      role_arn=role, bucket=bucket, job_name=job_name,
+        aws = aws_context(spec_region(job, region, profile), endpoint_url, profile=profile)
+        request = aws_call(lambda: api.submit_tuning(job, aws=aws, role_arn=role, bucket=bucket, job_name=job_name,
                                                       create_infra=create_infra))
     except (SpecError, UsageError, NoCredentialsError) as exc:
         fail(exc)
@@ -131,9 +134,9 @@ def _short(value) -> str:
 
 @command("tune-status")
 def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `smjobs tune` printed it).")],
-                endpoint_url: EndpointOpt = None, region: RegionOpt = None) -> None:
+                endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
-    show_tuning(aws_context(*job_store.where(job, region, endpoint_url), f" for {job}"), job)
+    show_tuning(aws_context(*job_store.where(job, region, endpoint_url), f" for {job}", profile=profile), job)
 
 
 def show_tuning(aws, name: str) -> None:

@@ -235,3 +235,47 @@ def test_lint_judge_fails_on_unlisted_and_stale_findings():
     unexpected, stale = judge([Finding(*listed), new], allowed)
     assert unexpected == [new]
     assert set(stale) == set(allowed) - {listed}
+
+
+def test_the_readme_lists_the_submitters_permissions_from_the_policy_module():
+    """The README's permission table is generated from infra/submitter.py, whose policy covers every SageMaker,
+    S3, CloudFormation, Service Quotas and Logs action smjobs' own commands call (read from the code's calls)."""
+    import re
+    from pathlib import Path
+
+    from smjobs.infra import submitter
+    from smjobs.infra.policies import Scope
+
+    root = Path(__file__).resolve().parents[3]
+    assert submitter.markdown_table() in (root / "README.md").read_text()
+    allowed = {a for s in submitter.submitter_policy(Scope(bucket="b"))["Statement"]
+               for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    # every operation of these services that jobs/aws calls (methods and paginators), named from botocore's models
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    prefixes = {"sagemaker": "sagemaker", "s3": "s3", "logs": "logs", "sts": "sts", "service-quotas": "servicequotas",
+                "cloudformation": "cloudformation", "iam": "iam"}
+    operations = {}
+    for service, prefix in prefixes.items():
+        for name in session.get_service_model(service).operation_names:
+            operations.setdefault(xform_name(name), set()).add(f"{prefix}:{name}")
+    called = set()
+    for path in (root / "jobs" / "aws").glob("*.py"):
+        if path.name in ("sdk.py", "sdk_v3.py"):  # the SDK's own calls, made for users who asked for its objects
+            continue
+        text = path.read_text()
+        for op in set(re.findall(r"\.([a-z][a-z_]+)\(", text)) | set(re.findall(r'get_paginator\("([a-z_]+)"\)', text)):
+            if op in operations and op not in ("get_paginator", "get_waiter", "upload_file", "download_file"):
+                called |= operations[op]
+    called.add("s3:PutObject")  # upload_file
+    called = {"s3:ListBucket" if a == "s3:HeadBucket" else a for a in called}  # HeadBucket is authorised by ListBucket
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:Search", "logs:GetLogEvents",
+            "servicequotas:GetServiceQuota"} <= called  # the reading above finds what it must
+    # account.py's --create-infra path (create_bucket, create_role ...) is the administrator's, not in this policy
+    admin = {a for a in called if a.split(":")[1].startswith(("CreateBucket", "CreateRole", "Put", "UpdateAssume",
+                                                                "CreateStack", "UpdateStack"))} - {"s3:PutObject"}
+    called -= admin
+    missing = {a for a in called if a not in allowed}
+    assert not missing, missing
