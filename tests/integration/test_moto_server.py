@@ -64,7 +64,8 @@ def test_cli_submits_to_moto_server(moto_server, tmp_path):
 
 def test_requests_sent_to_a_moto_server_equal_their_dry_runs(moto_server, monkeypatch, spec_data, tmp_path):
     """Over HTTP to a real moto_server: the CreateTrainingJob body, captured by botocore's before-call hook as it
-    leaves, equals the dry run the CLI prints (`submit --dry-run`), byte for byte after JSON normalisation."""
+    leaves, equals the dry run the CLI prints (`submit --dry-run`), byte for byte after JSON normalisation; so do
+    a tuning job's and a Batch Transform job's bodies equal their requests."""
     import yaml
 
     from smjobs import api
@@ -90,3 +91,20 @@ def test_requests_sent_to_a_moto_server_equal_their_dry_runs(moto_server, monkey
     [(operation, body)] = [(op, params) for op, params in sent if op == "CreateTrainingJob"]
     normal = lambda data: json.dumps(data, sort_keys=True)  # noqa: E731
     assert normal(body) == normal(printed)
+
+    # a tuning job and a Batch Transform job over the same HTTP path: each body is its dry run
+    tuning = api.submit_tuning(validate_spec({**spec_data, "name": "tune", "tuning": {
+        "parameters": {"lr": {"type": "continuous", "min": 1e-4, "max": 1e-1, "scaling": "log"}},
+        "objective": {"metric": "train:loss", "regex": "loss=([0-9.eE+-]+)"}}}), aws=aws, role_arn=role, bucket=bucket)
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"inputs": [1, 2]}\n' * 4)
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    transform = api.submit_transform(validate_spec({"name": "score", "compute": {"instance_type": "ml.g5.12xlarge"},
+                                                    "inference": {"model": str(tmp_path / "model.pt"), "input": str(records),
+                                                                  "output_path": f"s3://{bucket}/out/",
+                                                                  "backend": "batch-transform"}}),
+                                     aws=aws, role_arn=role, bucket=bucket)
+    bodies = dict(sent)
+    assert normal(bodies["CreateHyperParameterTuningJob"]) == normal(tuning.create_tuning_job)
+    assert normal(bodies["CreateModel"]) == normal(transform.create_model)
+    assert normal(bodies["CreateTransformJob"]) == normal(transform.create_transform_job)
