@@ -26,8 +26,16 @@ EXAMPLE = "ddp_mlp"
 REGION = "us-east-1"
 
 
+def _show(console: Console, text: str, language: str) -> None:
+    """Highlighted in a terminal; as plain text in a pipe or file, where it must parse (no wrap, no colour)."""
+    if console.is_terminal:
+        console.print(Syntax(text, language, word_wrap=True))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def main(example: str = EXAMPLE) -> int:
-    console = Console()
+    console = Console(soft_wrap=not sys.stdout.isatty())
     path = example_path(example)
     console.rule(f"1. validate {path.name}")
     try:
@@ -52,7 +60,7 @@ def main(example: str = EXAMPLE) -> int:
         return result.exit_code
 
     console.rule("3. the request SageMaker would get (dry run, no AWS call)")
-    console.print(Syntax(request.to_yaml(), "yaml", word_wrap=True))
+    _show(console, request.to_yaml(), "yaml")
 
     console.rule("4. submit to moto (in process)")
     from moto import mock_aws
@@ -76,7 +84,7 @@ def main(example: str = EXAMPLE) -> int:
         name = sagemaker_edge.submit(request, aws)
         console.print(f"[green]submitted[/] {name}; role {resolved.role_arn}; bucket {resolved.bucket}")
         console.print("CreateTrainingJob as boto3 sent it:")
-        console.print(Syntax(json.dumps(sent[0], indent=2, default=str), "json", word_wrap=True))
+        _show(console, json.dumps(sent[0], indent=2, default=str), "json")
         same = sent[0] == request.create_training_job
         console.print(f"dry run equals the request sent: [{'green' if same else 'red'}]{same}[/]")
         keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=resolved.bucket)["Contents"]]

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smjobs.cli.shared import Command, EndpointOpt, Group, app, aws_call, command, out
+from smjobs.cli.shared import CATALOG, Command, EndpointOpt, Group, app, aws_call, command, out
+from smjobs.tables import print_table
 
 
-@command("instances")
+@command("instances", panel=CATALOG)
 def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
     """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
     from smjobs.catalog import instances, prices, supported_libraries
@@ -20,7 +21,7 @@ def instances_command(region: Annotated[str | None, typer.Option("--region", hel
     region = region or price_table.default_region
     table = Table(title=f"GPU training instances (catalog read {catalog.retrieved}; prices {region}, USD/h)")
     for column in ("instance type", "GPUs", "GB/GPU (GiB reported)", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for name, spec in catalog.types.items():
         gpu = catalog.gpu(name)
         price = price_table.price(name, region)
@@ -28,12 +29,12 @@ def instances_command(region: Annotated[str | None, typer.Option("--region", hel
                       f"{spec.memory_gib:g}", str(spec.vcpus), gpu.interconnect if spec.gpu_count > 1 else "-",
                       "yes" if spec.efa else "no", f"{spec.network_gbps:g}", ", ".join(supported_libraries(name)),
                       f"{price.usd_per_hour:.4g}" if price else "-")
-    out.print(table)
+    print_table(out, table)
     out.print(f"excluded: {', '.join(catalog.excluded)} (`smjobs validate` says why)", highlight=False)
 
 
 prices_app = typer.Typer(cls=Group, no_args_is_help=True, help="On-demand training prices: show them, refresh them from AWS.")
-app.add_typer(prices_app, name="prices")
+app.add_typer(prices_app, name="prices", rich_help_panel=CATALOG)
 
 
 def _pricing_client(endpoint_url: str | None):
@@ -73,10 +74,10 @@ def prices_show(region: Annotated[str | None, typer.Option("--region", help="Reg
     region = region or catalog.default_region
     table = Table(title=f"on-demand training prices, {region}, USD per instance-hour")
     for column in ("instance type", "GPUs", "USD/h", "read", "source"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for name, spec in instances().types.items():
         price = catalog.price(name, region)
         table.add_row(name, f"{spec.gpu_count} x {spec.gpu_model.removeprefix('NVIDIA ')}",
                       f"{price.usd_per_hour:.4g}" if price else "-", (price.retrieved or "undated") if price else "-",
                       price.source if price else "no price: run `smjobs prices refresh`")
-    out.print(table)
+    print_table(out, table)

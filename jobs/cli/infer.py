@@ -16,6 +16,7 @@ from smjobs.api import UsageError
 from smjobs.cli.jobs import CreateInfraOpt, YesOpt, submit
 from smjobs.cli.local import RANK_PREFIX, interruptible, report
 from smjobs.cli.shared import (
+    JOBS,
     EndpointOpt,
     ProfileOpt,
     RegionOpt,
@@ -42,7 +43,7 @@ class Backend(str, Enum):
     batch_transform = "batch-transform"
 
 
-@command()
+@command(panel=JOBS)
 def infer(
     spec: SpecArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CreateTrainingJob request as YAML; call no AWS API.")] = False,

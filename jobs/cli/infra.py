@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from smjobs.cli.shared import (
+    ACCOUNT,
     AccountRegionOpt,
     Command,
     EndpointOpt,
@@ -22,9 +23,10 @@ from smjobs.cli.shared import (
     err,
     out,
 )
+from smjobs.tables import print_table
 
 infra = typer.Typer(cls=Group, no_args_is_help=True, help="Set up an AWS account for smjobs: the execution role and the bucket.")
-app.add_typer(infra, name="infra")
+app.add_typer(infra, name="infra", rich_help_panel=ACCOUNT)
 
 
 @infra.command(cls=Command)
@@ -78,7 +80,7 @@ def deploy(
     table = Table(title=f"stack {escape(stack_name)}: {result.action}", show_header=False)
     for key, value in result.outputs.items():
         table.add_row(key, escape(value))
-    out.print(table)
+    print_table(out, table)
     if stack_name != "smjobs":
         out.print(f"submit finds the stack named smjobs by itself; pass --role {result.outputs.get('RoleArn')} "
                   f"--bucket {result.outputs.get('BucketName')} for this one", markup=False)

@@ -20,6 +20,7 @@ from smjobs import api
 from smjobs.api import UsageError
 from smjobs.checks.validate import validate_spec
 from smjobs.cli.shared import (
+    JOBS,
     AccountRegionOpt,
     EndpointOpt,
     JobRegionOpt,
@@ -40,6 +41,7 @@ from smjobs.cli.shared import (
 from smjobs.errors import SpecError
 from smjobs.request import source
 from smjobs.request.training import DEFAULT_REGION, build_request
+from smjobs.tables import print_table
 
 JobArg = Annotated[str, typer.Argument(help="Training job name (as `smjobs submit` or `smjobs list` printed it).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Submit without asking to confirm the estimated cost.")]
@@ -72,7 +74,7 @@ def _confirm(estimate_text: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-@command()
+@command(panel=JOBS)
 def submit(
     spec: SpecArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request as YAML; call no AWS API.")] = False,
@@ -153,7 +155,7 @@ def _follow(aws, name: str) -> int:
     return 0 if status == "Completed" else 1
 
 
-@command()
+@command(panel=JOBS)
 def status(
     job: JobArg,
     endpoint_url: EndpointOpt = None,
@@ -193,10 +195,10 @@ def status(
     for key, value in summary.items():
         if value not in (None, {}, ""):
             table.add_row(key, escape(json.dumps(value) if isinstance(value, dict) else str(value)))
-    out.print(table)
+    print_table(out, table)
 
 
-@command()
+@command(panel=JOBS)
 def logs(
     job: JobArg,
     endpoint_url: EndpointOpt = None,
@@ -217,7 +219,7 @@ def logs(
         out.print(line, highlight=False, markup=False)
 
 
-@command()
+@command(panel=JOBS)
 def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """Stop a running training job (SageMaker sends SIGTERM; checkpoints already uploaded are kept)."""
     from smjobs.aws import lifecycle
@@ -230,7 +232,7 @@ def stop(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = N
         out.print(f"{escape(job)} is {escape(before)}: nothing to stop")
 
 
-@command("list")
+@command("list", panel=JOBS)
 def list_command(
     status_filter: Annotated[list[str] | None, typer.Option("--status", help="Only jobs in this status (InProgress, Completed, Failed, Stopping, Stopped). Repeatable.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only jobs created since: 30m, 6h, 2d, 1w, or an ISO date.")] = None,
@@ -255,16 +257,16 @@ def list_command(
     rows = aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
     table = Table(title=f"smjobs training jobs in {aws.region}")
     for column in ("name", "status", "created", "instances", "spec"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for row in rows:
         table.add_row(escape(row.name), row.status, row.created.isoformat(timespec="seconds") if row.created else "",
                       row.instances, escape(row.spec))
-    out.print(table)
+    print_table(out, table)
     if not rows:
         out.print("no jobs match", markup=False)
 
 
-@command()
+@command(panel=JOBS)
 def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
     from smjobs.aws import job_store, lifecycle
@@ -272,8 +274,8 @@ def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = N
     aws = _context(job, region, endpoint_url, profile)
     c = aws_call(lambda: lifecycle.cost(aws, job))
     table = Table(title=f"{escape(job)} ({c.status})", show_header=False)
-    table.add_column(overflow="fold")
-    table.add_column(overflow="fold")
+    table.add_column()
+    table.add_column()
     table.add_row("instances", f"{c.instance_count} x {c.instance_type}" + (" (managed spot)" if c.spot else ""))
     table.add_row("training time", f"{c.training_s:,} s")
     table.add_row("billable time", f"{c.billable_s:,} s")
@@ -286,6 +288,6 @@ def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = N
     record = job_store.recall(job)
     if record is not None and record.estimated_usd is not None:
         table.add_row("estimated at submit", f"${record.estimated_usd:,.2f}")
-    out.print(table)
+    print_table(out, table)
     if c.status not in lifecycle.TERMINAL:
         out.print("the job is still running: this is the cost so far", markup=False)

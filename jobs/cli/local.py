@@ -13,14 +13,15 @@ from rich.table import Table
 
 from smjobs import api
 from smjobs.api import UsageError
-from smjobs.cli.shared import SetOpt, SpecArg, command, err, fail, load, notice, out, spec_region
+from smjobs.cli.shared import LOCAL, SetOpt, SpecArg, command, err, fail, load, notice, out, spec_region
 from smjobs.errors import SpecError
+from smjobs.tables import print_table
 
 
-@command()
+@command(panel=LOCAL)
 def run(
     spec: SpecArg,
-    local: Annotated[bool, typer.Option("--local", help="Run on this machine: what `run` always does (accepted for older scripts).")] = True,
+    local: Annotated[bool, typer.Option("--local", show_default=False, help="Run on this machine: what `run` always does (accepted for older scripts).")] = True,
     processes: Annotated[int | None, typer.Option("--processes", min=1, help="Processes on this host (default: the job's per-host count, at most the CPUs).")] = None,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the /opt/ml tree goes (default: runs/<name>); kept, so a re-run resumes from its checkpoints.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete the work dir's checkpoints and model first.")] = False,
@@ -107,8 +108,8 @@ def report(result) -> None:
     """Where the model, output and checkpoints of a local run are, its metrics and any failure."""
     color = "yellow" if result.stopped else "green" if result.exit_code == 0 else "red"
     table = Table(title=f"local run [{color}]{escape(result.status)}[/] in {result.duration_s:.1f} s", show_header=False)
-    table.add_column(overflow="fold")
-    table.add_column(overflow="fold")
+    table.add_column()
+    table.add_column()
     models = sorted(str(p) for p in result.layout.model_dir.rglob("*") if p.is_file())
     table.add_row("model", escape(", ".join(models)) or "(none saved)")
     table.add_row("output", escape(str(result.layout.output_dir)))
@@ -121,4 +122,4 @@ def report(result) -> None:
         lines = result.failure.strip().splitlines()
         summary = lines[0] if result.root_cause else launcher_ended(result.failure) or lines[-1]
         table.add_row("failure", escape(summary))
-    out.print(table)
+    print_table(out, table)

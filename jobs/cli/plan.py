@@ -13,6 +13,7 @@ from rich.table import Table
 from smjobs import api
 from smjobs.api import UsageError, read_spec
 from smjobs.cli.shared import (
+    PLAN,
     RegionOpt,
     SetOpt,
     SpecArg,
@@ -27,9 +28,10 @@ from smjobs.cli.shared import (
 from smjobs.errors import SpecError
 from smjobs.request import source
 from smjobs.request.training import build_request
+from smjobs.tables import print_table
 
 
-@command()
+@command(panel=PLAN)
 def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) -> None:
     """Check a spec against every rule; print a summary, or every problem and exit 2."""
     try:
@@ -38,8 +40,8 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     except (SpecError, UsageError) as exc:
         fail(exc)
     table = Table(title=f"{job.name}: valid", show_header=False)
-    table.add_column(overflow="fold")
-    table.add_column(overflow="fold")
+    table.add_column()
+    table.add_column()
     compute = job.compute
     table.add_row("strategy", f"{job.distribution.type} ({job.distribution.launcher})")
     table.add_row("instances", f"{compute.instance_count} x {compute.instance_type}")
@@ -53,11 +55,11 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     manifest = source.manifest_for(request)
     table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
                   f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")
-    out.print(table)
+    print_table(out, table)
     notice(job, region)
 
 
-@command("plan")
+@command("plan", panel=PLAN)
 def plan_command(
     spec: SpecArg,
     region: RegionOpt = None,
@@ -86,7 +88,7 @@ def plan_command(
         raise typer.Exit(1)
 
 
-@command()
+@command(panel=PLAN)
 def schedule(
     stages: Annotated[int, typer.Option("--stages", min=1, help="Pipeline ranks (pp degree).")] = 4,
     microbatches: Annotated[int, typer.Option("--microbatches", min=1, help="Micro-batches per optimizer step (m).")] = 8,

@@ -9,6 +9,7 @@ created. The SageMaker SDK is imported only when a job is really submitted.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,39 +25,62 @@ from smjobs.errors import SpecError
 from smjobs.spec.job import JobSpec
 
 
-class _FlagsAsFlags:
-    """typer 0.29 labels every option with its type, so a flag reads ``--dry-run <bool>`` as if it took a value.
-    A flag takes none: an empty metavar (typer shows an option's metavar instead of its type) shows none. Set on
-    the command class (click's ``cls=`` extension point), it reaches every flag, ``--help`` and the completion
-    options typer adds after the command is made."""
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs as single lines, so rich wraps them to the terminal instead of keeping the source's
+    line breaks mid-sentence."""
+    paragraphs = [" ".join(line.strip() for line in part.splitlines()) for part in text.split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+class _PlainHelp:
+    """How every command's help reads, set on the command class (click's ``cls=`` extension point) rather than by
+    patching typer: a flag shows no value placeholder (typer 0.29 labels it ``<bool>``; an empty metavar shows
+    none, and typer shows an option's metavar instead of its type), an option with a value shows its name in
+    capitals (``--work-dir WORK_DIR``, not ``<path>``), an argument its name (``SPEC``, not ``{spec}``), and
+    descriptions are whole paragraphs. It reaches ``--help`` and the completion options typer adds later."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = _reflow(self.help)
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:
-            if getattr(param, "is_flag", False) and param.metavar is None:
+            if param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False):
                 param.metavar = ""
+            elif param.name:
+                param.metavar = param.name.upper()
         return params
 
 
-class Command(_FlagsAsFlags, typer.core.TyperCommand):
+class Command(_PlainHelp, typer.core.TyperCommand):
     """Every smjobs command (``@app.command(cls=Command)``: ``command`` below does it)."""
 
 
-class Group(_FlagsAsFlags, typer.core.TyperGroup):
+class Group(_PlainHelp, typer.core.TyperGroup):
     """The ``smjobs`` app and its sub-apps (``prices``, ``infra``)."""
 
 
 app = typer.Typer(cls=Group, no_args_is_help=True, help="Validated distributed PyTorch jobs for SageMaker.")
 
+# The groups `smjobs --help` lists commands in
+JOBS, LOCAL, PLAN, ACCOUNT, CATALOG = "Jobs on SageMaker", "On this machine", "Check and plan", "Account", "Catalog"
 
-def command(name: str | None = None, **kwargs: Any):
-    """``@app.command`` with flags shown as flags."""
-    return app.command(name, cls=Command, **kwargs)
 
-out = Console()
+def command(name: str | None = None, *, panel: str | None = None, **kwargs: Any):
+    """``@app.command`` with smjobs' help (``_PlainHelp``), listed under ``panel`` in ``smjobs --help``."""
+    return app.command(name, cls=Command, rich_help_panel=panel, **kwargs)
+
+
+# Piped or redirected output is for files and scripts: no hard wrap at 80 columns (YAML, JSON and long tokens
+# stay whole); a terminal wraps text to its width.
+out = Console(soft_wrap=not sys.stdout.isatty())
 err = Console(stderr=True, soft_wrap=True)  # problems stay one line each: easy to read in CI logs and to grep
 
-SpecArg = Annotated[str, typer.Argument(help="Job spec file (YAML or JSON), or the name of a shipped example.")]
+SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="Job spec file (YAML or JSON), or the name of a shipped example.")]
 RegionOpt = Annotated[str | None, typer.Option(
     "--region", help="AWS region (default: the spec's, then AWS_REGION, then the profile's in the AWS config).")]
 JobRegionOpt = Annotated[str | None, typer.Option(
@@ -72,7 +96,7 @@ EndpointOpt = Annotated[
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a field: key=value sets a hyperparameter, a.b=value any spec field. Repeatable."),
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a field: key=value sets a hyperparameter, a.b=value any spec field. Repeatable."),
 ]
 
 

@@ -14,6 +14,7 @@ from smjobs import api
 from smjobs.api import UsageError
 from smjobs.aws import job_store
 from smjobs.cli.shared import (
+    JOBS,
     EndpointOpt,
     JobRegionOpt,
     ProfileOpt,
@@ -30,6 +31,7 @@ from smjobs.cli.shared import (
     spec_region,
 )
 from smjobs.errors import SpecError
+from smjobs.tables import print_table
 
 
 def _say_space(request) -> None:
@@ -47,7 +49,7 @@ def _say_space(request) -> None:
               f"about {e['trial_hours']:.2f} h ({escape(e['basis'])})", highlight=False)
 
 
-@command()
+@command(panel=JOBS)
 def tune(
     spec: SpecArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CreateHyperParameterTuningJob request; call no AWS API.")] = False,
@@ -117,7 +119,7 @@ def _tune_local(job, trials, processes, work_dir) -> None:
     for row in result.table():
         style = "bold green" if result.best is not None and row["trial"] == result.best.number else None
         table.add_row(*(escape(_short(row[c])) for c in ("trial", *names, "objective", "state", "seconds")), style=style)
-    out.print(table)
+    print_table(out, table)
     if result.best is None:
         err.print("[bold red]no trial completed[/]: see the trials' logs above", highlight=False)
         raise typer.Exit(1)
@@ -132,7 +134,7 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
-@command("tune-status")
+@command("tune-status", panel=JOBS)
 def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `smjobs tune` printed it).")],
                 endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
@@ -154,7 +156,7 @@ def show_tuning(aws, name: str) -> None:
         table.add_row(escape(t["name"]), escape(str(t["status"])), *(escape(str(t["hyperparameters"].get(n, "-"))) for n in names),
                       escape(_short(t["objective"])), escape(t["instances"]), usd,
                       style="bold green" if summary["best"] and t["name"] == summary["best"]["name"] else None)
-    out.print(table)
+    print_table(out, table)
     best = summary["best"]
     out.print(f"best: {best['name']} ({summary['objective']} = {best['objective']:.6g})" if best else "best: none yet",
               markup=False, highlight=False)

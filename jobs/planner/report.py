@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from smjobs import catalog
 from smjobs.planner.plan import Plan
+from smjobs.tables import print_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,18 +39,18 @@ def print_plan(found: Plan, top: int = 5, *, out: Console | None = None, err: Co
         err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
     table = Table(title="configurations that fit, cheapest job first (costs within 2% go to the faster)")
     for column in ("", "instances", "layout", "micro-batch", "GiB/GPU", "s/step", "USD/h", "hours", "job USD"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for i, c in enumerate(found.ranked[:top]):
         spec = catalog.instances().types[c.instance_type]
         table.add_row("choice" if i == 0 else str(i + 1), f"{c.instance_count} x {c.instance_type}", c.describe_layout(),
                       str(c.micro_batch),
                       f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gib:.1f}", f"{c.step.total_s:.2f}", f"{c.usd_per_hour:,.2f}",
                       f"{c.hours:,.1f}", f"{c.job_usd:,.0f}", style="bold green" if i == 0 else None)
-    out.print(table)
+    print_table(out, table)
     if found.rejections:
         rejected = Table(title="instance types with no configuration that fits, and why")
-        rejected.add_column("instance type", overflow="fold")
-        rejected.add_column("why", overflow="fold")
+        rejected.add_column("instance type")
+        rejected.add_column("why")
         grouped: dict[str, list] = {}
         for r in found.rejections:  # one row per type when the numbers differ, one per reason when they do not
             key = r.reason.replace(r.instance_type, "<type>") if r.kind in ("unpriced", "library", "family") else r.instance_type
@@ -58,6 +59,6 @@ def print_plan(found: Plan, top: int = 5, *, out: Console | None = None, err: Co
             names = ", ".join(r.instance_type for r in rows)
             reason = rows[0].reason if len(rows) == 1 else rows[0].reason.replace(rows[0].instance_type, "these types")
             rejected.add_row(names, reason)
-        out.print(rejected)
+        print_table(out, rejected)
     if found.choice is None:
         err.print(f"[bold red]{escape(found.why_nothing())}[/]", highlight=False)

@@ -1,0 +1,48 @@
+"""Tables that stay readable on any terminal and in any pipe: a rich table when its columns fit, else the same
+rows as key/value records, each value whole (never a word split across lines). The CLI and the planner's report
+print every table through ``print_table``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _longest_word(cell: Any) -> int:
+    from rich.text import Text
+
+    plain = cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+    return max((len(word) for word in plain.split()), default=0)
+
+
+def fits(console: Any, table: Any) -> bool:
+    """Whether ``table`` fits ``console``'s width with no word cut or split: each column is given at least its
+    longest word (header or cell) as its minimum width, and their sum, with padding and borders, must fit."""
+    needed = len(table.columns) + 1 if table.box else 0  # the vertical rules
+    for column in table.columns:
+        longest = max([_longest_word(column.header) if table.show_header else 0,
+                       *(_longest_word(cell) for cell in column.cells)])
+        column.min_width = max(column.min_width or 0, longest)
+        needed += column.min_width + table.padding[1] + table.padding[3]
+    return needed <= console.width
+
+
+def print_table(console: Any, table: Any) -> None:
+    """``table`` as it is when it fits; else its title, then each row as ``header: value`` lines (a table without
+    headers, which is already key/value, as ``key: value``), rows apart by a blank line."""
+    if fits(console, table):
+        console.print(table)
+        return
+    if table.title:
+        console.print(table.title)
+    headers = [str(c.header) for c in table.columns]
+    rows = list(zip(*(list(c.cells) for c in table.columns), strict=True)) if table.columns else []
+    keyed = not table.show_header and len(headers) == 2
+    for i, row in enumerate(rows):
+        if keyed:
+            console.print(row[0], row[1], sep=": ", soft_wrap=True)
+            continue
+        if i:
+            console.print()
+        for header, cell in zip(headers, row, strict=True):
+            if str(cell):
+                console.print(f"{header or '#'}:", cell, soft_wrap=True)
