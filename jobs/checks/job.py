@@ -22,7 +22,7 @@ from smjobs.spec.hyperparameters import (
     to_estimator_value,
     to_wire,
 )
-from smjobs.spec.job import JobSpec
+from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV
 
@@ -125,6 +125,32 @@ def check_hyperparameters(spec: JobSpec) -> list[Problem]:
     return out
 
 
+# The channels a script cannot start without: ``os.environ["SM_CHANNEL_TRAIN"]`` and ``env.channels["train"]``
+# (a subscript, not ``.get``: a script that falls back when a channel is missing asks for nothing).
+_CHANNEL_READS = (re.compile(r"""environ\[\s*["']SM_CHANNEL_([A-Z0-9_]+)["']\s*\]"""),
+                  re.compile(r"""channels\[\s*["']([A-Za-z0-9.\-_]+)["']\s*\]"""))
+
+
+def check_channels(spec: JobSpec) -> list[Problem]:
+    """Every channel the entry point reads by a fixed name is defined in ``inputs`` (SageMaker sets
+    ``SM_CHANNEL_<NAME>`` only for the channels the job has: a missing one is a KeyError after the instances
+    started)."""
+    script = source_dir(spec) / spec.entry_point
+    if not script.is_file():
+        return []
+    try:
+        text = script.read_text()
+    except (OSError, UnicodeDecodeError):
+        return []
+    have = {name.upper().replace("-", "_").replace(".", "_") for name in spec.inputs}
+    wanted = dict.fromkeys(m.group(1) for pattern in _CHANNEL_READS for m in pattern.finditer(text))
+    whose = "the bundled " if source_dir(spec) == ENTRY_POINTS_DIR else f"{script} (your script) "
+    return [Problem(f"inputs.{name.lower()}", f"{whose}reads channel {name.lower()!r}, which the spec does not define; "
+                    "the job would stop with a KeyError once its instances start.",
+                    f"add inputs.{name.lower()}: {{uri: s3://bucket/prefix}} (or a local folder).")
+            for name in wanted if name.upper().replace("-", "_").replace(".", "_") not in have]
+
+
 def check_script_arguments(spec: JobSpec) -> list[Problem]:
     """Each hyperparameter reaches the script as ``--key value``: its argparse must take the key and the value."""
     script = source_dir(spec) / spec.entry_point
@@ -180,10 +206,18 @@ def check_environment_and_tags(spec: JobSpec) -> list[Problem]:
     return out
 
 
+def _meant_s3(uri: str) -> str | None:
+    """``s3:/bucket/x``, ``S3://``, ``s3:bucket`` (perhaps already made absolute as a local path): the s3:// URI meant."""
+    found = re.search(r"(?i)(?:^|/)s3:/*(?P<rest>[^/].*)$", uri)
+    return f"s3://{found['rest']}" if found and not uri.startswith("s3://") else None
+
+
 def _check_s3_uri(path: str, uri: str) -> list[Problem]:
     match = S3_URI.fullmatch(uri)
     if not match:
-        return [Problem(path, f"{uri!r} is not an s3:// URI.", "write it as s3://bucket/prefix.")]
+        meant = _meant_s3(uri)
+        return [Problem(path, f"{uri!r} is not an s3:// URI.",
+                        f"did you mean {meant!r}?" if meant else "write it as s3://bucket/prefix.")]
     if not BUCKET_NAME.fullmatch(match["bucket"]):
         return [Problem(path, f"{match['bucket']!r} is not a valid S3 bucket name.", "use 3-63 lowercase letters, digits, '.' and '-'.")]
     return []
@@ -211,6 +245,9 @@ def check_storage(spec: JobSpec) -> list[Problem]:
             out += manifests.problems(f"{path}.uri", channel.uri) if manifests.is_manifest(channel.uri) else [
                 Problem(f"{path}.s3_data_type", f"is ManifestFile, but {channel.uri!r} is not a manifest file.",
                         "name a *.manifest file, or use S3Prefix for a folder.")]
+        elif _meant_s3(channel.uri):  # read as a local path, but the user wrote an S3 URI with a slash missing
+            out.append(Problem(f"{path}.uri", f"{channel.uri!r} is neither an s3:// URI nor a local directory.",
+                               f"did you mean {_meant_s3(channel.uri)!r}?"))
         elif not Path(channel.uri).expanduser().exists():
             out.append(Problem(f"{path}.uri", f"local directory {channel.uri!r} does not exist.", "create it, fix the path, or give an s3:// URI."))
     return out

@@ -12,8 +12,10 @@ Structural errors do not hide the rest: the offending fields are set aside and t
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
+import re
 import types
 import typing
 from typing import Any
@@ -100,15 +102,30 @@ def parse_spec(data: JobSpec | dict[str, Any]) -> tuple[JobSpec | None, list[Pro
     work = copy.deepcopy(data)
     for _ in range(10):  # each round sets aside the fields pydantic rejected
         try:
-            return JobSpec.model_validate(work), problems
+            return JobSpec.model_validate(work), _without_echoes(problems)
         except ValidationError as exc:
             removed = False
             for err in exc.errors():
                 problems.append(_problem_from_pydantic(err, data))
                 removed |= _remove(work, err)
             if not removed:
-                return None, problems
-    return None, problems
+                return None, _without_echoes(problems)
+    return None, _without_echoes(problems)
+
+
+def _without_echoes(problems: list[Problem]) -> list[Problem]:
+    """Each problem once (a later round reports a missing field again), and no "X is required" where a misspelled
+    key beside it already says "did you mean 'X'"."""
+    meant = {p.path.rsplit(".", 1)[0] + "." + p.fix.split("'")[1] if "." in p.path else p.fix.split("'")[1]
+             for p in problems if p.message == "is not a known field." and p.fix.startswith("did you mean '")}
+    out, seen = [], set()
+    for problem in problems:
+        key = (problem.path, problem.message)
+        if key in seen or (problem.message == "is required." and problem.path in meant):
+            continue
+        seen.add(key)
+        out.append(problem)
+    return out
 
 
 def _problem_from_pydantic(err: dict, data: dict) -> Problem:
@@ -227,6 +244,7 @@ def check_spec(spec: JobSpec, *, region: str | None = None) -> list[Problem]:
         rules_cluster.check_distribution,
         rules_job.check_hyperparameters,
         rules_job.check_script_arguments,
+        rules_job.check_channels,
         rules_job.check_environment_and_tags,
         rules_job.check_storage,
         rules_job.check_security,
@@ -252,12 +270,53 @@ def check_request_against_service_model(spec: JobSpec, *, region: str | None = N
     out = []
     for problem in service_model.check(params):
         member = problem.path.removeprefix("CreateTrainingJob.")
-        spec_path = next((sp for rp, sp in _REQUEST_TO_SPEC if member.startswith(rp)), member)
-        out.append(Problem(spec_path, f"{problem.message} (CreateTrainingJob.{member}, botocore's SageMaker model).",
-                           "change the value so the service accepts it."))
+        out.append(Problem(_spec_path(member, params), f"{problem.message} (CreateTrainingJob.{member}, botocore's "
+                           "SageMaker model).", _service_fix(problem.message)))
     if spec.inference is not None and spec.inference.backend == "batch-transform":
         out += transform_request_problems(batch_transform.build_transform_request(spec, region=region, **resolved))
     return out
+
+
+_QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_MAP_ENTRY = re.compile(rf"(?P<member>Environment|HyperParameters)(?:\{{key (?P<key>{_QUOTED})\}}|\[(?P<value>{_QUOTED})\])")
+_TAG_ENTRY = re.compile(r"Tags\[(?P<index>\d+)\]")
+
+
+def _escaped(key: str) -> str:
+    """A key as it can be printed on one line: control characters escaped (a newline would break the line)."""
+    return key.encode("unicode_escape").decode("ascii") if not key.isprintable() else key
+
+
+def _spec_path(member: str, params: dict) -> str:
+    """The spec field behind a CreateTrainingJob member, down to the entry: ``environment.MY_KEY``, ``tags.team``."""
+    entry = _MAP_ENTRY.match(member)
+    if entry:
+        key = ast.literal_eval(entry["key"] or entry["value"])
+        return f"{'environment' if entry['member'] == 'Environment' else 'hyperparameters'}.{_escaped(key)}"
+    tag = _TAG_ENTRY.match(member)
+    if tag and int(tag["index"]) < len(params.get("Tags", [])):
+        return f"tags.{_escaped(str(params['Tags'][int(tag['index'])]['Key']))}"
+    return next((sp for rp, sp in _REQUEST_TO_SPEC if member.startswith(rp)), member)
+
+
+def _service_fix(message: str) -> str:
+    """What the service requires, as the fix: a length, a range, a pattern or its list of values."""
+    found = re.search(r"allows at most (\d+)", message)
+    if found:
+        unit = "entries" if "entries" in message else "characters"
+        return f"shorten it to at most {found[1]} {unit}, as the service requires."
+    found = re.search(r"needs at least (\d+)", message)
+    if found:
+        return f"give it at least {found[1]}, as the service requires."
+    found = re.search(r"does not match the service pattern (.+)$", message)
+    if found:
+        return f"write it to match the service's pattern {found[1]}."
+    found = re.search(r"(below the service minimum|above the service maximum) (\S+)", message)
+    if found:
+        return f"use a value {'of at least' if 'minimum' in found[1] else 'of at most'} {found[2]}."
+    if "is not one of" in message:
+        return "use one of the values the service accepts."
+    return "change the value so the service accepts it."
 
 
 def transform_request_problems(request) -> list[Problem]:

@@ -113,3 +113,16 @@ def test_relative_paths_in_a_spec_file_are_relative_to_the_file(tmp_path, monkey
 def test_smjobs_environment_variables_are_reserved(tmp_path):
     found = problems(project(tmp_path, {"data-dir": "/x"}, environment={"SMJOBS_DISTRIBUTION": "{}"}))
     assert "is set by smjobs" in found["environment.SMJOBS_DISTRIBUTION"]
+
+
+def test_a_channel_the_script_reads_must_be_defined(user_project):
+    """my_train.py reads os.environ["SM_CHANNEL_TRAIN"]: without inputs.train the job would die with a KeyError on
+    SageMaker; validate names the channel and whose script reads it."""
+    data = yaml.safe_load((user_project / "job.yaml").read_text())
+    data.pop("inputs")
+    (user_project / "job.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError) as info:
+        load_spec(user_project / "job.yaml")
+    (problem,) = info.value.problems
+    assert problem.path == "inputs.train" and "my_train.py (your script) reads channel 'train'" in problem.message
+    assert "add inputs.train" in problem.fix

@@ -80,6 +80,8 @@ INVALID = {
     "typo-processes-per-host": ({"distribution.process_per_host": 4}, "distribution.process_per_host", "did you mean 'processes_per_host'"),
     "typo-top-level": ({"hyperparameter": {}}, "hyperparameter", "did you mean 'hyperparameters'"),
     "typo-compute": ({"compute.instance_typ": "x"}, "compute.instance_typ", "did you mean 'instance_type'"),
+    "s3-uri-one-slash": ({"inputs": {"train": {"uri": "s3:/b-bucket/x"}}}, "inputs.train.uri", "did you mean 's3://b-bucket/x'"),
+    "s3-uri-capital": ({"output_path": "S3://b-bucket/out"}, "output_path", "did you mean 's3://b-bucket/out'"),
     "typo-channel": ({"inputs": {"train": {"uri": "s3://b-bucket/x", "inputmode": "File"}}}, "inputs.train.inputmode", "did you mean 'input_mode'"),
     "typo-fsdp-field": ({"distribution": {"type": "fsdp", "shardding": "full_shard"}}, "distribution.shardding", "did you mean 'sharding'"),
     "missing-compute": ({"compute": DELETE}, "compute", "is required"),
@@ -212,8 +214,8 @@ INVALID = {
     "image-uri-two-lines": ({"compute.image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/r:1\nx"},
                             "compute.image_uri", "does not match the service pattern"),
     # the service-model net (no hand-written rule covers these)
-    "net-env-key-pattern": ({"environment": {"1BAD": "x"}}, "environment", "does not match the service pattern"),
-    "net-tag-value-pattern": ({"tags": {"team": "ml#1"}}, "tags", "does not match the service pattern"),
+    "net-env-key-pattern": ({"environment": {"1BAD": "x"}}, "environment.1BAD", "does not match the service pattern"),
+    "net-tag-value-pattern": ({"tags": {"team": "ml#1"}}, "tags.team", "does not match the service pattern"),
     "net-too-many-tags": ({"tags": {f"t{i}": "v" for i in range(51)}}, "tags", "at most 50"),
     "net-role-arn": ({"role_arn": "arn:aws:iam::123:role/x"}, "role_arn", "does not match the service pattern"),
 }
@@ -317,3 +319,32 @@ def test_messages_name_the_fix_with_alternatives(spec_data):
         validate_spec(data)
     (problem,) = info.value.problems
     assert "at most 4" in problem.fix and "ml.p3.16xlarge" in problem.fix
+
+
+def test_a_misspelled_required_section_is_one_problem_not_three(spec_data):
+    """`compte:` for `compute:`: the misspelling, with its "did you mean", and not "compute: is required" besides
+    (once per pass over the spec, as before)."""
+    data = {k: v for k, v in spec_data.items() if k != "compute"}
+    data["compte"] = spec_data["compute"]
+    with pytest.raises(SpecError) as info:
+        validate_spec(data)
+    assert [(p.path, p.message) for p in info.value.problems] == [("compte", "is not a known field.")]
+    assert "did you mean 'compute'" in info.value.problems[0].fix
+    without = {k: v for k, v in spec_data.items() if k != "compute"}
+    with pytest.raises(SpecError) as missing:
+        validate_spec(without)
+    assert [(p.path, p.message) for p in missing.value.problems] == [("compute", "is required.")]
+
+
+@pytest.mark.parametrize(("extra", "path", "fix"), [
+    ({"environment": {"K" * 513: "v"}}, "environment." + "K" * 513, "shorten it to at most 512 characters"),
+    ({"environment": {"OK": "v" * 600}}, "environment.OK", "shorten it to at most 512 characters"),
+    ({"environment": {"BAD\nKEY": "v"}}, "environment.BAD\\nKEY", "match the service's pattern [a-zA-Z_][a-zA-Z0-9_]*"),
+    ({"tags": {"team": "x" * 300}}, "tags.team", "shorten it to at most 256 characters"),
+], ids=["long-env-key", "long-env-value", "newline-in-key", "long-tag-value"])
+def test_service_model_problems_name_the_entry_and_what_the_service_requires(spec_data, extra, path, fix):
+    with pytest.raises(SpecError) as info:
+        validate_spec({**spec_data, **extra})
+    (problem,) = info.value.problems
+    assert problem.path == path and fix in problem.fix
+    assert "\n" not in problem.path + problem.message + problem.fix  # one line each, control characters escaped
