@@ -12,8 +12,9 @@ from smjobs import catalog
 from smjobs.checks import service_model
 from smjobs.errors import Problem
 from smjobs.request.training import JOB_NAME_SUFFIX_CHARS, processes_per_host
+from smjobs.request.training import source_dir as request_source_dir
 from smjobs.spec import degrees
-from smjobs.spec.job import JobSpec
+from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
 from smjobs.spec.strategies import (
     FSDP,
     SMDDP,
@@ -260,10 +261,28 @@ def _check_degrees(spec: JobSpec, instance) -> list[Problem]:
     if isinstance(d, NaiveModelParallel):
         return degrees.check_naive(d, cluster, model_layers(spec.hyperparameters))
     if isinstance(d, ModelParallelV2):
-        return degrees.check_smp_v2(d, cluster)
+        return degrees.check_smp_v2(d, cluster) or _check_batch_split(spec, cluster, batch, d.tensor_parallel_degree)
     if isinstance(d, ModelParallelV1):
         return degrees.check_smp_v1(d, cluster)
-    return []
+    return _check_batch_split(spec, cluster, batch, 1)
+
+
+def _check_batch_split(spec: JobSpec, cluster, batch: int | None, tp_degree: int) -> list[Problem]:
+    """The bundled train.py splits global_batch_size evenly over its data-parallel processes (the world over the
+    tensor-parallel degree) and then over grad_accum_steps, and refuses at start-up when it cannot."""
+    if batch is None or request_source_dir(spec) != ENTRY_POINTS_DIR or spec.entry_point != "train.py":
+        return []
+    accum = spec.hyperparameters.get("grad_accum_steps", 1)
+    accum = accum if isinstance(accum, int) and not isinstance(accum, bool) and accum > 0 else 1
+    dp = cluster.world_size // max(tp_degree, 1)
+    if dp < 1 or batch % (dp * accum) == 0:
+        return []
+    multiple = dp * accum
+    return [Problem("hyperparameters.global_batch_size",
+                    f"{batch} does not split evenly over {dp} data-parallel processes x {accum} accumulation step(s); "
+                    "the bundled train.py would refuse it at start-up.",
+                    f"use a multiple of {multiple} (e.g. {max(multiple, batch // multiple * multiple)}), or change "
+                    "the processes (distribution.processes_per_host, compute.instance_count).")]
 
 
 REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")

@@ -348,3 +348,17 @@ def test_service_model_problems_name_the_entry_and_what_the_service_requires(spe
     (problem,) = info.value.problems
     assert problem.path == path and fix in problem.fix
     assert "\n" not in problem.path + problem.message + problem.fix  # one line each, control characters escaped
+
+
+def test_a_batch_the_bundled_script_cannot_split_is_refused_before_launch(spec_data):
+    """fsdp on 3 processes with global_batch_size 16: train.py would refuse it at start-up, so validate does."""
+    data = {**spec_data, "entry_point": "train.py", "distribution": {"type": "fsdp", "processes_per_host": 3},
+            "compute": {"instance_type": "ml.g5.12xlarge", "instance_count": 1},
+            "hyperparameters": {"model": "mlp", "steps": 5, "global_batch_size": 16}}
+    data.pop("source_dir")
+    with pytest.raises(SpecError) as info:
+        validate_spec(data)
+    (problem,) = info.value.problems
+    assert problem.path == "hyperparameters.global_batch_size" and "3 data-parallel processes" in problem.message
+    assert "multiple of 3" in problem.fix
+    validate_spec({**data, "hyperparameters": {**data["hyperparameters"], "global_batch_size": 18}})
