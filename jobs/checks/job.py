@@ -131,6 +131,13 @@ _CHANNEL_READS = (re.compile(r"""environ\[\s*["']SM_CHANNEL_([A-Z0-9_]+)["']\s*\
                   re.compile(r"""channels\[\s*["']([A-Za-z0-9.\-_]+)["']\s*\]"""))
 
 
+def script_label(spec: JobSpec) -> str:
+    """Whose script a problem is about: smjobs' bundled one, or the user's by its path."""
+    if source_dir(spec) == ENTRY_POINTS_DIR:
+        return f"the bundled {spec.entry_point}"
+    return f"{source_dir(spec) / spec.entry_point} (your script)"
+
+
 def check_channels(spec: JobSpec) -> list[Problem]:
     """Every channel the entry point reads by a fixed name is defined in ``inputs`` (SageMaker sets
     ``SM_CHANNEL_<NAME>`` only for the channels the job has: a missing one is a KeyError after the instances
@@ -144,8 +151,7 @@ def check_channels(spec: JobSpec) -> list[Problem]:
         return []
     have = {name.upper().replace("-", "_").replace(".", "_") for name in spec.inputs}
     wanted = dict.fromkeys(m.group(1) for pattern in _CHANNEL_READS for m in pattern.finditer(text))
-    whose = "the bundled " if source_dir(spec) == ENTRY_POINTS_DIR else f"{script} (your script) "
-    return [Problem(f"inputs.{name.lower()}", f"{whose}reads channel {name.lower()!r}, which the spec does not define; "
+    return [Problem(f"inputs.{name.lower()}", f"{script_label(spec)} reads channel {name.lower()!r}, which the spec does not define; "
                     "the job would stop with a KeyError once its instances start.",
                     f"add inputs.{name.lower()}: {{uri: s3://bucket/prefix}} (or a local folder).")
             for name in wanted if name.upper().replace("-", "_").replace(".", "_") not in have]
@@ -165,7 +171,7 @@ def check_script_arguments(spec: JobSpec) -> list[Problem]:
             if not arguments.accepts_unknown:
                 near = difflib.get_close_matches(key, arguments.names(), n=1, cutoff=0.6)
                 hint = f"did you mean {near[0]!r}? " if near else ""
-                out.append(Problem(f"hyperparameters.{key}", f"{spec.entry_point} does not accept --{key}; argparse would stop the job at start-up.",
+                out.append(Problem(f"hyperparameters.{key}", f"{script_label(spec)} does not accept --{key}; argparse would stop the job at start-up.",
                                    f"{hint}Its options: {', '.join(arguments.names())}."))
             continue
         given |= set(option.names)
@@ -176,7 +182,7 @@ def check_script_arguments(spec: JobSpec) -> list[Problem]:
                                "boolean, json_list and json_dict types for bools, lists and dicts)."))
     for option in arguments.options:
         if option.required and not given & set(option.names):
-            out.append(Problem("hyperparameters", f"{spec.entry_point} requires --{option.names[0]} ({option.where}), which no hyperparameter gives.",
+            out.append(Problem("hyperparameters", f"{script_label(spec)} requires --{option.names[0]} ({option.where}), which no hyperparameter gives.",
                                f"add hyperparameters.{option.names[0]}."))
     # the SDK itself adds these for SageMaker's model parallel library, and the toolkit passes them as flags
     for key in sorted(k for k in spec.distribution.sdk_hyperparameters(spec.compute.instance_type) if not k.startswith("sagemaker_")):

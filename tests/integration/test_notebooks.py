@@ -36,7 +36,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     if path.stem == "04_your_own_script":
         run_cell = outputs[outputs.find("exit code:"):][:3000]
         assert "exit code: 0" in outputs and "script flags: ['--epochs', '3', '--lr', '0.01']" in outputs, run_cell
-        assert "train.py does not accept --epoch" in outputs and "which cannot read 'fast'" in outputs
+        assert "train.py (your script) does not accept --epoch" in outputs and "which cannot read 'fast'" in outputs
         assert "smjobs_runtime.py" in outputs and "input channel 'train' (it travels as a channel)" in outputs
         assert "the job does not fit in GPU memory (traced from plan.model_factory)" in outputs
         assert "valid on the planner's choice" in outputs and "dry run == request sent: True" in outputs

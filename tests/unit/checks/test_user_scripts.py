@@ -73,7 +73,7 @@ def test_a_value_argparse_would_reject_is_caught(tmp_path, key, value, fragment)
 
 def test_a_required_option_must_be_given(tmp_path):
     found = problems(project(tmp_path, {"epochs": 1}))
-    assert "my_train.py requires --data-dir (my_train.py:12), which no hyperparameter gives" in found["hyperparameters"]
+    assert "my_train.py (your script) requires --data-dir (my_train.py:12), which no hyperparameter gives" in found["hyperparameters"]
 
 
 def test_parse_known_args_accepts_unknown_keys_but_still_checks_known_ones(tmp_path):
@@ -126,3 +126,18 @@ def test_a_channel_the_script_reads_must_be_defined(user_project):
     (problem,) = info.value.problems
     assert problem.path == "inputs.train" and "my_train.py (your script) reads channel 'train'" in problem.message
     assert "add inputs.train" in problem.fix
+
+
+def test_problems_say_whose_script_they_describe(tmp_path):
+    """A spec outside the project naming train.py gets smjobs' bundled train.py, and says so; a user's script is
+    named by its path."""
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(yaml.safe_dump({"name": "mine", "entry_point": "train.py",
+                                         "compute": {"instance_type": "ml.g5.12xlarge"}, "hyperparameters": {"stpes": 3}}))
+    with pytest.raises(SpecError) as bundled:
+        load_spec(spec_file)
+    assert "the bundled train.py does not accept --stpes" in bundled.value.problems[0].message
+    (tmp_path / "train.py").write_text("import argparse\np = argparse.ArgumentParser()\np.add_argument('--steps')\np.parse_args()\n")
+    with pytest.raises(SpecError) as mine:
+        load_spec(spec_file)
+    assert f"{tmp_path / 'train.py'} (your script) does not accept --stpes" in mine.value.problems[0].message
