@@ -270,10 +270,14 @@ def _check_degrees(spec: JobSpec, instance) -> list[Problem]:
 def _check_batch_split(spec: JobSpec, cluster, batch: int | None, tp_degree: int) -> list[Problem]:
     """The bundled train.py splits global_batch_size evenly over its data-parallel processes (the world over the
     tensor-parallel degree) and then over grad_accum_steps, and refuses at start-up when it cannot."""
-    if batch is None or request_source_dir(spec) != ENTRY_POINTS_DIR or spec.entry_point != "train.py":
+    if request_source_dir(spec) != ENTRY_POINTS_DIR or spec.entry_point != "train.py":
         return []
     accum = spec.hyperparameters.get("grad_accum_steps", 1)
-    accum = accum if isinstance(accum, int) and not isinstance(accum, bool) and accum > 0 else 1
+    if isinstance(accum, int) and not isinstance(accum, bool) and accum < 1:
+        return [Problem("hyperparameters.grad_accum_steps", f"is {accum}; the bundled train.py divides the batch by it.",
+                        "use 1 (no accumulation) or more.")]
+    accum = accum if isinstance(accum, int) and not isinstance(accum, bool) else 1
+    batch = 32 if batch is None else batch  # train.py's default global_batch_size
     dp = cluster.world_size // max(tp_degree, 1)
     if dp < 1 or batch % (dp * accum) == 0:
         return []

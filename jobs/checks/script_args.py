@@ -11,12 +11,20 @@ unknown keys. Scripts that parse arguments some other way (click, hydra, fire) a
 
 from __future__ import annotations
 
+import argparse
 import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import smjobs_runtime
+
 STATIC_TYPES = {"int": int, "float": float, "str": str}
+# smjobs_runtime's argparse types, by name (``type=boolean`` or ``type=smr.boolean``): the real functions, which
+# import nothing beyond the standard library, read the value as the script will
+RUNTIME_TYPES = {name: getattr(smjobs_runtime, name)
+                 for name in ("boolean", "json_value", "json_list", "json_dict", "toolkit_mapping")}
+PARSERS = {**STATIC_TYPES, **RUNTIME_TYPES}
 FLAG_ACTIONS = ("store_true", "store_false", "store_const", "count", "help", "version")
 """Actions whose option takes no value: ``--flag value`` would leave ``value`` unrecognised."""
 
@@ -58,11 +66,11 @@ class ScriptArguments:
                         "as one JSON text argument")
             return None
         text = _as_argument(value)
-        parser = STATIC_TYPES.get(option.type_name or "")
+        parser = PARSERS.get(option.type_name or "")
         if parser is not None and parser is not str:
             try:
                 parser(text)
-            except ValueError:
+            except (ValueError, argparse.ArgumentTypeError):
                 return f"--{option.names[0]} is type={option.type_name} ({option.where}), which cannot read {text!r}"
         if option.choices is not None and option.type_name is not None:
             converted = parser(text) if parser is not None else text
@@ -101,15 +109,30 @@ def _literal(node: ast.expr | None) -> Any:
         return None
 
 
-def _option(call: ast.Call, where: str) -> Option | None:
+def _type_name(node: ast.expr | None) -> str | None:
+    if node is None:
+        return "str"
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+    return name if name in PARSERS else None
+
+
+def _choices(node: ast.expr | None, values: dict[str, Any]) -> Any:
+    """A literal, or a name (``list(models)``, ``models``) whose value is known from the module or the calls."""
+    found = _literal(node)
+    if found is not None or node is None:
+        return found
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "tuple") \
+            and len(node.args) == 1:
+        node = node.args[0]
+    return values.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def _option(call: ast.Call, where: str, values: dict[str, Any] | None = None) -> Option | None:
     names = tuple(a.value[2:] for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("--"))
     if not names:
         return None  # a positional argument, or a short option only: the toolkit never passes those
-    type_node = _keyword(call, "type")
-    type_name = type_node.id if isinstance(type_node, ast.Name) and type_node.id in STATIC_TYPES else None
-    if type_node is None:
-        type_name = "str"
-    choices = _literal(_keyword(call, "choices"))
+    type_name = _type_name(_keyword(call, "type"))
+    choices = _choices(_keyword(call, "choices"), values or {})
     action = _literal(_keyword(call, "action"))
     return Option(
         names=names,
@@ -122,35 +145,110 @@ def _option(call: ast.Call, where: str) -> Option | None:
     )
 
 
+_READ: dict[tuple[str, str], tuple[dict[Path, int], ScriptArguments | None]] = {}
+"""What ``read_arguments`` found per (script, root), with the files it read and their modification times: a tuning
+space or a fuzz test validates the same script thousands of times."""
+
+
 def read_arguments(script: Path, root: Path | None = None) -> ScriptArguments | None:
     """The options defined by ``script`` and the local modules it imports, or None when it has no argparse options
-    (or cannot be read)."""
+    (or cannot be read). Choices computed from a name (``choices=list(models)``) are read from the module's literals
+    and, for a function's parameter, from the calls to that function (its default when a call passes none)."""
     root = root or script.parent
-    options: list[Option] = []
-    accepts_unknown = False
-    seen: set[Path] = set()
+    key = (str(script), str(root))
+    if key in _READ:
+        files, found = _READ[key]
+        try:
+            if all(path.stat().st_mtime_ns == mtime for path, mtime in files.items()):
+                return found
+        except OSError:
+            pass
+    trees: dict[Path, ast.Module] = {}
+    found = _read_arguments(script, root, trees)
+    try:
+        _READ[key] = ({path: path.stat().st_mtime_ns for path in trees}, found)
+    except OSError:
+        _READ.pop(key, None)
+    return found
+
+
+def _read_arguments(script: Path, root: Path, trees: dict[Path, ast.Module]) -> ScriptArguments | None:
     queue = [script]
     while queue:
         path = queue.pop()
-        if path in seen:
+        if path in trees:
             continue
-        seen.add(path)
         try:
-            tree = ast.parse(path.read_text())
+            trees[path] = ast.parse(path.read_text())
         except (OSError, SyntaxError, UnicodeDecodeError):
+            trees[path] = ast.Module(body=[], type_ignores=[])  # remembered with its mtime: a fix is read again
             return None
-        for node in ast.walk(tree):
+        for node in ast.walk(trees[path]):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 queue += [m for m in [_local_module(root, node.module)] if m]
             elif isinstance(node, ast.Import):
                 queue += [m for alias in node.names for m in [_local_module(root, alias.name)] if m]
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+    literals = {path: _module_literals(tree) for path, tree in trees.items()}
+    calls: dict[str, list[tuple[Path, ast.Call]]] = {}
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+                calls.setdefault(name, []).append((path, node))
+    options: list[Option] = []
+    accepts_unknown = False
+    for path, tree in trees.items():
+        where_file = path.relative_to(root) if path.is_relative_to(root) else path.name
+        scopes = [(tree, literals[path])] + [(f, {**literals[path], **_parameter_values(f, path, calls, literals)})
+                                            for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)]
+        claimed: set[int] = set()
+        for scope, values in reversed(scopes):  # innermost first: a function's calls see its parameters
+            for node in ast.walk(scope):
+                if id(node) in claimed or not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                claimed.add(id(node))
                 if node.func.attr == "parse_known_args":
                     accepts_unknown = True
                 elif node.func.attr == "add_argument":
-                    option = _option(node, f"{path.relative_to(root) if path.is_relative_to(root) else path.name}:{node.lineno}")
+                    option = _option(node, f"{where_file}:{node.lineno}", values)
                     if option is not None:
                         options.append(option)
     if not options:
         return None
+    options.sort(key=lambda o: o.where)
     return ScriptArguments(tuple(options), accepts_unknown)
+
+
+def _module_literals(tree: ast.Module) -> dict[str, Any]:
+    """Module-level ``NAME = <literal>``."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = _literal(node.value)
+            if value is not None:
+                out[node.targets[0].id] = value
+    return out
+
+
+def _parameter_values(function: ast.FunctionDef, path: Path, calls: dict, literals: dict) -> dict[str, Any]:
+    """A parameter's value when every call seen agrees on it (a keyword literal, or none and so the default)."""
+    params = function.args.args
+    defaults = dict(zip([a.arg for a in params[len(params) - len(function.args.defaults):]], function.args.defaults,
+                        strict=True))
+    out = {}
+    for name, default in defaults.items():
+        fallback = _literal(default)
+        if fallback is None and isinstance(default, ast.Name):
+            fallback = literals[path].get(default.id)
+        seen = set()
+        for call_path, call in calls.get(function.name, []):
+            given = _keyword(call, name)
+            value = fallback if given is None else _literal(given)
+            if value is None and isinstance(given, ast.Name):
+                value = literals[call_path].get(given.id)
+            seen.add(repr(value))
+            if value is None or len(call.args) > [a.arg for a in params].index(name) - (1 if params and params[0].arg == "self" else 0):
+                seen.add("unknown")
+        if fallback is not None and len(seen) <= 1 and "unknown" not in seen:
+            out[name] = fallback if not seen else ast.literal_eval(next(iter(seen)))
+    return out
