@@ -18,40 +18,49 @@ Spec sections (``Compute``, ``MetricDefinition``) and strategies (``DDP``, ``FSD
 first use) pins the AWS session, region and endpoint a call uses. Each wing (``smjobs.planner``,
 ``smjobs.schedules``, ...) documents its own public names in its ``__init__``.
 
-Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no credentials.
+Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no credentials; each name is imported
+from its module on first use.
 """
 
-from smjobs.api import (
-    UsageError,
-    deploy_infra,
-    load_spec,
-    plan,
-    run_local,
-    source_manifest,
-    submit,
-    submit_transform,
-    submit_tuning,
-    to_estimator,
-    to_model_trainer,
-    transform_request,
-    tune_local,
-    tuning_request,
-)
-from smjobs.checks.placement import placement_warnings
-from smjobs.checks.validate import validate_and_plan, validate_spec
-from smjobs.errors import Problem, SpecError
-from smjobs.request.source import SourceManifest
-from smjobs.request.training import TrainingRequest, build_request
-from smjobs.spec.job import Compute, JobSpec, MetricDefinition, example_path, read_spec_data
-from smjobs.spec.strategies import (
-    DDP,
-    FSDP,
-    SMDDP,
-    ModelParallelV1,
-    ModelParallelV2,
-    NaiveModelParallel,
-    PipelineParallel,
-)
+_HOMES = {
+    # name: the module it lives in (imported on first use: `import smjobs` and the command line's first
+    # instruction stay cheap, and AwsContext's boto3 is imported only when asked for)
+    "UsageError": "smjobs.api",
+    "deploy_infra": "smjobs.api",
+    "load_spec": "smjobs.api",
+    "plan": "smjobs.api",
+    "run_local": "smjobs.api",
+    "source_manifest": "smjobs.api",
+    "submit": "smjobs.api",
+    "submit_transform": "smjobs.api",
+    "submit_tuning": "smjobs.api",
+    "to_estimator": "smjobs.api",
+    "to_model_trainer": "smjobs.api",
+    "transform_request": "smjobs.api",
+    "tune_local": "smjobs.api",
+    "tuning_request": "smjobs.api",
+    "placement_warnings": "smjobs.checks.placement",
+    "validate_and_plan": "smjobs.checks.validate",
+    "validate_spec": "smjobs.checks.validate",
+    "Problem": "smjobs.errors",
+    "SpecError": "smjobs.errors",
+    "SourceManifest": "smjobs.request.source",
+    "TrainingRequest": "smjobs.request.training",
+    "build_request": "smjobs.request.training",
+    "Compute": "smjobs.spec.job",
+    "JobSpec": "smjobs.spec.job",
+    "MetricDefinition": "smjobs.spec.job",
+    "example_path": "smjobs.spec.job",
+    "read_spec_data": "smjobs.spec.job",
+    "DDP": "smjobs.spec.strategies",
+    "FSDP": "smjobs.spec.strategies",
+    "SMDDP": "smjobs.spec.strategies",
+    "ModelParallelV1": "smjobs.spec.strategies",
+    "ModelParallelV2": "smjobs.spec.strategies",
+    "NaiveModelParallel": "smjobs.spec.strategies",
+    "PipelineParallel": "smjobs.spec.strategies",
+    "AwsContext": "smjobs.aws.context",
+}
 
 __all__ = [
     "DDP",
@@ -93,9 +102,15 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # AwsContext imports boto3: only when asked for, so that `import smjobs` (and validate) stays without it
-    if name == "AwsContext":
-        from smjobs.aws.context import AwsContext
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'smjobs' has no attribute {name!r}")
+    import importlib
 
-        return AwsContext
-    raise AttributeError(f"module 'smjobs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

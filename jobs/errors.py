@@ -1,7 +1,9 @@
-"""The one error type validation raises: every problem found in a spec, each with its field path and fix."""
+"""The one error type validation raises (every problem found in a spec, each with its field path and fix), and the
+stop that Ctrl-C or SIGTERM raises in the command line."""
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 
@@ -33,3 +35,22 @@ class SpecError(ValueError):
 
     def paths(self) -> list[str]:
         return [p.path for p in self.problems]
+
+
+class Stopped(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM reached the command line outside a run that handles it: raised by the handler
+    ``smjobs.__main__`` installs as its first instruction. A BaseException, as KeyboardInterrupt is, so that no
+    ``except Exception`` swallows it; click's own Ctrl-C handling ("Aborted!", exit 1) never sees it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal, as a shell reports a process the signal ended: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum

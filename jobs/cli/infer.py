@@ -126,7 +126,7 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
         summary = json.loads(summary_file.read_text())
         out.print(f"{summary['records']} records ({summary['bad']} bad, in {summary['errors']}) at "
                   f"{summary['records_per_s']:,.1f} records/s; predictions: {summary['output']}", markup=False)
-    return 130 if result.stopped else result.exit_code
+    return result.shell_exit_code
 
 
 def _transform(job, *, dry_run, endpoint_url, region, profile, role, bucket, job_name, create_infra) -> None:

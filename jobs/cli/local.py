@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from rich.table import Table
 from smjobs import api
 from smjobs.api import UsageError
 from smjobs.cli.shared import LOCAL, SetOpt, SpecArg, command, err, fail, load, notice, out, spec_region
-from smjobs.errors import SpecError
+from smjobs.errors import SpecError, Stopped
 from smjobs.tables import print_table
 
 
@@ -33,16 +32,14 @@ def run(
 
 
 def interruptible(start, done_nothing: str) -> int:
-    """Run ``start`` (a local run's preparation and launch) with SIGTERM stopping it as Ctrl-C does, from the
-    first instruction (the run installs its own handlers once it starts); its exit code, 130 when stopped first."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """Run ``start`` (a local run's preparation and launch): its exit code. A stop before the run's processes
+    exist (``Stopped``, from the handlers ``smjobs.__main__`` installs) says that nothing was ``done_nothing``; the
+    run itself handles a stop while it lives."""
     try:
         return start()
-    except KeyboardInterrupt:
-        err.print(f"stopped before the run started; nothing was {done_nothing}", markup=False)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except Stopped as stop:
+        err.print(f"stopped by {stop.signal_name} before the run started; nothing was {done_nothing}", markup=False)
+        return stop.exit_code
 
 
 def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
@@ -71,9 +68,7 @@ def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
         out.print(f"resuming from checkpoint {resume.name} in {resume.parent} (--fresh starts over)", markup=False)
     result = run_with_progress(request, layout, show_toolkit=not quiet)
     report(result)
-    if result.stopped:
-        return 130
-    return result.exit_code
+    return result.shell_exit_code
 
 
 STEP = re.compile(r"\bstep=(\d+)")

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -283,6 +284,8 @@ class RunResult:
     """The run was asked to stop (Ctrl-C, SIGTERM, ``interrupt``, the timeout)."""
     stopped_at_step: int | None = None
     """The step whose checkpoint the ranks saved when they stopped on SIGTERM."""
+    stop_signal: int | None = None
+    """The signal (SIGINT, SIGTERM) that stopped the run, when one did."""
 
     @property
     def stopped(self) -> bool:
@@ -292,9 +295,18 @@ class RunResult:
     @property
     def status(self) -> str:
         if self.stopped:
-            return (f"stopped: checkpoint at step {self.stopped_at_step} saved; run again to resume"
-                    if self.stopped_at_step is not None else "stopped before the first checkpoint; nothing to resume")
+            by = f"stopped by {signal.Signals(self.stop_signal).name}" if self.stop_signal else "stopped"
+            return (f"{by}: checkpoint at step {self.stopped_at_step} saved; run again to resume"
+                    if self.stopped_at_step is not None else f"{by} before the first checkpoint; nothing to resume")
         return "succeeded" if self.exit_code == 0 else f"failed (exit code {self.exit_code})"
+
+    @property
+    def shell_exit_code(self) -> int:
+        """The command's exit code: the run's own, or for a stopped run 128 + the signal that stopped it (130 for
+        Ctrl-C, 143 for SIGTERM), as a shell reports it; 130 for a stop without a signal (the timeout)."""
+        if self.stopped:
+            return 128 + (self.stop_signal or 2)
+        return self.exit_code
 
     @property
     def failure(self) -> str | None:
@@ -344,6 +356,7 @@ def launch(
     finally:
         if watch.run is not None:
             result.stop_requested = watch.run.stop_requested_at is not None
+            result.stop_signal = watch.signal
             watch.run.end()
         elif proc is not None:
             proc.kill()
@@ -354,6 +367,12 @@ def launch(
     result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
     stopped = [int(m.group(1)) for m in map(STOPPED.search, result.lines) if m]
     result.stopped_at_step = stopped[-1] if stopped else None
+    if result.stopped and result.stopped_at_step is None:
+        cause = failures.root_cause(result.lines)
+        if cause is None or cause.exit_code < 0:
+            # the ranks (or the toolkit) ended by the stop's own signal: the toolkit's ExecuteUserScriptError and
+            # the peers' broken connections are the stop, not a failure, and would contradict "stopped"
+            layout.failure_file.unlink(missing_ok=True)
     if result.exit_code != 0 and not result.stopped:
         result.root_cause = failures.root_cause(result.lines)
         if result.root_cause is not None:  # the first failure goes first: the ranks that failed after it wrote theirs

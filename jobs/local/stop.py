@@ -38,8 +38,8 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19])  # fields 4 and 22 of /proc/PID/stat
 
 
-def descendants(root: int) -> dict[int, int]:
-    """Every live descendant of ``root``: PID -> start time (which tells a PID reused later apart)."""
+def _tree(root: int) -> dict[int, tuple[int, int]]:
+    """Every live descendant of ``root``: PID -> (parent PID, start time; which tells a PID reused later apart)."""
     children: dict[int, list[tuple[int, int]]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         stat = _stat(int(entry.name))
@@ -47,20 +47,42 @@ def descendants(root: int) -> dict[int, int]:
             children.setdefault(stat[0], []).append((int(entry.name), stat[1]))
     found, todo = {}, [root]
     while todo:
-        for pid, started in children.get(todo.pop(), []):
-            found[pid] = started
+        parent = todo.pop()
+        for pid, started in children.get(parent, []):
+            found[pid] = (parent, started)
             todo.append(pid)
     return found
 
 
+def descendants(root: int) -> dict[int, int]:
+    """Every live descendant of ``root``: PID -> start time."""
+    return {pid: started for pid, (_parent, started) in _tree(root).items()}
+
+
+LAUNCHERS = (b"torchrun", b"torch.distributed.run", b"mpirun", b"orted")
+
+
 def _is_launcher(pid: int) -> bool:
-    """torchrun: spared, as the toolkit is. Its ranks stop on their own SIGTERM, and torchrun then ends with them;
-    signalled itself, torchrun would turn the stop into a failure of its own."""
+    """torchrun (or mpirun): spared, as the toolkit is. Its ranks stop on their own SIGTERM, and torchrun then ends
+    with them; signalled itself, torchrun would turn the stop into a failure of its own."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"torchrun" in cmdline or b"torch.distributed.run" in cmdline
+    return any(name in cmdline for name in LAUNCHERS)
+
+
+def _ranks(tree: dict[int, tuple[int, int]]) -> list[int]:
+    """The processes a launcher started (the ranks and what they start): the ones that can save a checkpoint."""
+    launchers = {pid for pid in tree if _is_launcher(pid)}
+    ranks = []
+    for pid in tree:
+        parent = tree[pid][0]
+        while parent in tree and parent not in launchers:
+            parent = tree[parent][0]
+        if parent in launchers and pid not in launchers:
+            ranks.append(pid)
+    return ranks
 
 
 class RunProcesses:
@@ -71,21 +93,31 @@ class RunProcesses:
         self.seen: dict[int, int] = {}
         """Every descendant ever seen: PID -> start time."""
         self.signaled: set[int] = set()
+        self.ranks_started = False
+        """A launcher has started the ranks (seen by the watch, or at the stop)."""
+        self.whole_tree = False
+        """The stop came before the ranks started: every process of the run is stopped, launchers included."""
         self.stop_requested_at: float | None = None
         self._lock = threading.Lock()
 
-    def refresh(self) -> dict[int, int]:
+    def refresh(self) -> dict[int, tuple[int, int]]:
+        """The run's live processes (PID -> parent, start time), remembered in ``seen``."""
         with self._lock:
-            now = descendants(self.proc.pid)
-            self.seen.update(now)
+            now = _tree(self.proc.pid)
+            self.seen.update({pid: started for pid, (_parent, started) in now.items()})
             return now
 
     def interrupt(self) -> None:
-        """SIGTERM to every descendant but the launchers, now; ``refresh_stop`` repeats it for new ones."""
+        """SIGTERM to every descendant but the launchers, now; the watch repeats it for processes that start later.
+        Before any rank exists (the toolkit starting, a pip install, torchrun's rendezvous) nothing can save a
+        checkpoint: then the whole tree, toolkit and launchers too, is stopped at once, not after the ranks' start-up."""
+        tree = self.refresh()
         if self.stop_requested_at is None:
             self.stop_requested_at = time.monotonic()
-        for pid in self.refresh():
-            if pid not in self.signaled and not _is_launcher(pid):
+            self.ranks_started = self.ranks_started or bool(_ranks(tree))
+            self.whole_tree = not self.ranks_started
+        for pid in [self.proc.pid, *tree] if self.whole_tree else tree:
+            if pid not in self.signaled and (self.whole_tree or not _is_launcher(pid)):
                 self.signaled.add(pid)
                 _kill(pid, signal.SIGTERM)
 
@@ -154,7 +186,8 @@ class StopWatch:
         while not self._done.wait(WATCH_INTERVAL_S) and run is not None and run.proc.poll() is None:
             if run.stop_requested_at is None:
                 if time.monotonic() - last_scan >= SCAN_INTERVAL_S:
-                    run.refresh()  # remember the ranks while torchrun lives: they are found even if it dies first
+                    # remember the ranks while torchrun lives: they are found even if it dies first
+                    run.ranks_started = run.ranks_started or bool(_ranks(run.refresh()))
                     last_scan = time.monotonic()
                 continue
             run.interrupt()
