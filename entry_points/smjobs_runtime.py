@@ -340,12 +340,32 @@ def checkpoint_step(path: Path) -> int:
     return int(path.name.removeprefix("step_"))
 
 
+CHECKPOINT_KEEP = 3
+"""Checkpoints a save keeps by default: the newest 3, plus the newest complete one if those are not."""
+
+
+def prune_checkpoints(env: SageMakerEnv, keep: int = CHECKPOINT_KEEP) -> list[Path]:
+    """Delete all checkpoints but the newest ``keep`` and the newest complete one (0: keep every one); return the
+    deleted folders. Local rank 0 of each host prunes its own folder: on SageMaker each host has its own."""
+    if keep <= 0 or env.local_rank != 0:
+        return []
+    saved = sorted(env.checkpoint_dir.glob("step_*"))  # zero-padded steps: by name is by step
+    kept = set(saved[-keep:])
+    complete = [path for path in saved if (path / COMPLETE_MARKER).exists()]
+    kept.update(complete[-1:])
+    removed = [path for path in saved if path not in kept]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def save_checkpoint(model, optimizer, step: int, env: SageMakerEnv, extra: dict | None = None,
-                    hyperparameters: dict | None = None, shaping=()) -> Path:
+                    hyperparameters: dict | None = None, shaping=(), keep: int = CHECKPOINT_KEEP) -> Path:
     """Save model and optimizer (plain, DDP, FSDP-sharded or a pipeline rank's stages) with
     torch.distributed.checkpoint; collective. ``hyperparameters`` (the script's arguments) and ``shaping`` (the
     names among them that shape the model or the optimizer's state) are kept beside it, so that a resume with other
-    values is refused instead of crashing on a shape mismatch."""
+    values is refused instead of crashing on a shape mismatch. Then older checkpoints are pruned to ``keep``
+    (``prune_checkpoints``; 0 keeps every one)."""
     import torch
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.api import CheckpointException
@@ -361,6 +381,7 @@ def save_checkpoint(model, optimizer, step: int, env: SageMakerEnv, extra: dict 
         config = {"step": step, "hyperparameters": hyperparameters or {}, "shaping": sorted(shaping)}
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=str))
         (path / COMPLETE_MARKER).touch()
+    prune_checkpoints(env, keep)  # after the marker: the newest complete one is this one
     return path
 
 

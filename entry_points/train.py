@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=10)
     p.add_argument("--checkpoint_every", type=int, default=0, help="0: checkpoint only on SIGTERM")
+    p.add_argument("--checkpoint_keep", type=int, default=smr.CHECKPOINT_KEEP,
+                   help="checkpoints kept: the newest N and the newest complete one (0: every one)")
     p.add_argument("--data_channel", default="", help="read tensors from this input channel; empty: synthetic data")
     # fault injection, for testing how a job fails: rank `fail_rank` raises at step `fail_at_step`
     p.add_argument("--fail_at_step", type=int, default=-1)
@@ -242,7 +244,8 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
         loss_mean, interrupted = flags[0].item() / env.world_size, flags[1].item() > 0
         log.step(done, loss_mean)
         if interrupted or (args.checkpoint_every and done % args.checkpoint_every == 0):
-            smr.save_checkpoint(model, optimizer, done, env, hyperparameters=vars(args), shaping=MODEL_SHAPING)
+            smr.save_checkpoint(model, optimizer, done, env, hyperparameters=vars(args), shaping=MODEL_SHAPING,
+                                keep=args.checkpoint_keep)
         if interrupted:
             smr.report_stop(env, done)
             return None

@@ -42,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=1)
     p.add_argument("--checkpoint_every", type=int, default=0, help="0: checkpoint only on SIGTERM")
+    p.add_argument("--checkpoint_keep", type=int, default=smr.CHECKPOINT_KEEP,
+                   help="checkpoints kept: the newest N and the newest complete one (0: every one)")
     p.add_argument("--parallel", choices=["pipeline", "naive_mp"], default="pipeline")
     p.add_argument("--pp_degree", type=int, default=1)
     p.add_argument("--dp_degree", type=int, default=1)
@@ -171,7 +173,7 @@ class Steps:
         stopped = flags[2].item() > 0
         if stopped or (self.args.checkpoint_every and done % self.args.checkpoint_every == 0):
             smr.save_checkpoint(self.model, self.optimizer, done, self.env, hyperparameters=self.hyperparameters,
-                                shaping=SHAPING)
+                                shaping=SHAPING, keep=self.args.checkpoint_keep)
         if stopped:
             smr.report_stop(self.env, done)
         return stopped

@@ -148,11 +148,22 @@ def corrupt(checkpoint: Path, how: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict:
+def uninterrupted_dir(tmp_path_factory) -> Path:
+    """The base dir of a finished 8-step run that saved a checkpoint every 2 steps."""
     base = tmp_path_factory.mktemp("uninterrupted")
     done = torchrun(base, "--steps", "8")
     assert done.returncode == 0, done.stderr[-3000:]
-    return torch.load(base / "model" / "model.pt", weights_only=False)["model"]
+    return base
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_dir) -> dict:
+    return torch.load(uninterrupted_dir / "model" / "model.pt", weights_only=False)["model"]
+
+
+def test_old_checkpoints_are_pruned_to_the_newest_three(uninterrupted_dir):
+    kept = sorted(path.name for path in (uninterrupted_dir / "checkpoints").iterdir())
+    assert kept == ["step_00000004", "step_00000006", "step_00000008"]  # of 2, 4, 6, 8 (checkpoint_keep 3)
 
 
 @pytest.mark.parametrize("how", ["truncated shard", "garbage metadata", "missing metadata"])

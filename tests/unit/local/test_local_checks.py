@@ -195,3 +195,27 @@ def test_without_the_container_toolkit_run_exits_2_before_making_anything(tmp_pa
     assert result.exit_code == 2, result.output
     assert "pip install 'smjobs[local]'" in result.output and "sagemaker_training" in result.output
     assert not work.exists()
+
+
+def _checkpoint(folder: Path, step: int, complete: bool) -> None:
+    path = folder / f"step_{step:08d}"
+    path.mkdir(parents=True)
+    (path / "__0_0.distcp").write_bytes(b"x")
+    if complete:
+        (path / smr.COMPLETE_MARKER).touch()
+
+
+@pytest.mark.parametrize(("keep", "local_rank", "left"), [
+    (4, 0, [20, 30, 50, 60]),
+    (2, 0, [30, 50, 60]),  # 50 and 60 are incomplete: the newest complete one (30) is kept too
+    (1, 0, [30, 60]),
+    (0, 0, [10, 20, 30, 50, 60]),  # 0 keeps every checkpoint
+    (1, 1, [10, 20, 30, 50, 60]),  # only local rank 0 prunes
+])
+def test_checkpoints_are_pruned_to_the_newest_and_the_newest_complete(tmp_path, keep, local_rank, left):
+    for step, complete in ((10, True), (20, True), (30, True), (50, False), (60, False)):
+        _checkpoint(tmp_path, step, complete)
+    env = smr.SageMakerEnv(model_dir=tmp_path / "m", output_data_dir=tmp_path / "o",
+                           failure_file=tmp_path / "f", checkpoint_dir=tmp_path, local_rank=local_rank)
+    smr.prune_checkpoints(env, keep)
+    assert sorted(int(p.name.removeprefix("step_")) for p in tmp_path.glob("step_*")) == left
