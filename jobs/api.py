@@ -101,10 +101,12 @@ def source_manifest(spec: JobSpec) -> SourceManifest:
 
 
 def prepare_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None,
-                  fresh: bool = False, region: str | None = None):
+                  fresh: bool = False, region: str | None = None, rerun_finished: bool = False):
     """The request and the laid-out ``/opt/ml`` tree of a local run (default work dir: runs/<name>; ``fresh``
     deletes its checkpoints, model and output first), with the work dir locked until the run ends; raises SpecError
-    for what keeps it from running here (``smjobs.local.prechecks``), before anything in the work dir changes."""
+    for what keeps it from running here (``smjobs.local.prechecks``), before anything in the work dir changes, and
+    ``smjobs.local.runner.FinishedBefore`` when the work dir holds this run finished (unless ``fresh`` or
+    ``rerun_finished``)."""
     from smjobs.local import prechecks as local_checks
     from smjobs.local import runner as local
 
@@ -115,16 +117,21 @@ def prepare_local(spec: JobSpec, *, processes: int | None = None, work_dir: str 
     work = Path(work_dir) if work_dir is not None else Path("runs") / spec.name
     processes = processes or local.default_processes(request)
     memory = local_checks.estimate_memory(spec, processes)
-    return request, local.prepare(request, work, processes, fresh=fresh, memory=memory)
+    return request, local.prepare(request, work, processes, fresh=fresh, memory=memory, rerun_finished=rerun_finished)
 
 
 def run_local(spec: JobSpec, *, processes: int | None = None, work_dir: str | Path | None = None, fresh: bool = False,
               on_line: Callable[[str], None] | None = None):
     """Run ``spec`` on this machine under SageMaker's container toolkit (``smjobs run --local``); returns the
-    RunResult (exit code, model/output/checkpoint folders, metrics)."""
+    RunResult (exit code, model/output/checkpoint folders, metrics). A run that finished before in the work dir with
+    the same entry point and hyperparameters is not trained again (its result says ``finished_before``) unless
+    ``fresh``."""
     from smjobs.local import runner as local
 
-    request, layout = prepare_local(spec, processes=processes, work_dir=work_dir, fresh=fresh)
+    try:
+        request, layout = prepare_local(spec, processes=processes, work_dir=work_dir, fresh=fresh)
+    except local.FinishedBefore as done:
+        return local.RunResult(exit_code=0, layout=done.layout, finished_before=done.record)
     return local.launch(request, layout, on_line=on_line)
 
 

@@ -97,7 +97,7 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
 
     try:
         request, layout = api.prepare_local(job, processes=processes, work_dir=work_dir, fresh=fresh,
-                                            region=spec_region(job, None))
+                                            region=spec_region(job, None), rerun_finished=True)
     except (SpecError, UsageError) as exc:
         fail(exc)
     notice(job, remote=False)

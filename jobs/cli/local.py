@@ -52,6 +52,11 @@ def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
                                             region=spec_region(job, None))
     except (SpecError, UsageError) as exc:
         fail(exc)
+    except local_run.FinishedBefore as done:
+        models = ", ".join(str(done.layout.model_dir / name) for name in done.record.get("models", []))
+        out.print(f"{job.name} already trained with these hyperparameters in {done.layout.base_dir} (finished "
+                  f"{done.record.get('finished', '?')}): {models}. Nothing to do; --fresh trains again.", markup=False)
+        return 0
     notice(job, remote=False)
     compute = job.compute
     procs = processes or local_run.default_processes(request)

@@ -255,3 +255,66 @@ def resume_problems(request: TrainingRequest, checkpoint_dir: Path) -> list[Prob
     return [Problem("hyperparameters", f"the checkpoint this run would resume ({newest}) was saved with other model-shaping "
                     f"values: {'; '.join(changed)}.",
                     "use the checkpoint's values to resume it, or run with --fresh to start over (deletes its checkpoints).")]
+
+
+# ----- a finished run ----------------------------------------------------------------------------------------
+FINISHED_FILE = "smjobs-finished.json"
+"""In the output folder of a run that succeeded (so ``--fresh`` removes it): what it ran and what it saved."""
+
+
+PER_SUBMISSION = ("sagemaker_job_name", "sagemaker_submit_directory", "sagemaker_region")
+"""Hyperparameters that name one submission (its timestamped job name, its S3 code path), not what it trains."""
+
+
+def _what_ran(request: TrainingRequest) -> dict:
+    hyperparameters = request.create_training_job.get("HyperParameters", {})
+    return {"entry_point": request.estimator.get("entry_point"),
+            "hyperparameters": {k: v for k, v in hyperparameters.items() if k not in PER_SUBMISSION}}
+
+
+def record_finished(request: TrainingRequest, output_dir: Path, model_dir: Path, duration_s: float) -> None:
+    """Note that the run succeeded: its entry point, hyperparameters and model files, and when."""
+    import datetime
+
+    record = {**_what_ran(request), "models": sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file()),
+              "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "duration_s": round(duration_s, 1)}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / FINISHED_FILE).write_text(json.dumps(record, indent=1))
+
+
+def finished_before(request: TrainingRequest, output_dir: Path, model_dir: Path) -> dict | None:
+    """The record of an earlier run in this work dir that finished with the same entry point and hyperparameters,
+    when its model files are all still there: running it again would only train the same model again."""
+    try:
+        record = json.loads((output_dir / FINISHED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or {k: record.get(k) for k in ("entry_point", "hyperparameters")} != _what_ran(request):
+        return None
+    models = record.get("models") or []
+    if not models or not all((model_dir / name).is_file() for name in models):
+        return None
+    return record
+
+
+# ----- leaving a refused run's work dir as it was ---------------------------------------------------------------
+class CreatedPaths:
+    """The folders (and files) a run's preparation is about to create: ``remove`` takes them away again when the
+    run is refused, so that a refused run leaves the work dir as it found it."""
+
+    def __init__(self, *paths: Path):
+        self.paths: list[Path] = []
+        for path in paths:
+            path = Path(path).resolve()
+            for part in [path, *path.parents]:  # the missing ones, outermost last
+                if part.exists():
+                    break
+                if part not in self.paths:
+                    self.paths.append(part)
+
+    def remove(self) -> None:
+        for path in sorted(self.paths, key=lambda p: len(p.parts), reverse=True):  # deepest first
+            try:
+                path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
+            except OSError:
+                pass  # not empty any more (something else wrote there): left as it is

@@ -37,13 +37,13 @@ from smjobs.local import env as local_env
 from smjobs.local import failures
 from smjobs.local import prechecks as local_checks
 from smjobs.local import stop as local_stop
+from smjobs.local.mpi import HOST, launcher, mpi_runner_missing, torchrun_instead_of_mpi, uses_smdistributed  # noqa: F401
 from smjobs.local.stop import interrupt
 from smjobs.request import manifests, source
 from smjobs.request.training import TrainingRequest
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV
 
-HOST = "algo-1"
 INSTANCE_GROUP = "homogeneousCluster"
 TOOLKIT_MODULE = "sagemaker_pytorch_container.training:main"
 STOPPED = re.compile(r"checkpoint at step (\d+) saved; stopping")
@@ -99,55 +99,6 @@ def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
     return problems
 
 
-def uses_smdistributed(request: TrainingRequest) -> bool:
-    """SMDDP and SMP v1 jobs: their scripts import smdistributed, and SageMaker starts them with mpirun."""
-    libraries = request.estimator["distribution"].get("smdistributed", {})
-    return any(libraries.get(name, {}).get("enabled") for name in ("dataparallel", "modelparallel"))
-
-
-SSHD = Path("/usr/sbin/sshd")
-
-
-def mpi_runner_missing() -> list[str]:
-    """What the container toolkit's MPI runner (SageMaker's launcher for SMDDP and SMP v1) needs and this machine
-    lacks: it runs mpirun over SSH to the hosts by their container names, as inside SageMaker's images."""
-    import importlib.util
-
-    search = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")  # the toolkit's PATH
-    missing = []
-    if shutil.which("mpirun", path=search) is None:
-        missing.append("Open MPI's mpirun")
-    if importlib.util.find_spec("mpi4py") is None:
-        missing.append("mpi4py")
-    if not SSHD.exists():
-        missing.append(f"an SSH daemon at {SSHD}")
-    try:
-        socket.gethostbyname(HOST)
-    except OSError:
-        missing.append(f"the host name {HOST}")
-    return missing
-
-
-def launcher(request: TrainingRequest) -> str:
-    """How the local run starts the processes: the job's own launcher, or torchrun for MPI jobs when the
-    toolkit's MPI runner cannot work here."""
-    if uses_smdistributed(request):
-        missing = mpi_runner_missing()
-        return ("mpirun (SageMaker's MPI runner)" if not missing else
-                f"torchrun (SageMaker's MPI runner needs {', '.join(missing)}; the stub reads torchrun's environment)")
-    return "torchrun"
-
-
-def _torchrun_instead_of_mpi(hyperparameters: dict) -> dict:
-    """The container toolkit picks its runner from these flags; without MPI, SMDDP and SMP v1 jobs get torchrun."""
-    out = dict(hyperparameters)
-    for flag in ("sagemaker_distributed_dataparallel_enabled", "sagemaker_mpi_enabled"):
-        if flag in out:
-            out[flag] = json.dumps(False)
-    out["sagemaker_torch_distributed_enabled"] = json.dumps(True)
-    return out
-
-
 def container_files(request: TrainingRequest, processes: int, code_dir: Path) -> dict[str, dict]:
     """The config files SageMaker writes to ``/opt/ml/input/config`` for this request, on one host.
 
@@ -160,7 +111,7 @@ def container_files(request: TrainingRequest, processes: int, code_dir: Path) ->
     hyperparameters["sagemaker_submit_directory"] = json.dumps(str(code_dir))
     hyperparameters["sagemaker_mpi_num_of_processes_per_host"] = json.dumps(processes)
     if uses_smdistributed(request) and mpi_runner_missing():
-        hyperparameters = _torchrun_instead_of_mpi(hyperparameters)
+        hyperparameters = torchrun_instead_of_mpi(hyperparameters)
     instance_type = request.estimator["instance_type"]  # the first preference when the service may pick one
     resource = {
         "current_host": HOST,
@@ -186,21 +137,36 @@ def container_files(request: TrainingRequest, processes: int, code_dir: Path) ->
     return {"hyperparameters.json": hyperparameters, "resourceconfig.json": resource, "inputdataconfig.json": data_config}
 
 
+class FinishedBefore(Exception):  # noqa: N818  (not an error: the run has nothing to do)
+    """The work dir holds a run that finished with the same entry point and hyperparameters, its model intact."""
+
+    def __init__(self, layout: LocalLayout, record: dict):
+        super().__init__(f"{layout.base_dir} already holds this run, finished {record.get('finished', '')}")
+        self.layout, self.record = layout, record
+
+
 def prepare(request: TrainingRequest, work_dir: Path, processes: int, *, fresh: bool = False,
-            memory: local_checks.MemoryCheck | None = None) -> LocalLayout:
+            memory: local_checks.MemoryCheck | None = None, rerun_finished: bool = True) -> LocalLayout:
     """Lay out the ``/opt/ml`` tree for ``request`` under ``work_dir`` (kept between runs: checkpoints resume) and
     take the work dir's lock, which ``launch`` releases. Raises SpecError, with the work dir as it was, when the run
     cannot work here. ``fresh``: delete the checkpoints, model and output first. ``memory``: the job's memory
-    estimate over ``processes`` (``local_checks.estimate_memory``), checked against this machine."""
+    estimate over ``processes`` (``local_checks.estimate_memory``), checked against this machine.
+    ``rerun_finished`` False: raise FinishedBefore, changing nothing, when the work dir holds this run finished."""
     layout = LocalLayout(Path(work_dir).resolve())
     problems = local_problems(request, processes) + local_checks.memory_problems(memory)
     if problems:
         raise SpecError(problems)  # before the work dir is touched
+    folders = {"model": layout.model_dir, "output": layout.output_dir / "data", "checkpoint": layout.checkpoint_dir}
+    created = local_checks.CreatedPaths(layout.base_dir / local_checks.LOCK_FILE, *folders.values())
     held = local_checks.lock(layout.base_dir)
     if held is not None:
+        created.remove()
         raise SpecError([held])
     try:
-        folders = {"model": layout.model_dir, "output": layout.output_dir / "data", "checkpoint": layout.checkpoint_dir}
+        if not fresh and not rerun_finished:
+            record = local_checks.finished_before(request, layout.output_dir, layout.model_dir)
+            if record is not None:
+                raise FinishedBefore(layout, record)
         problems = local_checks.folder_problems(folders, memory.storage_bytes if memory else local_checks.MIN_FREE_BYTES)
         if not problems and fresh:
             for sub in (layout.checkpoint_dir, layout.model_dir, layout.output_dir):
@@ -211,6 +177,7 @@ def prepare(request: TrainingRequest, work_dir: Path, processes: int, *, fresh: 
         _lay_out(request, layout, processes)
     except BaseException:
         local_checks.unlock(layout.base_dir)
+        created.remove()
         raise
     return layout
 
@@ -286,6 +253,8 @@ class RunResult:
     """The step whose checkpoint the ranks saved when they stopped on SIGTERM."""
     stop_signal: int | None = None
     """The signal (SIGINT, SIGTERM) that stopped the run, when one did."""
+    finished_before: dict | None = None
+    """Nothing ran: the work dir held this run, finished (``prechecks.finished_before``'s record)."""
 
     @property
     def stopped(self) -> bool:
@@ -294,6 +263,8 @@ class RunResult:
 
     @property
     def status(self) -> str:
+        if self.finished_before is not None:
+            return f"already trained (finished {self.finished_before.get('finished', '')}); --fresh trains again"
         if self.stopped:
             by = f"stopped by {signal.Signals(self.stop_signal).name}" if self.stop_signal else "stopped"
             return (f"{by}: checkpoint at step {self.stopped_at_step} saved; run again to resume"
@@ -364,6 +335,8 @@ def launch(
         watch.close()
         local_checks.unlock(layout.base_dir)
     result.duration_s = time.monotonic() - start
+    if result.exit_code == 0 and not result.stop_requested:
+        local_checks.record_finished(request, layout.output_dir, layout.model_dir, result.duration_s)
     result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
     stopped = [int(m.group(1)) for m in map(STOPPED.search, result.lines) if m]
     result.stopped_at_step = stopped[-1] if stopped else None

@@ -146,6 +146,10 @@ def test_resuming_with_other_model_shaping_values_is_refused_before_start(spec_d
         local.prepare(request_for(data), work, 1)
     text = str(raised.value)
     assert "hidden_sizes: [16, 16] -> [32, 32]" in text and "--fresh" in text and "lr" not in text.split("To fix")[0]
+    # the refused run leaves the work dir as it found it: no model/ or output/ folder, no lock file
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == [
+        "checkpoints", "checkpoints/step_00000040", f"checkpoints/step_00000040/{smr.COMPLETE_MARKER}",
+        f"checkpoints/step_00000040/{smr.CONFIG_FILE}"]
     layout = local.prepare(request_for(data), work, 1, fresh=True)  # the fix works
     assert not list(layout.checkpoint_dir.iterdir())
     local_checks.unlock(layout.base_dir)
@@ -219,3 +223,28 @@ def test_checkpoints_are_pruned_to_the_newest_and_the_newest_complete(tmp_path, 
                            failure_file=tmp_path / "f", checkpoint_dir=tmp_path, local_rank=local_rank)
     smr.prune_checkpoints(env, keep)
     assert sorted(int(p.name.removeprefix("step_")) for p in tmp_path.glob("step_*")) == left
+
+
+def test_a_finished_run_is_not_trained_again_unless_it_changed_or_fresh(spec_data, tmp_path):
+    work = tmp_path / "work"
+    request = request_for(spec_data)
+    layout = local.prepare(request, work, 1)
+    (layout.model_dir / "model.pt").write_bytes(b"weights")
+    local_checks.record_finished(request, layout.output_dir, layout.model_dir, 12.5)
+    local_checks.unlock(layout.base_dir)
+    before = sorted(str(p) for p in work.rglob("*"))
+    later = build_request(validate_spec(spec_data), job_name="a-later-submission")  # another job name, same run
+    with pytest.raises(local.FinishedBefore) as raised:
+        local.prepare(later, work, 1, rerun_finished=False)
+    assert raised.value.record["models"] == ["model.pt"] and raised.value.record["duration_s"] == 12.5
+    assert sorted(str(p) for p in work.rglob("*")) == before, "nothing changes"
+    result = api.run_local(validate_spec(spec_data), processes=1, work_dir=work)  # the API says so without running
+    assert result.finished_before is not None and result.exit_code == 0 and "--fresh" in result.status
+    # other hyperparameters (more steps: the run resumes), a missing model, or --fresh: it runs
+    changed = request_for({**spec_data, "hyperparameters": {**spec_data.get("hyperparameters", {}), "steps": 999}})
+    local_checks.unlock(local.prepare(changed, work, 1, rerun_finished=False).base_dir)
+    local_checks.unlock(local.prepare(request, work, 1, rerun_finished=False, fresh=True).base_dir)
+    assert not (work / "model" / "model.pt").exists()
+    # a run that saved no model never counts as finished
+    local_checks.record_finished(request, layout.output_dir, layout.model_dir, 1.0)
+    local_checks.unlock(local.prepare(request, work, 1, rerun_finished=False).base_dir)

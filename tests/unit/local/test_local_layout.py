@@ -9,6 +9,7 @@ import pytest
 
 from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
+from smjobs.local import mpi as local_mpi
 from smjobs.local import runner as local
 from smjobs.request.training import build_request
 
@@ -64,7 +65,7 @@ def smddp_request():
 
 def test_mpi_jobs_use_torchrun_where_the_toolkits_mpi_runner_cannot_work(monkeypatch, tmp_path):
     request = smddp_request()
-    monkeypatch.setattr(local, "SSHD", local.Path("/nonexistent/sshd"))
+    monkeypatch.setattr(local_mpi, "SSHD", local.Path("/nonexistent/sshd"))
     missing = local.mpi_runner_missing()
     assert any("SSH daemon" in m for m in missing)
     assert local.launcher(request).startswith("torchrun (SageMaker's MPI runner needs")
@@ -76,7 +77,7 @@ def test_mpi_jobs_keep_their_mpi_runner_where_it_can_work(monkeypatch, tmp_path)
     request = smddp_request()
     sshd = tmp_path / "sshd"
     sshd.write_text("")
-    monkeypatch.setattr(local, "SSHD", sshd)
+    monkeypatch.setattr(local_mpi, "SSHD", sshd)
     monkeypatch.setattr(local.socket, "gethostbyname", lambda host: "127.0.0.1")
     monkeypatch.setattr(local.shutil, "which", lambda name, path=None: "/usr/bin/mpirun")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
