@@ -239,8 +239,17 @@ def infer(args, env, stop) -> None:
         summary.update(records_per_s=done / seconds if seconds > 0 else 0.0, processes=env.world_size, records_this_run=done)
         env.output_data_dir.mkdir(parents=True, exist_ok=True)
         (env.output_data_dir / "inference-summary.json").write_text(json.dumps(summary, indent=1))
-        print(f"inference done: {summary['records']} records ({summary['bad']} bad) at {summary['records_per_s']:.1f} "
-              f"records/s; output {summary['output']}", flush=True)
+        print(f"inference done: {summary['records']} records ({summary['bad']} bad); {this_run(summary)}; output "
+              f"{summary['output']}", flush=True)
+
+
+def this_run(summary: dict) -> str:
+    """The rate over the records this run predicted (a rerun skips the parts done before, which took no time)."""
+    done, before = summary["records_this_run"], summary["records"] - summary["records_this_run"]
+    if done == 0:
+        return "all were done by an earlier run"
+    earlier = f" ({before} done by an earlier run)" if before else ""
+    return f"{done} in this run at {summary['records_per_s']:,.1f} records/s{earlier}"
 
 
 def main(argv=None) -> int:

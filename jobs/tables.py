@@ -1,6 +1,7 @@
 """Tables that stay readable on any terminal and in any pipe: a rich table when its columns fit, else the same
 rows as key/value records, each value whole (never a word split across lines). The CLI and the planner's report
-print every table through ``print_table``."""
+print every table through ``print_table``, and write counts and dollars with ``count_text`` and ``usd_text``, so a
+tiny model reads "4.8K parameters" and "$0.03", not "0.00B" and "$0"."""
 
 from __future__ import annotations
 
@@ -46,3 +47,28 @@ def print_table(console: Any, table: Any) -> None:
         for header, cell in zip(headers, row, strict=True):
             if str(cell):
                 console.print(f"{header or '#'}:", cell, soft_wrap=True)
+
+
+def count_text(count: float) -> str:
+    """A count in a readable unit: 950, 4.8K, 1.27M, 6.74B."""
+    for unit, scale, digits in (("B", 1e9, 2), ("M", 1e6, 2), ("K", 1e3, 1)):
+        if abs(count) >= scale:
+            return f"{count / scale:,.{digits}f}{unit}"
+    return f"{count:,.0f}"
+
+
+def flops_text(flops: float) -> str:
+    """FLOPs in a readable unit: 12.3 GFLOP, 35.1 MFLOP."""
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if abs(flops) >= scale:
+            return f"{flops / scale:,.1f} {unit}"
+    return f"{flops:,.0f} FLOP"
+
+
+def usd_text(usd: float) -> str:
+    """Dollars without a number that rounds to nothing: 1,234 / 12.50 / 0.03 / <0.01."""
+    if usd >= 100:
+        return f"{usd:,.0f}"
+    if usd >= 0.01 or usd == 0:
+        return f"{usd:,.2f}"
+    return "<0.01"

@@ -12,6 +12,7 @@ unknown keys. Scripts that parse arguments some other way (click, hydra, fire) a
 from __future__ import annotations
 
 import argparse
+import re
 import ast
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,11 @@ class Option:
     nargs: Any = None
 
 
+PLAIN_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
+"""The negative numbers argparse takes as a value (Python 3.11's own pattern; 3.12 and later take more): anything
+else that starts with '-' (-1e-05, -inf, -x) is read as an option."""
+
+
 @dataclass(frozen=True)
 class ScriptArguments:
     options: tuple[Option, ...]
@@ -66,6 +72,10 @@ class ScriptArguments:
                         "as one JSON text argument")
             return None
         text = _as_argument(value)
+        if text.startswith("-") and len(text) > 1 and " " not in text and not PLAIN_NEGATIVE.match(text):
+            return (f"--{option.names[0]} {text}: argparse reads an argument that starts with '-' and is not a plain "
+                    "negative number (-3, -0.5) as another option, so the script stops with 'expected one argument'; "
+                    "write it without an exponent or a leading '-'")
         parser = PARSERS.get(option.type_name or "")
         if parser is not None and parser is not str:
             try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from smjobs.catalog import InstanceType
 from smjobs.planner.memory import GIB, Layout, MemoryEstimate
+from smjobs.tables import usd_text
 
 
 def describe_layout(lay: Layout) -> str:
@@ -41,6 +42,9 @@ class Rejection:
     distance: float = math.inf
     """How far from acceptable (needed / available): what ``nearest`` sorts by."""
     instance_count: int | None = None
+    only_bound_usd: float | None = None
+    """The type was never evaluated, only skipped by the cost bound: its cheapest job's lower bound in USD (such
+    types are listed together in one line)."""
 
 
 def _counts(counts: list[int]) -> str:
@@ -94,8 +98,8 @@ class TypeOutcomes:
             skipped = self.bounded[name]
             cheapest = min(b for _, b in skipped)
             counts = [n for n, _ in skipped]
-            clauses.append(f"{_counts(counts)} x {name} cost at least ${cheapest:,.0f} for the job (compute alone), more than "
-                           f"the {keep} cheapest plans found")
+            clauses.append(f"{_counts(counts)} x {name} cost at least ${usd_text(cheapest)} for the job (compute alone), "
+                           f"more than the {keep} cheapest plans found")
             kind = kind or "bound"
         if name in self.over_cap:
             at, rate = self.over_cap[name]
@@ -108,7 +112,8 @@ class TypeOutcomes:
                              f"({workload.shape.layers}) or global batch ({workload.global_batch}) do not divide", "degrees")
         if not clauses:
             return None
-        return Rejection(name, "; ".join(clauses), kind, distance, count)
+        only_bound = min(b for _, b in self.bounded[name]) if kind == "bound" and len(clauses) == 1 else None
+        return Rejection(name, "; ".join(clauses), kind, distance, count, only_bound)
 
     def explain_all(self, types, found, constraints, workload, strategy, keep: int, usable) -> list[Rejection]:
         """A rejection for every type in ``types`` (pairs of type and price) without a configuration in ``found``;

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from smjobs.planner.memory import Layout, MemoryEstimate, sharded
+from smjobs.tables import count_text, flops_text
 
 GIB = 1024**3
 
@@ -65,8 +66,8 @@ class ModelProfile:
         return self.flops_per_sample * samples * (4 / 3 if recompute == "full" else 1)
 
     def describe(self) -> str:
-        return (f"{self.parameters / 1e9:.2f}B parameters (traced from {self.factory}: "
-                f"{self.flops_per_sample / 1e9:.1f} GFLOP per sample for forward and backward)")
+        return (f"{count_text(self.parameters)} parameters (traced from {self.factory}: "
+                f"{flops_text(self.flops_per_sample)} per sample for forward and backward)")
 
     def memory(self, layout: Layout, micro_batch: int) -> MemoryEstimate:
         """Peak memory of one GPU of ``layout`` at ``micro_batch`` samples (activation recomputation is the script's

@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from typing import Literal
 
+from smjobs.tables import count_text
+
 GIB = 1024**3
 
 Precision = Literal["fp32", "tf32", "mixed", "bf16"]
@@ -120,7 +122,7 @@ class TransformerShape:
         return estimate(self if micro_batch == self.micro_batch else _at_micro_batch(self, micro_batch), layout)
 
     def describe(self) -> str:
-        return (f"{self.parameter_count / 1e9:.2f}B parameters ({self.layers} layers, hidden {self.hidden}, "
+        return (f"{count_text(self.parameter_count)} parameters ({self.layers} layers, hidden {self.hidden}, "
                 f"{self.heads} heads, seq {self.seq_len})")
 
 

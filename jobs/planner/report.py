@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from smjobs import catalog
 from smjobs.planner.plan import Plan
-from smjobs.tables import print_table
+from smjobs.tables import print_table, usd_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,21 +44,30 @@ def print_plan(found: Plan, top: int = 5, *, out: Console | None = None, err: Co
         spec = catalog.instances().types[c.instance_type]
         table.add_row("choice" if i == 0 else str(i + 1), f"{c.instance_count} x {c.instance_type}", c.describe_layout(),
                       str(c.micro_batch),
-                      f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gib:.1f}", f"{c.step.total_s:.2f}", f"{c.usd_per_hour:,.2f}",
-                      f"{c.hours:,.1f}", f"{c.job_usd:,.0f}", style="bold green" if i == 0 else None)
+                      f"{c.memory.total_gib:.1f} / {spec.gpu_memory_gib:.1f}", f"{c.step.total_s:.2f}" if c.step.total_s >= 0.01 else "<0.01", f"{c.usd_per_hour:,.2f}",
+                      f"{c.hours:,.1f}", usd_text(c.job_usd), style="bold green" if i == 0 else None)
     print_table(out, table)
     if found.rejections:
         rejected = Table(title="instance types with no configuration that fits, and why")
         rejected.add_column("instance type")
         rejected.add_column("why")
         grouped: dict[str, list] = {}
+        bounded = [r for r in found.rejections if r.only_bound_usd is not None]
         for r in found.rejections:  # one row per type when the numbers differ, one per reason when they do not
+            if r.only_bound_usd is not None:
+                continue
             key = r.reason.replace(r.instance_type, "<type>") if r.kind in ("unpriced", "library", "family") else r.instance_type
             grouped.setdefault(key, []).append(r)
         for rows in grouped.values():
             names = ", ".join(r.instance_type for r in rows)
             reason = rows[0].reason if len(rows) == 1 else rows[0].reason.replace(rows[0].instance_type, "these types")
             rejected.add_row(names, reason)
+        if bounded:  # never evaluated: one line, however many types the bound skipped
+            low, high = min(r.only_bound_usd for r in bounded), max(r.only_bound_usd for r in bounded)
+            span = f"${usd_text(low)}" + (f" to ${usd_text(high)}" if usd_text(high) != usd_text(low) else "")
+            rejected.add_row(", ".join(r.instance_type for r in bounded),
+                             f"not evaluated: the cheapest job on each costs at least {span} (compute alone), more than "
+                             f"the cheapest plans found")
         print_table(out, rejected)
     if found.choice is None:
         err.print(f"[bold red]{escape(found.why_nothing())}[/]", highlight=False)

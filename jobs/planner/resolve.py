@@ -80,8 +80,10 @@ def workload(spec: JobSpec, *, defaults: bool = False) -> tuple[Workload | None,
     else:
         problems.append(Problem("plan.model", "is needed to plan instances: the planner sizes a transformer by its layers, hidden size, "
                                 "heads, sequence length and vocabulary.",
-                                "add plan.model {layers, hidden, heads, seq_len, vocab}, or use the bundled gpt model with "
-                                "hyperparameters n_layers, d_model, n_heads, seq_len and vocab_size."))
+                                "add plan.model {layers, hidden, heads, seq_len, vocab}; or, for a model of your own, "
+                                "plan.model_factory (\"module:function\" in source_dir, returning your nn.Module) with "
+                                "plan.batch_factory (a micro-batch size -> (inputs, targets)); or use the bundled gpt model "
+                                "with hyperparameters n_layers, d_model, n_heads, seq_len and vocab_size."))
     global_batch = settings.global_batch or _int(hps.get("global_batch_size"))
     if global_batch is None and defaults:
         global_batch = settings.micro_batch * processes_per_host(spec) * spec.compute.instance_count

@@ -188,6 +188,11 @@ def test_sigterm_finishes_the_batch_keeps_finished_parts_and_a_rerun_completes(t
     code, out, base = launch(tmp_path, "stopped", data, model_dir, 2)
     assert code == 0 and out.count(": part ") == 30 - done_before, out[-3000:]
     assert [r["index"] for r in predictions(base)] == list(range(3000))
+    # the rate is over the records this run predicted, not the ones the first run did
+    summary = json.loads((base / "output" / "data" / "inference-summary.json").read_text())
+    assert summary["records_this_run"] == 3000 - 100 * done_before
+    assert (f"{summary['records_this_run']} in this run at" in out
+            and f"({100 * done_before} done by an earlier run)" in out), out[-3000:]
 
 
 def test_smjobs_infer_local_runs_under_the_container_contract_and_summarises(tmp_path, model_dir):

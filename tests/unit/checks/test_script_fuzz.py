@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,8 @@ from smjobs.errors import SpecError
 NAMES = ["model", "steps", "global_batch_size", "grad_accum_steps", "lr", "hidden_sizes", "optimizer", "track_memory",
          "fsdp_cpu_offload", "mixed_precision", "in_features", "n_layers", "seed", "log_every", "mp_parameters"]
 VALUES = st.one_of(
-    st.sampled_from(["mlp", "gpt", "GPT", "cnn", "fp32", "bf16", "fp64", "abc", "", "NaN", "true", "no", "[1, a]"]),
+    st.sampled_from(["mlp", "gpt", "GPT", "cnn", "fp32", "bf16", "fp64", "abc", "", "NaN", "true", "no", "[1, a]",
+                     "-1e-05", "-0.5", "-x", "-inf"]),
     st.integers(min_value=-3, max_value=300), st.floats(allow_nan=True, allow_infinity=False, width=32),
     st.booleans(), st.lists(st.integers(min_value=1, max_value=64), max_size=3),
     st.dictionaries(st.sampled_from(["name", "betas", "lr"]), st.sampled_from(["adamw", "sgd", 0.9, [0.9, 0.95]]),
@@ -39,7 +41,9 @@ def toolkit_argv(wire: dict) -> list[str]:
     return mapping.to_cmd_args({k: v for k, v in decoded.items() if not k.startswith("sagemaker_")})
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# the same 2,000 examples on every run (a CI run fails only for a change); SMJOBS_FUZZ_RANDOM=1 explores new ones
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=os.environ.get("SMJOBS_FUZZ_RANDOM") != "1")
 @given(st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=5))
 def test_every_accepted_spec_starts_the_bundled_script(hyperparameters):
     from smjobs.entry_points.train import parse_args

@@ -123,3 +123,34 @@ def test_a_described_model_on_a_fixed_type_is_checked_too(spec_data):
     with pytest.raises(SpecError) as info:
         load_spec(fsdp_small)
     assert "the cheapest configuration that fits is" in info.value.problems[0].fix
+
+
+def test_a_small_models_plan_reads_in_its_own_units_and_lists_the_unevaluated_types_once(project):
+    from rich.console import Console
+
+    from smjobs.planner.report import print_plan
+
+    found = plan(spec_file(project, "small", **{"plan.model_factory": "model:build_model",
+                                                "compute": {"instance_type": "auto"}}))
+    assert found.choice is not None
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115  (closed with the console)
+    print_plan(found, out=console, err=console)
+    text = console.export_text()
+    assert "K parameters (traced from model:build_model" in text and "0.00B" not in text  # ~10K parameters
+    job_usd = [line.split("│")[-2].strip() for line in text.splitlines() if " x ml." in line and "│" in line]
+    assert job_usd and all(value != "0" and float(value.lstrip("<")) > 0 for value in job_usd), job_usd
+    bounded = [r for r in found.rejections if r.only_bound_usd is not None]
+    assert len(bounded) > 3, "the cost bound skipped most types of a tiny model"
+    assert text.count("not evaluated: the cheapest job on each costs at least") == 1
+    assert "cost at least $0 " not in text
+
+
+def test_a_job_without_a_described_model_is_told_both_ways_to_describe_it(project):
+    path = spec_file(project, "undescribed", compute={"instance_type": "auto"})
+    data = yaml.safe_load(path.read_text())
+    data["plan"] = {"global_batch": 64}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError) as info:
+        plan(path)
+    problem = next(p for p in info.value.problems if p.path == "plan.model")
+    assert "plan.model {layers" in problem.fix and "plan.model_factory" in problem.fix and "plan.batch_factory" in problem.fix
