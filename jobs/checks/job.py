@@ -138,6 +138,20 @@ def script_label(spec: JobSpec) -> str:
     return f"{source_dir(spec) / spec.entry_point} (your script)"
 
 
+def with_script_defaults(spec: JobSpec) -> JobSpec:
+    """For a bundled script, the spec with the hyperparameters its argparse defaults fill in: what the job trains,
+    so that the memory check sizes the bundled gpt from ``n_layers`` alone. Other scripts' specs are returned as
+    they are (their defaults are theirs to document)."""
+    if source_dir(spec) != ENTRY_POINTS_DIR:
+        return spec
+    script = source_dir(spec) / spec.entry_point
+    arguments = read_arguments(script, source_dir(spec)) if script.is_file() else None
+    if arguments is None:
+        return spec
+    filled = {**arguments.defaults(), **spec.hyperparameters}
+    return spec if filled == spec.hyperparameters else spec.model_copy(update={"hyperparameters": filled})
+
+
 def check_channels(spec: JobSpec) -> list[Problem]:
     """Every channel the entry point reads by a fixed name is defined in ``inputs`` (SageMaker sets
     ``SM_CHANNEL_<NAME>`` only for the channels the job has: a missing one is a KeyError after the instances

@@ -42,6 +42,8 @@ class Option:
     required: bool = False
     takes_value: bool = True
     nargs: Any = None
+    default: Any = None
+    """The default when it is a literal (None otherwise, or when there is none)."""
 
 
 PLAIN_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
@@ -60,6 +62,10 @@ class ScriptArguments:
 
     def names(self) -> list[str]:
         return sorted(n for o in self.options for n in o.names[:1])
+
+    def defaults(self) -> dict[str, Any]:
+        """Each option's literal default, by its first name."""
+        return {o.names[0]: o.default for o in self.options if o.default is not None}
 
     def check_value(self, option: Option, value: Any) -> str | None:
         """Why argparse would reject ``value`` (as the toolkit passes it) for ``option``, or None."""
@@ -152,6 +158,7 @@ def _option(call: ast.Call, where: str, values: dict[str, Any] | None = None) ->
         required=_literal(_keyword(call, "required")) is True,
         takes_value=action not in FLAG_ACTIONS,
         nargs=_literal(_keyword(call, "nargs")),
+        default=_literal(_keyword(call, "default")),
     )
 
 

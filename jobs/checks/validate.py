@@ -81,7 +81,7 @@ def validate_and_plan(data: JobSpec | dict[str, Any], *, region: str | None = No
             if not broken or not problem.path.startswith(broken):
                 problems.append(problem)
         if not problems and found is None:  # a concrete instance type: does the described or traced model fit?
-            problems += check_fits(spec, region)
+            problems += check_fits(rules_job.with_script_defaults(spec), region)
     if problems:
         raise SpecError(problems)
     return spec, found

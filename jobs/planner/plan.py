@@ -136,9 +136,15 @@ def _kv_heads(shape) -> int:
     return getattr(shape, "kv_heads", None) or shape.heads
 
 
-def _micro_batch(workload: Workload, dp: int) -> int | None:
+def _micro_batch(workload: Workload, dp: int, at_most: int | None = None) -> int | None:
+    """The micro-batch of each of ``dp`` data-parallel groups: the largest divisor of its share of the global batch
+    up to the model's micro-batch (and ``at_most``); None when ``dp`` does not divide the global batch, which the
+    scripts (and SageMaker's libraries) refuse at start-up."""
+    if dp < 1 or workload.global_batch % dp:
+        return None
     local = workload.global_batch // dp
-    return min(workload.shape.micro_batch, local) if local >= 1 else None
+    limit = min(workload.shape.micro_batch, local, at_most if at_most is not None else local)
+    return next((m for m in range(limit, 0, -1) if local % m == 0), None)
 
 
 def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, workload: Workload) -> list[tuple[Layout, int]]:
@@ -192,11 +198,13 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
                 if gpus % tp or shape.heads % tp or _kv_heads(shape) % tp or world % (pp * tp):
                     continue
                 dp = world // (pp * tp)
+                if workload.global_batch % dp:
+                    continue  # the data-parallel groups would get unequal shares of the batch
                 local = workload.global_batch // dp
                 if kind == "naive_mp":
                     add(Layout(pp_degree=pp, schedule="naive", microbatches=1, **base), local if local >= 1 else None)
                     continue
-                micro = min(workload.shape.micro_batch, local // pp) if local >= pp else None
+                micro = _micro_batch(workload, dp, at_most=local // pp) if local >= pp else None
                 if strategy.microbatches:
                     micro = local // strategy.microbatches if local % strategy.microbatches == 0 else None
                 if micro is None or micro < 1:

@@ -30,6 +30,11 @@ def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def describes_gpt(hyperparameters: dict) -> bool:
+    """The hyperparameters size the bundled scripts' gpt: model gpt and every dimension an integer."""
+    return hyperparameters.get("model") == "gpt" and all(_int(hyperparameters.get(k)) for k in _GPT_KEYS.values())
+
+
 TRACED_KINDS = ("ddp", "smddp", "fsdp", "smp_v2")
 """Strategies a traced model is planned for: data parallel and sharded, without model splits."""
 
@@ -75,7 +80,7 @@ def workload(spec: JobSpec, *, defaults: bool = False) -> tuple[Workload | None,
         shape, problems = traced_shape(spec)
     elif settings.model is not None:
         shape = TransformerShape(**settings.model.model_dump(), micro_batch=settings.micro_batch)
-    elif hps.get("model") == "gpt" and all(_int(hps.get(k)) for k in _GPT_KEYS.values()):
+    elif describes_gpt(hps):
         shape = TransformerShape(**{field: hps[key] for field, key in _GPT_KEYS.items()}, micro_batch=settings.micro_batch)
     else:
         problems.append(Problem("plan.model", "is needed to plan instances: the planner sizes a transformer by its layers, hidden size, "
@@ -140,7 +145,8 @@ def check_fits(spec: JobSpec, region: str | None = None) -> list[Problem]:
     """With a concrete instance type and a model described (plan.model) or traced (plan.model_factory): whether the
     job as specified fits in GPU memory, and if not, the estimate, the GPU's memory and what would fit."""
     settings = spec.plan
-    if spec.compute.instance_type == AUTO or (settings.model is None and settings.model_factory is None):
+    described = settings.model is not None or settings.model_factory is not None
+    if spec.compute.instance_type == AUTO or not (described or describes_gpt(spec.hyperparameters)):
         return []
     load, problems = workload(spec, defaults=True)
     if load is None:
@@ -165,7 +171,8 @@ def check_fits(spec: JobSpec, region: str | None = None) -> list[Problem]:
                    f"({better.describe_layout()}, {better.memory.total_gib:.1f} GiB per GPU); set compute.instance_type "
                    "to it, or to auto" if better else "nothing in the catalog fits: shard more (fsdp, pipeline, smp_v2) or "
                    "lower plan.micro_batch")
-    what = "traced from plan.model_factory" if settings.model_factory else "estimated from plan.model"
+    what = ("traced from plan.model_factory" if settings.model_factory else "estimated from plan.model" if settings.model
+            else "estimated from the gpt's hyperparameters (n_layers, d_model, n_heads, seq_len, vocab_size)")
     recompute = "" if settings.recompute or settings.model_factory else ", without activation recomputation (set plan.recompute if the script does it)"
     return [Problem("compute.instance_type", f"the job does not fit in GPU memory ({what}{recompute}): {rejection.reason}.",
                     alternative + ".")]

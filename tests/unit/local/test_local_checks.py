@@ -110,7 +110,9 @@ GPT = {"model": "gpt", "n_layers": 24, "d_model": 2048, "n_heads": 16, "seq_len"
 
 
 def test_a_run_that_cannot_fit_this_machines_memory_is_refused(spec_data, tmp_path):
-    spec = validate_spec({**spec_data, "entry_point": "train.py", "source_dir": None, "hyperparameters": GPT})
+    # (on 40 GiB GPUs: validate's own memory check refuses this DDP job on the 24 GiB A10Gs of the base spec)
+    spec = validate_spec({**spec_data, "entry_point": "train.py", "source_dir": None, "hyperparameters": GPT,
+                          "compute": {"instance_type": "ml.p4d.24xlarge", "instance_count": 1}})
     check = local_checks.estimate_memory(spec, 16)
     # 1.2 B parameters x 16 bytes (fp32 weights, gradients, Adam) each, plus DDP's gradient buckets
     assert check.per_process_bytes > 1.2e9 * 16

@@ -154,3 +154,25 @@ def test_a_job_without_a_described_model_is_told_both_ways_to_describe_it(projec
         plan(path)
     problem = next(p for p in info.value.problems if p.path == "plan.model")
     assert "plan.model {layers" in problem.fix and "plan.model_factory" in problem.fix and "plan.batch_factory" in problem.fix
+
+
+def test_the_bundled_gpts_hyperparameters_on_a_fixed_type_are_checked_with_the_scripts_defaults(spec_data):
+    """No plan.model: validate sizes the bundled gpt from its hyperparameters, the rest from train.py's own defaults,
+    as tune and plan do, and agrees with the planner on the estimate."""
+    from smjobs.checks.job import with_script_defaults
+    from smjobs.planner.resolve import check_fits
+
+    data = {**spec_data, "entry_point": "train.py", "source_dir": None,
+            "compute": {"instance_type": "ml.g5.xlarge", "instance_count": 1},
+            "hyperparameters": {"model": "gpt", "n_layers": 96, "d_model": 2048}}
+    with pytest.raises(SpecError) as info:
+        load_spec(data)
+    problem = next(p for p in info.value.problems if p.path == "compute.instance_type")
+    assert "estimated from the gpt's hyperparameters" in problem.message
+    assert "ml.g5.xlarge has 22.5 GiB per GPU" in problem.message
+    filled = with_script_defaults(load_spec({**data, "compute": {"instance_type": "ml.p5.48xlarge", "instance_count": 1},
+                                             "distribution": {"type": "fsdp"}}))
+    assert {"n_heads", "seq_len", "vocab_size", "global_batch_size"} <= set(filled.hyperparameters)  # train.py's defaults
+    assert check_fits(filled) == []  # sharded over 8 H100s it fits
+    small = {**data, "hyperparameters": {"model": "gpt", "n_layers": 2, "d_model": 64}}
+    assert load_spec(small).compute.instance_type == "ml.g5.xlarge"
