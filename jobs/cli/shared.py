@@ -36,8 +36,8 @@ class _PlainHelp:
     """How every command's help reads, set on the command class (click's ``cls=`` extension point) rather than by
     patching typer: a flag shows no value placeholder (typer 0.29 labels it ``<bool>``; an empty metavar shows
     none, and typer shows an option's metavar instead of its type), an option with a value shows its name in
-    capitals (``--work-dir WORK_DIR``, not ``<path>``), an argument its name (``SPEC``, not ``{spec}``), and
-    descriptions are whole paragraphs. It reaches ``--help`` and the completion options typer adds later."""
+    capitals (``--work-dir WORK_DIR``, not ``<path>``), an argument its name (``SPEC``, not ``{SPEC} <str>``: set on
+    each argument object, typer's own display methods being per-instance), and descriptions are whole paragraphs. It reaches ``--help`` and the completion options typer adds later."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,6 +47,13 @@ class _PlainHelp:
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:
+            if isinstance(param, typer.core.TyperArgument):
+                # typer 0.29 writes a required argument as {SPEC} in the usage line and its type (<str>) beside it:
+                # the usage line reads SPEC (required) or [SPEC], as click and man pages write it
+                name = param.metavar or (param.name or "").upper()
+                plain = name if param.required else f"[{name}]"
+                param._usage_display_name = lambda plain=plain, many=param.nargs != 1: plain + ("..." if many else "")
+                param.display_type_rich = lambda ctx: None
             if param.metavar is not None:
                 continue
             if getattr(param, "is_flag", False):
