@@ -4,32 +4,15 @@ Order: ``--region`` (or the Python ``region=``), then the spec's ``region``, the
 ``AWS_DEFAULT_REGION`` and the profile's ``region`` in the AWS config file (botocore's own lookup: ``--profile``,
 else ``AWS_PROFILE``, else ``default``). An emulator endpoint (``--endpoint-url``) with none of them means
 us-east-1, as the emulators' own default. No region at all is an error that says how to set one: smjobs never
-picks a region silently. Reading the config reads no credentials and makes no call; botocore is imported only
-here, on use, so that the commands that need no region stay fast.
+picks a region silently. The lookup below ``--region`` and the spec is ``smjobs.spec.region``'s, which validation
+shares.
 """
 
 from __future__ import annotations
 
-import os
+from smjobs.spec.region import RegionError, configured_region  # noqa: F401  (aws/ callers import them here)
 
 EMULATOR_REGION = "us-east-1"
-
-
-class RegionError(ValueError):
-    """No region could be resolved, or the named profile does not exist."""
-
-
-def configured_region(profile: str | None = None) -> str | None:
-    """``AWS_REGION``, else what botocore resolves for ``profile`` (``AWS_DEFAULT_REGION``, the config file)."""
-    if os.environ.get("AWS_REGION"):
-        return os.environ["AWS_REGION"]
-    import botocore.exceptions
-    import botocore.session
-
-    try:
-        return botocore.session.Session(profile=profile).get_config_variable("region")
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise RegionError(f"{exc}. To fix: name a profile from `aws configure list-profiles`, or unset AWS_PROFILE.") from None
 
 
 def resolve_region(region: str | None = None, spec_region: str | None = None, *, profile: str | None = None,

@@ -4,7 +4,6 @@ parallel degrees, and region. Each ``check_*`` takes a parsed spec and returns i
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import warnings
 
@@ -15,6 +14,7 @@ from smjobs.request.training import JOB_NAME_SUFFIX_CHARS, processes_per_host
 from smjobs.request.training import source_dir as request_source_dir
 from smjobs.spec import degrees
 from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
+from smjobs.spec.region import configured_region_and_source
 from smjobs.spec.strategies import (
     FSDP,
     SMDDP,
@@ -289,20 +289,14 @@ def _check_batch_split(spec: JobSpec, cluster, batch: int | None, tp_degree: int
                     "the processes (distribution.processes_per_host, compute.instance_count).")]
 
 
-REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
-"""Where the SDK finds a region when neither --region nor the spec gives one (checked in this order)."""
-
-
 def effective_region(spec: JobSpec, region: str | None) -> tuple[str | None, str]:
-    """(the region a request would go to, where it came from): --region, the spec, then the environment."""
+    """(the region a request would go to, where it came from): --region, the spec, then the AWS CLI's lookup
+    (``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's config), as the commands that call AWS resolve it."""
     if region:
         return region, "--region"
     if spec.region:
         return spec.region, "the spec's region"
-    for name in REGION_VARIABLES:
-        if os.environ.get(name):
-            return os.environ[name], f"${name}"
-    return None, ""
+    return configured_region_and_source()
 
 
 def check_region(spec: JobSpec, region: str | None) -> list[Problem]:

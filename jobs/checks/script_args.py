@@ -12,8 +12,8 @@ unknown keys. Scripts that parse arguments some other way (click, hydra, fire) a
 from __future__ import annotations
 
 import argparse
-import re
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

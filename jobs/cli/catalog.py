@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smjobs.cli.shared import CATALOG, Command, EndpointOpt, Group, app, aws_call, command, out
+from smjobs.cli.shared import CATALOG, Command, EndpointOpt, Group, ProfileOpt, app, aws_call, command, out
 from smjobs.tables import print_table
 
 
@@ -37,25 +37,30 @@ prices_app = typer.Typer(cls=Group, no_args_is_help=True, help="On-demand traini
 app.add_typer(prices_app, name="prices", rich_help_panel=CATALOG)
 
 
-def _pricing_client(endpoint_url: str | None):
-    """The Price List API answers in us-east-1 (and ap-south-1) for every priced region."""
+def _pricing_client(endpoint_url: str | None, profile: str | None = None):
+    """The Price List API answers in us-east-1 (and ap-south-1) for every priced region; ``profile`` gives the
+    credentials."""
     from smjobs.aws.context import AwsContext
 
-    return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url).client("pricing")
+    return AwsContext.create(region="us-east-1", endpoint_url=endpoint_url, profile=profile).client("pricing")
 
 
 @prices_app.command("refresh", cls=Command)
 def prices_refresh(
-    region: Annotated[str, typer.Option("--region", help="Region whose prices to fetch.")] = "us-east-1",
+    region: Annotated[str | None, typer.Option("--region", help="Region whose prices to fetch (default: AWS_REGION, then the "
+                                               "profile's in the AWS config, then us-east-1).")] = None,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="prices.json to update (default: the shipped one).")] = None,
     endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
+    from smjobs.aws.region import configured_region
     from smjobs.catalog import PRICES_PATH, instances, load_prices
     from smjobs.catalog.pricing import refresh
 
     path = catalog or PRICES_PATH
-    new, missing = aws_call(lambda: refresh(_pricing_client(endpoint_url), region, instances().types, path))
+    region = region or configured_region(profile) or "us-east-1"
+    new, missing = aws_call(lambda: refresh(_pricing_client(endpoint_url, profile), region, instances().types, path))
     out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
     offered = load_prices(path).offered.get(region)
     if offered is not None:

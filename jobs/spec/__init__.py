@@ -3,9 +3,10 @@ hyperparameter wire format, the distribution strategies and their degree arithme
 
 Lives here: ``job`` (JobSpec and its sections), ``file`` (a spec file read safely as plain data), ``tuning``
 (the tuning section), ``strategies`` (typed distribution settings), ``degrees`` (dp x pp x tp arithmetic),
-``hyperparameters`` (how values travel to the script).
+``hyperparameters`` (how values travel to the script), ``region`` (the AWS CLI's region lookup, shared by
+validation and the commands that call AWS).
 
-May import: ``smjobs.errors`` and third-party parsing libraries (pydantic, yaml). Nothing else of smjobs: every
+May import: ``smjobs.errors``, third-party parsing libraries (pydantic, yaml) and botocore's config lookup. Nothing else of smjobs: every
 other wing reads the spec, the spec reads none of them.
 """
 

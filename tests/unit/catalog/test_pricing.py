@@ -75,12 +75,44 @@ def test_cli_refresh_writes_the_catalog_it_is_given(tmp_path, monkeypatch):
     path = tmp_path / "prices.json"
     shutil.copy(PRICES_PATH, path)
     client, stubber = stubbed_client()
-    monkeypatch.setattr(cli_catalog, "_pricing_client", lambda endpoint_url: client)
+    monkeypatch.setattr(cli_catalog, "_pricing_client", lambda endpoint_url, profile=None: client)
     result = CliRunner().invoke(cli.app, ["prices", "refresh", "--region", "us-east-1", "--catalog", str(path)])
     assert result.exit_code == 0, result.output
     assert "3 prices" in result.output and "ml.p5en.48xlarge" in result.output
     assert load_prices(path).price("ml.p4d.24xlarge").source.startswith("AWS Price List Query API")
     assert PRICES_PATH.read_text() != path.read_text()
+
+
+def test_cli_refresh_takes_the_region_and_credentials_of_a_profile(tmp_path, monkeypatch):
+    config = tmp_path / "config"
+    config.write_text("[profile prices]\nregion = us-west-2\n")
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[prices]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = secret\n")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    path = tmp_path / "prices.json"
+    shutil.copy(PRICES_PATH, path)
+    sent = []
+    real = cli_catalog._pricing_client
+
+    def client_of(endpoint_url, profile=None):
+        client = real(endpoint_url, profile)
+        client.meta.events.register("provide-client-params.pricing.GetProducts", lambda params, **kw: sent.append(params))
+        assert client.meta.region_name == "us-east-1"  # the Price List API's own endpoint, for every region's prices
+        assert client._request_signer._credentials.access_key == "AKIAPROFILE"  # the profile's credentials
+        stubber = Stubber(client)  # answers without the network
+        stubber.add_response("get_products", {"PriceList": [json.dumps(e) for e in []], "FormatVersion": "aws_v1"})
+        stubber.activate()
+        return client
+
+    monkeypatch.setattr(cli_catalog, "_pricing_client", client_of)
+    result = CliRunner().invoke(cli.app, ["prices", "refresh", "--profile", "prices", "--catalog", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "prices for us-west-2" in result.output  # the profile's region, not us-east-1
+    filters = {f["Field"]: f["Value"] for f in sent[0]["Filters"]}
+    assert filters["regionCode"] == "us-west-2"
 
 
 def test_cli_refresh_reports_an_api_error_without_touching_the_catalog(tmp_path, monkeypatch):
@@ -90,7 +122,7 @@ def test_cli_refresh_reports_an_api_error_without_touching_the_catalog(tmp_path,
     stubber = Stubber(client)
     stubber.add_client_error("get_products", "AccessDeniedException", "not allowed: pricing:GetProducts")
     stubber.activate()
-    monkeypatch.setattr(cli_catalog, "_pricing_client", lambda endpoint_url: client)
+    monkeypatch.setattr(cli_catalog, "_pricing_client", lambda endpoint_url, profile=None: client)
     result = CliRunner().invoke(cli.app, ["prices", "refresh", "--catalog", str(path)])
     assert result.exit_code == 1
     assert "pricing:GetProducts" in result.output

@@ -217,6 +217,22 @@ def test_a_region_from_the_environment_is_validated(spec_data, monkeypatch):
     assert validate_spec({**spec_data, "region": "us-west-2"}).region == "us-west-2"  # the spec wins over the environment
 
 
+def test_a_region_only_in_the_aws_config_is_validated_as_the_commands_would_use_it(spec_data, monkeypatch, tmp_path):
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = mars-1\n[profile work]\nregion = venus-2\n")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    with pytest.raises(SpecError) as raised:
+        validate_spec(spec_data)
+    assert "'mars-1' (from the AWS config (profile default))" in str(raised.value)
+    monkeypatch.setenv("AWS_PROFILE", "work")
+    with pytest.raises(SpecError) as raised:
+        validate_spec(spec_data)
+    assert "'venus-2' (from the AWS config (profile work))" in str(raised.value)
+    assert validate_spec({**spec_data, "region": "us-west-2"}).region == "us-west-2"
+
+
 @pytest.mark.parametrize("path,value", [
     ("plan.max_instances", 10**12), ("plan.micro_batch", 10**9), ("plan.model.layers", 10**9),
     ("compute.instance_count", 10**6), ("compute.volume_size_gb", 10**6), ("distribution.microbatches", 10**9),
