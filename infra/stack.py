@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError, WaiterError
 
-from smjobs.infra.policies import STACK_NAME
+from smjobs.infra.policies import DEFAULT_ROLE_NAME, STACK_NAME
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,42 @@ def parameters(*, role_name: str | None = None, kms_key_arn: str | None = None, 
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in given.items() if v is not None]
 
 
-def deploy(cloudformation, template_body: str, params: list[dict], stack_name: str = STACK_NAME) -> StackResult:
-    """Create or update ``stack_name`` and wait until it settles; raise RuntimeError with the stack's reason."""
+def role_taken(iam, cloudformation, role_name: str, stack_name: str = STACK_NAME) -> str | None:
+    """Why the stack cannot make its execution role: IAM role names are global to the account, so a role of that
+    name made by a stack in another region (or by hand) makes CloudFormation fail after minutes. None when the name
+    is free or this region's stack owns it."""
+    try:
+        arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return None
+        raise
+    try:
+        resources = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        resources = []
+    if any(r.get("ResourceType") == "AWS::IAM::Role" and r.get("PhysicalResourceId") == role_name for r in resources):
+        return None
+    region = cloudformation.meta.region_name
+    return (f"the execution role name {role_name} is taken: a role of that name exists ({arn}), made by an smjobs "
+            f"stack in another region or by hand, and IAM role names are global to the account. To fix: pass "
+            f"--role-name {role_name}-{region} for this region's stack (submit finds the role through the stack), or "
+            f"skip the stack and submit with --role-arn {arn}")
+
+
+def deploy(cloudformation, template_body: str, params: list[dict], stack_name: str = STACK_NAME, *,
+           iam=None) -> StackResult:
+    """Create or update ``stack_name`` and wait until it settles; raise RuntimeError with the stack's reason.
+    With ``iam``, a role name taken outside this stack is refused first, before anything is created."""
     kwargs = {"StackName": stack_name, "TemplateBody": template_body, "Parameters": params,
               "Capabilities": ["CAPABILITY_NAMED_IAM"], "Tags": [{"Key": "managed-by", "Value": "smjobs"}]}
+    if iam is not None:
+        role_name = next((p["ParameterValue"] for p in params if p["ParameterKey"] == "RoleName"), DEFAULT_ROLE_NAME)
+        taken = role_taken(iam, cloudformation, role_name, stack_name)
+        if taken:
+            raise RuntimeError(taken)
     try:
         cloudformation.describe_stacks(StackName=stack_name)
         exists = True

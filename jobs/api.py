@@ -227,7 +227,8 @@ def deploy_infra(*, aws=None, endpoint_url: str | None = None, region: str | Non
     from smjobs.infra.template import render
 
     aws = aws or aws_context(region=region, endpoint_url=endpoint_url, profile=profile)
-    return stack.deploy(aws.client("cloudformation"), render(), stack.parameters(**parameters), stack_name)
+    return stack.deploy(aws.client("cloudformation"), render(), stack.parameters(**parameters), stack_name,
+                        iam=aws.client("iam"))
 
 
 def transform_request(spec: JobSpec, *, region: str | None = None, job_name: str | None = None):

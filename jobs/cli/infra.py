@@ -73,7 +73,8 @@ def deploy(
     out.print(f"deploying stack {escape(stack_name)} in {aws.region} (CloudFormation; this can take a few minutes)",
               highlight=False)
     try:
-        result = aws_call(lambda: stack.deploy(aws.client("cloudformation"), render(), params, stack_name))
+        result = aws_call(lambda: stack.deploy(aws.client("cloudformation"), render(), params, stack_name,
+                                               iam=aws.client("iam")))
     except RuntimeError as exc:
         err.print(f"[bold red]deploy failed:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

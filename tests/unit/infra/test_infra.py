@@ -10,6 +10,7 @@ import urllib.parse
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from smjobs.checks.validate import validate_spec
@@ -279,3 +280,24 @@ def test_the_readme_lists_the_submitters_permissions_from_the_policy_module():
     called -= admin
     missing = {a for a in called if a not in allowed}
     assert not missing, missing
+
+
+def test_a_second_regions_stack_is_told_that_role_names_are_global(moto_bare):
+    from smjobs.aws.context import AwsContext
+
+    first = runner.invoke(app, ["infra", "deploy", "--region", "us-east-1"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["infra", "deploy", "--region", "us-east-1"])  # this region's own stack: an update
+    assert again.exit_code == 0, again.output
+    europe = AwsContext.create(region="eu-west-1")
+    second = runner.invoke(app, ["infra", "deploy", "--region", "eu-west-1"], terminal_width=300)
+    assert second.exit_code == 1, second.output
+    said = " ".join(second.output.split())
+    assert "IAM role names are global" in said and "--role-name smjobs-sagemaker-execution-eu-west-1" in said
+    assert "--role-arn arn:aws:iam::" in said
+    with pytest.raises(ClientError):  # refused before CloudFormation was asked for anything
+        europe.client("cloudformation").describe_stacks(StackName="smjobs")
+    fixed = runner.invoke(app, ["infra", "deploy", "--region", "eu-west-1", "--role-name",
+                                "smjobs-sagemaker-execution-eu-west-1"])
+    assert fixed.exit_code == 0, fixed.output
+    assert stack.outputs(europe.client("cloudformation"))["RoleArn"].endswith(":role/smjobs-sagemaker-execution-eu-west-1")
