@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from smjobs.catalog import InstanceType, instances
 from smjobs.planner.factory import ModelProfile
-from smjobs.planner.memory import Layout, Precision, Recompute, TransformerShape
+from smjobs.planner.memory import Layout, Loss, Precision, Recompute, TransformerShape
 from smjobs.schedules.model import theoretical_bubble
 
 
@@ -44,6 +44,8 @@ class Workload:
     """Activation checkpointing; None lets the planner choose (none, selective or full)."""
     flash_attention: bool = True
     """Attention runs in a fused kernel that stores no score matrix (PyTorch SDPA does on these GPUs)."""
+    loss: Loss = "eager"
+    """The loss kernel over the vocabulary (``plan.loss``): what the logits cost in memory."""
 
     def step_flops(self, recompute: Recompute = "none") -> float:
         """FLOPs the GPUs execute per step (recomputation included)."""

@@ -13,8 +13,9 @@ Sources (see also docs in the README):
   keeps each layer's input, split by t only under sequence parallelism.
 - PyTorch's autocast (fp16 or bf16) runs softmax in fp32: without a fused attention kernel its output is kept at 4
   bytes, plus the 16-bit copy the next matmul saves (the paper's fused Megatron softmax keeps 2).
-- Logits: the 16-bit output of the last layer, its fp32 upcast, log-softmax's fp32 output (kept for backward) and
-  the fp32 gradient: 14 bytes per logit under mixed precision, 12 in fp32 (3 to 4 fp32 copies).
+- Logits under an eager loss: the 16-bit output of the last layer, its fp32 upcast, log-softmax's fp32 output
+  (kept for backward) and the fp32 gradient: 14 bytes per logit under mixed precision, 12 in fp32 (3 to 4 fp32
+  copies); a fused cross-entropy keeps the 4-byte gradient only, a chunked one none (``plan.loss``).
 - Pipelines hold several micro-batches' activations at once: GPipe all m, 1F1B-style schedules up to p - k on stage
   k. torch.distributed.pipelining preallocates a receive buffer per micro-batch (stage.py): the activations it
   receives (every stage but the first) and the gradients (every stage but the last), m of each.
@@ -42,6 +43,7 @@ fp32 master weights and optimizer state; bf16: pure bf16 weights, gradients and 
 Optimizer = Literal["adam", "sgd", "sgd_momentum"]
 Sharding = Literal["none", "full_shard", "shard_grad_op", "hybrid_shard"]
 Recompute = Literal["none", "selective", "selective_op", "full"]
+Loss = Literal["eager", "fused", "chunked"]
 """Activation recomputation: none; selective (Korthikanti's: the attention core); selective_op (torchtitan's
 per-op policy: every other matmul output and the attention output are kept, the rest recomputed); full (each
 layer's input is kept)."""
@@ -154,6 +156,8 @@ class Layout:
     """Bytes per activation element: 2 under bf16/fp16 autocast, 4 in fp32."""
     dropout: bool = True
     """Dropout layers keep 1-byte masks."""
+    loss: Loss = "eager"
+    """How the script computes the loss over the vocabulary: what the logits cost (``logit_bytes``)."""
     flash_attention: bool = False
     """A fused attention kernel (FlashAttention, PyTorch SDPA's flash or memory-efficient kernels) keeps no
     s x s score matrix: the a*s^2*b terms vanish, as with selective recomputation."""
@@ -205,8 +209,21 @@ def bytes_per_parameter(precision: Precision, optimizer: Optimizer) -> tuple[int
 
 
 LOGIT_BYTES = {"fp32": 12, "tf32": 12, "mixed": 14, "bf16": 14}
-"""Bytes per logit held at the loss: 16-bit output, fp32 upcast, fp32 log-softmax output and fp32 gradient (12
-in fp32, where the output is already fp32)."""
+"""Bytes per logit held at an eager loss (PyTorch's ``F.cross_entropy`` on the whole output): 16-bit output, fp32
+upcast, fp32 log-softmax output and fp32 gradient (12 in fp32, where the output is already fp32)."""
+FUSED_LOGIT_BYTES = 4
+"""A fused cross-entropy (Liger's, Apex's, Megatron's vocab-parallel one) writes the fp32 gradient over the
+logits in place: one 4-byte value per logit."""
+
+
+def logit_bytes(layout: Layout) -> float:
+    """Bytes per logit the loss holds: eager as ``LOGIT_BYTES``, fused 4, chunked none (the loss computes the
+    logits a chunk of the sequence at a time and never holds them whole)."""
+    if layout.loss == "chunked":
+        return 0.0
+    if layout.loss == "fused":
+        return FUSED_LOGIT_BYTES
+    return LOGIT_BYTES[layout.precision]
 
 
 HOLD_ALL = ("GPipe", "LoopedBFS")
@@ -260,7 +277,7 @@ def stage_activations(shape: TransformerShape, layout: Layout) -> float:
     logits included on the stage that computes the loss."""
     layers = -(-shape.layers // layout.pp_degree)
     per_layer = activation_bytes_per_layer(shape, layout)
-    logits = LOGIT_BYTES[layout.precision] * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
+    logits = logit_bytes(layout) * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
     p, m = layout.pp_degree, layout.microbatches
     if p == 1:
         return layers * per_layer + logits

@@ -152,7 +152,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
     gpus, world = instance.gpu_count, instance.gpu_count * count
     shape = workload.shape
     wide = workload.precision in ("fp32", "tf32")
-    base = {"precision": workload.precision, "flash_attention": workload.flash_attention,
+    base = {"precision": workload.precision, "flash_attention": workload.flash_attention, "loss": workload.loss,
             "activation_bytes": 4 if wide else 2,
             "softmax_fp32": workload.precision == "mixed" and not workload.flash_attention}
     out: list[tuple[Layout, int]] = []

@@ -101,7 +101,7 @@ def workload(spec: JobSpec, *, defaults: bool = False) -> tuple[Workload | None,
     if problems:
         return None, problems
     recompute = "none" if isinstance(shape, ModelProfile) else settings.recompute  # a traced model is traced as it is
-    return Workload(shape, global_batch, steps, settings.precision, recompute), []
+    return Workload(shape, global_batch, steps, settings.precision, recompute, loss=settings.loss), []
 
 
 def strategy(spec: JobSpec) -> StrategyRequest:

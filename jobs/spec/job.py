@@ -170,6 +170,11 @@ class PlanSettings(_Frozen):
     recompute: Literal["none", "selective", "selective_op", "full"] | None = None
     """Activation checkpointing the script does; None lets the planner choose (none, selective or full).
     selective_op is torchtitan's per-op policy (every other matmul output kept)."""
+    loss: Literal["eager", "fused", "chunked"] = "eager"
+    """How the script computes the loss over the vocabulary, which decides what the logits cost: eager
+    (``F.cross_entropy`` on the whole output, as the bundled scripts do: 14 bytes per logit under mixed precision),
+    fused (a fused cross-entropy such as Liger's: 4 bytes) or chunked (computed a chunk of the sequence at a time:
+    about none)."""
     records: int | None = Field(default=None, ge=1, le=10**13)
     """Inference: records in the data set (each a sequence of plan.model.seq_len tokens); by default counted from
     a local input folder of JSON Lines and CSV files."""

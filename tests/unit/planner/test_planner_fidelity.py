@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -249,3 +250,21 @@ def test_every_planned_data_parallel_degree_divides_the_global_batch(strategy):
     for c in found.scatter:  # 48 = 2^4 x 3: dp 9, 18, 32 ... would give the groups unequal shares
         local = 48 // c.layout.dp_degree
         assert 48 % c.layout.dp_degree == 0 and local % c.micro_batch == 0, (c.instance_count, c.instance_type, c.layout)
+
+
+def test_the_loss_kernel_sets_what_the_logits_cost():
+    from smjobs.planner.memory import stage_activations
+
+    shape = replace(LLAMA_8B, micro_batch=1)
+    logits = shape.seq_len * shape.vocab  # one micro-batch's logits: 1.05e9 of them
+    eager, fused, chunked = (stage_activations(shape, Layout(dp_degree=8, sharding="full_shard", flash_attention=True,
+                                                             recompute="full", loss=loss))
+                             for loss in ("eager", "fused", "chunked"))
+    assert eager - fused == pytest.approx(10 * logits) and fused - chunked == pytest.approx(4 * logits)
+    spec = JobSpec.model_validate({"name": "loss", "entry_point": "train.py", "compute": {"instance_type": "auto"},
+                                   "plan": {"model": {"layers": 32, "hidden": 4096, "heads": 32, "seq_len": 8192,
+                                                      "vocab": 128256}, "global_batch": 64, "steps": 10,
+                                            "loss": "chunked"}})
+    from smjobs.planner.resolve import workload
+
+    assert workload(spec)[0].loss == "chunked"
