@@ -42,6 +42,9 @@ class Rejection:
     distance: float = math.inf
     """How far from acceptable (needed / available): what ``nearest`` sorts by."""
     instance_count: int | None = None
+    raise_limit: str = ""
+    """The limit that, raised, would admit this type's closest configuration (the time limit, the price cap), or
+    what else it needs (more memory per GPU)."""
     only_bound_usd: float | None = None
     """The type was never evaluated, only skipped by the cost bound: its cheapest job's lower bound in USD (such
     types are listed together in one line)."""
@@ -67,26 +70,33 @@ class TypeOutcomes:
     too_slow: dict[str, object] = field(default_factory=dict)
     """The fastest configuration that fitted but would not finish in time (a Candidate)."""
     no_layout: dict[str, int] = field(default_factory=dict)
+    closest_micro: dict[str, int] = field(default_factory=dict)
+    """The micro-batch of each type's closest configuration (what its time estimate needs)."""
 
-    def memory(self, name: str, memory: MemoryEstimate, count: int, layout: Layout) -> None:
+    def memory(self, name: str, memory: MemoryEstimate, count: int, layout: Layout, micro: int = 1) -> None:
         if name not in self.closest or memory.total < self.closest[name][0]:
             self.closest[name] = (memory.total, count, layout, memory)
+            self.closest_micro[name] = micro
 
     def slow(self, candidate) -> None:
         name = candidate.instance_type
         if name not in self.too_slow or candidate.hours < self.too_slow[name].hours:
             self.too_slow[name] = candidate
 
-    def explain(self, instance: InstanceType, constraints, workload, strategy, keep: int, usable: float) -> Rejection | None:
-        """One rejection for a type with no plan, or None when the search never reached it."""
+    def explain(self, instance: InstanceType, constraints, workload, strategy, keep: int, usable: float,
+                hours_of=None) -> Rejection | None:
+        """One rejection for a type with no plan, or None when the search never reached it. ``hours_of(count,
+        layout, micro)``: the job's hours on ``instance`` (so that a type too small in memory is also as far from
+        feasible as its time makes it)."""
         name = instance.name
         clauses: list[str] = []
-        kind, distance, count = "", math.inf, None
+        kind, distance, count, raise_limit = "", math.inf, None, ""
         if name in self.too_slow:
             c = self.too_slow[name]
             clauses.append(f"{c.instance_count} x {name} fits ({describe_layout(c.layout)}) but takes {c.hours:,.1f} h, over the "
                            f"time limit of {constraints.max_hours:,.1f} h")
             kind, distance, count = "time", c.hours / constraints.max_hours, c.instance_count
+            raise_limit = f"a time limit of {c.hours:,.1f} h (compute.max_run_s {math.ceil(c.hours * 3600)})"
         if name in self.closest and name not in self.too_slow:  # something fitted: "needs at best" would be false
             total, at, layout, memory = self.closest[name]
             clauses.append(f"needs {total / GIB:.1f} GiB per GPU at best ({at} x {name}, {describe_layout(layout)}: "
@@ -94,6 +104,13 @@ class TypeOutcomes:
                            f"reports it ({usable / GIB:.1f} usable with a {constraints.memory_margin:.0%} margin)")
             if not kind:
                 kind, distance, count = "memory", total / usable, at
+                raise_limit = f"{total / GIB:.1f} GiB per GPU: more sharding, a smaller micro-batch or a larger GPU"
+                hours = hours_of(at, layout, self.closest_micro.get(name, 1)) if hours_of else None
+                if hours is not None and constraints.max_hours and hours > constraints.max_hours:
+                    # fitting would not be enough: it would also take too long
+                    distance = max(distance, hours / constraints.max_hours)
+                    clauses.append(f"and would take {hours:,.1f} h, over the time limit of {constraints.max_hours:,.1f} h")
+                    raise_limit += f", and a time limit of {hours:,.1f} h"
         if name in self.bounded:
             skipped = self.bounded[name]
             cheapest = min(b for _, b in skipped)
@@ -107,22 +124,27 @@ class TypeOutcomes:
             clauses.append(f"{at}{more} x {name} cost ${rate:,.2f}/h, over max_usd_per_hour {constraints.max_usd_per_hour:g}")
             if not kind:
                 kind, distance, count = "price", rate / constraints.max_usd_per_hour, at
+                raise_limit = f"plan.max_usd_per_hour {math.ceil(rate * 100) / 100:g}"
         if name in self.no_layout and not clauses:
             return Rejection(name, f"no {strategy.kind} layout fits {self.no_layout[name]} x {name}: the degrees, layers "
                              f"({workload.shape.layers}) or global batch ({workload.global_batch}) do not divide", "degrees")
         if not clauses:
             return None
         only_bound = min(b for _, b in self.bounded[name]) if kind == "bound" and len(clauses) == 1 else None
-        return Rejection(name, "; ".join(clauses), kind, distance, count, only_bound)
+        return Rejection(name, "; ".join(clauses), kind, distance, count, raise_limit, only_bound)
 
-    def explain_all(self, types, found, constraints, workload, strategy, keep: int, usable) -> list[Rejection]:
+    def explain_all(self, types, found, constraints, workload, strategy, keep: int, usable, hours_of=None) -> list[Rejection]:
         """A rejection for every type in ``types`` (pairs of type and price) without a configuration in ``found``;
-        ``usable(instance, constraints)`` gives a GPU's usable bytes."""
+        ``usable(instance, constraints)`` gives a GPU's usable bytes, ``hours_of(instance, count, layout, micro)``
+        a configuration's hours."""
         fitting = {c.instance_type for c in found}
         out = []
         for instance, _ in types:
             if instance.name not in fitting:
-                rejection = self.explain(instance, constraints, workload, strategy, keep, usable(instance, constraints))
+                bound = (lambda count, layout, micro, instance=instance: hours_of(instance, count, layout, micro)) \
+                    if hours_of else None
+                rejection = self.explain(instance, constraints, workload, strategy, keep, usable(instance, constraints),
+                                         bound)
                 if rejection is not None:
                     out.append(rejection)
         return out

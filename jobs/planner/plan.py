@@ -126,7 +126,8 @@ class Plan:
         lines = ["no configuration fits."]
         near = self.nearest()
         if near:
-            lines.append("Nearest: " + "; ".join(f"{r.instance_type}: {r.reason}" for r in near))
+            lines.append("Nearest, closest to feasible first: " + "; ".join(
+                f"{r.instance_type}: {r.reason}" + (f" (needs {r.raise_limit})" if r.raise_limit else "") for r in near))
         return " ".join(lines)
 
 
@@ -325,7 +326,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
             evaluated += 1
             candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions)
             if candidate is None:
-                seen.memory(instance.name, memory, count, layout)
+                seen.memory(instance.name, memory, count, layout, micro)
                 if layout.recompute == "full":
                     too_big.add(key)
             elif limit_h is not None and candidate.hours > limit_h:
@@ -336,7 +337,10 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
                 if len(best) > keep:
                     heapq.heappop(best)
 
-    rejections += seen.explain_all(types, found, constraints, workload, strategy, keep, usable_bytes)
+    def hours_of(instance: InstanceType, count: int, layout: Layout, micro: int) -> float:
+        return job_hours(step_time(workload, instance, count, layout, micro, assumptions).total_s, workload.steps, assumptions)
+
+    rejections += seen.explain_all(types, found, constraints, workload, strategy, keep, usable_bytes, hours_of)
     ranked = rank(found, keep)
     warnings = []
     if constraints.spot and not constraints.checkpoints and ranked:

@@ -268,3 +268,18 @@ def test_the_loss_kernel_sets_what_the_logits_cost():
     from smjobs.planner.resolve import workload
 
     assert workload(spec)[0].loss == "chunked"
+
+
+def test_the_nearest_options_are_ordered_by_distance_from_feasible_and_name_the_limit_to_raise():
+    work = Workload(replace(LLAMA_70B, micro_batch=1), global_batch=512, steps=2000)
+    found = plan(work, StrategyRequest("fsdp"), Constraints(max_hours=24, max_instances=8), keep=3)
+    assert found.choice is None
+    near = found.nearest(10)
+    assert near[0].instance_type == "ml.p5.48xlarge" and near[0].kind == "time" and near[0].distance < 1.3
+    assert "a time limit of" in near[0].raise_limit and "compute.max_run_s" in near[0].raise_limit
+    assert [r.distance for r in near] == sorted(r.distance for r in near)
+    # a type that misses memory only a little but would also take days is not "near": its time counts too
+    p3dn = next(r for r in found.rejections if r.instance_type == "ml.p3dn.24xlarge")
+    assert p3dn.kind == "memory" and "and would take" in p3dn.reason and p3dn.distance > 3
+    said = found.why_nothing()
+    assert said.index("ml.p5.48xlarge") < said.index("ml.p4d.24xlarge") and "(needs a time limit of" in said
