@@ -14,7 +14,8 @@ The model, per optimizer step (documented with its assumptions in the README, "C
 - tensor parallel: 4 all-reduces (or all-gather + reduce-scatter pairs under SP) of a micro-batch's activations
   per layer, 6 with full recomputation, inside one instance, not overlapped;
 - pipeline: activation and gradient sends per micro-batch, and the schedule's bubble
-  (``smjobs.schedules.model.theoretical_bubble``) stretching the busy time.
+  (``smjobs.schedules.model.theoretical_bubble``) stretching the busy time; layers that do not split evenly over
+  the stages make the fullest stage set the pace (ceil(L/p) x p / L of the even split's compute).
 Cost: the instances' hourly price (spot: an assumed fraction of it) over the steps plus a fixed start-up.
 Pure functions of catalog data; no torch, no AWS.
 """
@@ -167,6 +168,9 @@ def step_time(workload: Workload, instance: InstanceType, count: int, layout: La
     world = gpus * count
     peak = instances().gpu(instance.name).peak_for(workload.precision) * 1e12
     compute = workload.step_flops(layout.recompute) / (world * peak * assumptions.mfu)
+    if layout.pp_degree > 1:  # described transformers only: a traced model has no pipeline layouts
+        # layers that do not divide evenly: the stage with the most sets the pace, the others wait for it
+        compute *= -(-shape.layers // layout.pp_degree) * layout.pp_degree / shape.layers
     inside, network = bandwidths(instance)
     bytes_per_value = grad_bytes(workload.precision)
 
@@ -182,9 +186,9 @@ def step_time(workload: Workload, instance: InstanceType, count: int, layout: La
         activation_bytes = shape.seq_len * micro_batch * shape.hidden * bytes_per_value
     if layout.tp_degree > 1:
         t = layout.tp_degree
-        layers = shape.layers / layout.pp_degree
+        stage_layers = -(-shape.layers // layout.pp_degree)
         per_layer = 6 if layout.recompute == "full" else 4
-        tp_time = layers * micro_batches * per_layer * 2 * (t - 1) / t * activation_bytes / inside
+        tp_time = stage_layers * micro_batches * per_layer * 2 * (t - 1) / t * activation_bytes / inside
     pp_time, bubble = 0.0, 0.0
     if layout.pp_degree > 1:
         pp_spans_instances = count > 1 and layout.tp_degree * layout.pp_degree > gpus

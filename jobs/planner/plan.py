@@ -173,6 +173,9 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
         out.extend((Layout(**{**v.__dict__, "recompute": r}), micro) for v in variants for r in recomputes)
 
     kind = strategy.kind
+    # tensor parallelism talks at every layer: only inside an NVLink domain, unless the spec fixes the degree
+    nvlink = instances().gpu(instance.name).interconnect.startswith("NVLink")
+    tp_choices = [strategy.tp_degree] if strategy.tp_degree else divisors(gpus) if nvlink else [1]
     if kind in ("ddp", "smddp"):
         add(Layout(dp_degree=world, **base), _micro_batch(workload, world))
     elif kind == "fsdp":
@@ -184,14 +187,14 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
             add(Layout(dp_degree=world, sharding=sharding, shard_degree=degree if sharding == "hybrid_shard" else None, **base),
                 _micro_batch(workload, world))
     elif kind == "smp_v2":
-        for tp in [strategy.tp_degree] if strategy.tp_degree else divisors(gpus):
+        for tp in tp_choices:
             if gpus % tp or shape.heads % tp or _kv_heads(shape) % tp:
                 continue
             dp = world // tp
             add(Layout(dp_degree=dp, tp_degree=tp, sharding="full_shard", **base), _micro_batch(workload, dp))
     elif kind in ("pipeline", "smp_v1", "naive_mp"):
         pps = [world] if kind == "naive_mp" else ([strategy.pp_degree] if strategy.pp_degree else divisors(world))
-        tps = [1] if kind == "naive_mp" else ([strategy.tp_degree] if strategy.tp_degree else divisors(gpus))
+        tps = [1] if kind == "naive_mp" else tp_choices
         for pp in pps:
             if pp < 2 or pp > shape.layers or world % pp:
                 continue

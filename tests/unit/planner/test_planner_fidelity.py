@@ -283,3 +283,27 @@ def test_the_nearest_options_are_ordered_by_distance_from_feasible_and_name_the_
     assert p3dn.kind == "memory" and "and would take" in p3dn.reason and p3dn.distance > 3
     said = found.why_nothing()
     assert said.index("ml.p5.48xlarge") < said.index("ml.p4d.24xlarge") and "(needs a time limit of" in said
+
+
+def test_uneven_pipeline_stages_are_costed_and_tensor_parallelism_stays_on_nvlink():
+    from smjobs.planner.cost import step_time
+    from smjobs.planner.plan import layouts_for
+
+    shape = TransformerShape(layers=80, hidden=8192, heads=64, seq_len=4096, vocab=128256, micro_batch=1)
+    work = Workload(shape, global_batch=64, steps=10)
+    p5 = instance("ml.p5.48xlarge")
+    even = step_time(work, p5, 2, Layout(dp_degree=1, tp_degree=4, pp_degree=4, microbatches=64), 1)
+    uneven = step_time(work, p5, 3, Layout(dp_degree=1, tp_degree=8, pp_degree=3, microbatches=64), 1)
+    # 80 layers over 4 stages split evenly; over 3 the 27-layer stage sets the pace: 27 x 3 / 80 of an even split
+    assert even.compute_s == pytest.approx(work.step_flops("none") / (16 * instances_peak("ml.p5.48xlarge") * 0.40))
+    assert uneven.compute_s == pytest.approx(work.step_flops("none") / (24 * instances_peak("ml.p5.48xlarge") * 0.40)
+                                             * 27 * 3 / 80)
+    # PCIe-only g5.48xlarge (8 A10G): no tensor parallelism unless the spec sets it; NVLink p4d: up to 8
+    g5 = {lay.tp_degree for lay, _ in layouts_for(StrategyRequest("smp_v2"), instance("ml.g5.48xlarge"), 2, work)}
+    p4d = {lay.tp_degree for lay, _ in layouts_for(StrategyRequest("smp_v2"), instance("ml.p4d.24xlarge"), 2, work)}
+    forced = {lay.tp_degree for lay, _ in layouts_for(StrategyRequest("smp_v2", tp_degree=4), instance("ml.g5.48xlarge"), 2, work)}
+    assert g5 == {1} and p4d == {1, 2, 4, 8} and forced == {4}
+
+
+def instances_peak(name: str) -> float:
+    return catalog.instances().gpu(name).peak_for("mixed") * 1e12
