@@ -10,7 +10,8 @@ Sources (see also docs in the README):
   34*s*b*h/t with selective recomputation; 2*s*b*h with full recomputation.
 - Tensor parallelism without sequence parallelism keeps the layer-norm and linear-layer inputs and the dropout
   masks whole on every rank (the 10 of the paper's 10 + 24/t); so does selective recomputation; full recomputation
-  keeps each layer's input, split by t only under sequence parallelism.
+  keeps each layer's input, split by t only under sequence parallelism, plus the whole activations of the one layer
+  the backward pass is recomputing.
 - PyTorch's autocast (fp16 or bf16) runs softmax in fp32: without a fused attention kernel its output is kept at 4
   bytes, plus the 16-bit copy the next matmul saves (the paper's fused Megatron softmax keeps 2).
 - Logits under an eager loss: the 16-bit output of the last layer, its fp32 upcast, log-softmax's fp32 output
@@ -272,17 +273,26 @@ def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float
     return (whole + split) / t if sp else whole + split / t
 
 
+def recompute_working_set(shape: TransformerShape, layout: Layout) -> float:
+    """Under full recomputation, backward recomputes one layer at a time, which then holds that layer's whole
+    activations on top of every layer's saved input; other modes keep what they recompute small."""
+    if layout.recompute != "full":
+        return 0.0
+    return activation_bytes_per_layer(shape, replace(layout, recompute="none"))
+
+
 def stage_activations(shape: TransformerShape, layout: Layout) -> float:
     """Activations and receive buffers of the busiest pipeline stage (the only stage without pipelining),
     logits included on the stage that computes the loss."""
     layers = -(-shape.layers // layout.pp_degree)
     per_layer = activation_bytes_per_layer(shape, layout)
     logits = logit_bytes(layout) * shape.seq_len * shape.micro_batch * shape.vocab / layout.tp_degree
+    working = recompute_working_set(shape, layout)  # every stage recomputes its own layers
     p, m = layout.pp_degree, layout.microbatches
     if p == 1:
-        return layers * per_layer + logits
+        return layers * per_layer + logits + working
     if layout.schedule == "naive":  # one micro-batch at a time, handed on: no preallocated buffers
-        return layers * per_layer + logits
+        return layers * per_layer + logits + working
     boundary = layout.activation_bytes * shape.seq_len * shape.micro_batch * shape.hidden
     if layout.sequence_parallel:
         boundary /= layout.tp_degree
@@ -291,7 +301,7 @@ def stage_activations(shape: TransformerShape, layout: Layout) -> float:
     last = layers * per_layer * in_flight_microbatches(layout.schedule, 1, m) + m * boundary + logits
     if layout.schedule in HOLD_ALL:
         last = layers * per_layer * m + m * boundary + logits
-    return max(first, middle, last)
+    return max(first, middle, last) + working
 
 
 def gathered_unit_bytes(shape: TransformerShape, layout: Layout) -> float:
