@@ -241,7 +241,7 @@ def in_flight_microbatches(schedule: str, pp_degree: int, microbatches: int) -> 
     return min(pp_degree, microbatches)
 
 
-def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float:
+def activation_bytes_per_layer(shape: TransformerShape, layout: Layout, recompute: Recompute | None = None) -> float:
     """Korthikanti et al.'s per-layer count, generalised from its 2-byte activations with dropout, multi-head
     attention and a 4h GELU MLP to any activation width ``e``, dropout on or off, grouped-query attention (K and V
     ``r`` = kv_heads/heads as wide) and any MLP width ``f`` x h, gated or not: with e=2, d=1, r=1, f=4 it gives the
@@ -249,15 +249,16 @@ def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float
     Per layer: the two norm inputs, the QKV and MLP inputs and the dropout masks (4e + 2d, whole on every
     tensor-parallel rank unless sequence parallelism splits them); Q, K, V and the attention output
     (e(2 + 2r)); the MLP's inner activations (e x 2f, or 4f gated: both branches, the activation and the
-    product); the scores unless attention is fused."""
+    product); the scores unless attention is fused. ``recompute`` overrides the layout's mode."""
     s, b, h, a, t = shape.seq_len, shape.micro_batch, shape.hidden, shape.heads, layout.tp_degree
     e, d = layout.activation_bytes, 1 if layout.dropout and shape.dropout else 0
     r, f = shape.kv_share, shape.ffn_share
     sbh, attn = s * b * h, a * s * s * b
     sp = layout.sequence_parallel
-    if layout.recompute == "full":
+    mode = recompute or layout.recompute
+    if mode == "full":
         return e * sbh / t if sp else e * sbh  # only each layer's input is kept
-    if layout.recompute == "selective_op":
+    if mode == "selective_op":
         # the block input and the row-parallel outputs (wo, w2; half of them kept) stay whole without SP; half the
         # column-parallel matmul outputs (q, k, v, the MLP's first matmul(s)) and the attention output are split
         whole = e * sbh * (1 + 1)
@@ -265,7 +266,7 @@ def activation_bytes_per_layer(shape: TransformerShape, layout: Layout) -> float
         return (whole + split) / t if sp else whole + split / t
     whole = 4 * e * sbh + 2 * d * sbh
     split = e * (2 + 2 * r + f * (4 if shape.gated_mlp else 2)) * sbh
-    if layout.recompute != "selective" and not layout.flash_attention:  # the attention scores are kept
+    if mode != "selective" and not layout.flash_attention:  # the attention scores are kept
         if layout.softmax_fp32:  # fp32 softmax output, the 16-bit copy the AV matmul saves, the dropout mask
             split += (4 + e + d) * attn
         else:  # the paper's 16-bit softmax output and dropout output, and the mask
@@ -278,7 +279,7 @@ def recompute_working_set(shape: TransformerShape, layout: Layout) -> float:
     activations on top of every layer's saved input; other modes keep what they recompute small."""
     if layout.recompute != "full":
         return 0.0
-    return activation_bytes_per_layer(shape, replace(layout, recompute="none"))
+    return activation_bytes_per_layer(shape, layout, recompute="none")
 
 
 def stage_activations(shape: TransformerShape, layout: Layout) -> float:
@@ -296,8 +297,12 @@ def stage_activations(shape: TransformerShape, layout: Layout) -> float:
     boundary = layout.activation_bytes * shape.seq_len * shape.micro_batch * shape.hidden
     if layout.sequence_parallel:
         boundary /= layout.tp_degree
-    first = layers * per_layer * in_flight_microbatches(layout.schedule, p, m) + m * boundary
-    middle = layers * per_layer * in_flight_microbatches(layout.schedule, p - 1, m) + 2 * m * boundary if p > 2 else 0.0
+    # a stage that sends keeps its output per micro-batch in flight until that micro-batch's backward (the last
+    # layer's output is no layer's saved input there: the next stage holds it as its input)
+    first_in_flight = in_flight_microbatches(layout.schedule, p, m)
+    middle_in_flight = in_flight_microbatches(layout.schedule, p - 1, m)
+    first = layers * per_layer * first_in_flight + m * boundary + first_in_flight * boundary
+    middle = (layers * per_layer * middle_in_flight + 2 * m * boundary + middle_in_flight * boundary) if p > 2 else 0.0
     last = layers * per_layer * in_flight_microbatches(layout.schedule, 1, m) + m * boundary + logits
     if layout.schedule in HOLD_ALL:
         last = layers * per_layer * m + m * boundary + logits
