@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `common` beside this
 
 import smjobs_runtime as smr  # noqa: E402
 from common import memory  # noqa: E402
-from common.models import MODEL_SHAPING, add_model_arguments, build_model, synthetic_batch  # noqa: E402
+from common.models import MODEL_SHAPING, add_model_arguments, apply_recompute, build_model, synthetic_batch  # noqa: E402
 from smjobs_runtime import MetricLog, boolean, json_dict, toolkit_mapping  # noqa: E402
 
 
@@ -45,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--global_batch_size", type=int, default=32)
     p.add_argument("--grad_accum_steps", type=int, default=1)
+    p.add_argument("--recompute", choices=["none", "full"], default="none",
+                   help="activation recomputation of the gpt's blocks: full keeps each block's input only")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", type=json_dict, default={"name": "adamw"})
     p.add_argument("--seed", type=int, default=0)
@@ -187,7 +189,7 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
     torch.manual_seed(args.seed)
     mesh = smp_v2_mesh(args, env, device) if args.parallel == "smp_v2" and env.distributed else None
     dp_rank, dp_size = data_parallel_coordinates(args, env, mesh)
-    model = wrap(build_model(args).to(device), args, env, device, mesh)
+    model = wrap(apply_recompute(build_model(args), args.recompute).to(device), args, env, device, mesh)
     loss_fn = type(model.module if hasattr(model, "module") else model).loss
     optimizer = make_optimizer(model, args)
     start = smr.load_latest_checkpoint(model, optimizer, env, hyperparameters=vars(args))

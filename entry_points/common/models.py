@@ -102,8 +102,17 @@ class Block(nn.Module):
         self.attn = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+        self.recompute = False
+        """Full activation recomputation: keep only the block's input, run the block again in backward."""
 
     def forward(self, x):
+        if self.recompute and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x):
         seq = x.shape[1]
         mask = torch.triu(torch.ones(seq, seq, dtype=torch.bool, device=x.device), diagonal=1)
         h = self.ln1(x)
@@ -149,6 +158,15 @@ def add_model_arguments(parser, models=MODELS, hidden_sizes=(64, 64), n_layers=2
     parser.add_argument("--n_layers", type=int, default=n_layers)
     parser.add_argument("--n_heads", type=int, default=4)
     parser.add_argument("--seq_len", type=int, default=32)
+
+
+def apply_recompute(model: nn.Module, mode: str) -> nn.Module:
+    """``--recompute full``: every transformer block keeps only its input and runs again in backward (the planner's
+    "full recompute"); ``none`` keeps every activation. Parameters and numerics are unchanged."""
+    for module in model.modules():
+        if isinstance(module, Block):
+            module.recompute = mode == "full"
+    return model
 
 
 def build_model(args) -> nn.Module:

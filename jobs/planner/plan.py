@@ -158,7 +158,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
             "softmax_fp32": workload.precision == "mixed" and not workload.flash_attention}
     out: list[tuple[Layout, int]] = []
     # full first: when it does not fit, no other recomputation of that layout does (plan() skips them)
-    recomputes = [workload.recompute] if workload.recompute else ["full", "none", "selective"]
+    recomputes = [workload.recompute] if workload.recompute else list(workload.recompute_modes)
     if workload.flash_attention and "selective" in recomputes and len(recomputes) > 1:
         recomputes.remove("selective")  # with fused attention, selective recomputation saves nothing more
 

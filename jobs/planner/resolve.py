@@ -19,7 +19,7 @@ from smjobs.planner.inference_plan import InferenceWorkload, plan_inference
 from smjobs.planner.memory import TransformerShape
 from smjobs.planner.plan import TIE_SHARE, Candidate, Constraints, Plan, StrategyRequest, plan, rank
 from smjobs.request.training import processes_per_host, source_dir
-from smjobs.spec.job import JobSpec
+from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
 from smjobs.spec.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
 
 AUTO = "auto"
@@ -101,7 +101,22 @@ def workload(spec: JobSpec, *, defaults: bool = False) -> tuple[Workload | None,
     if problems:
         return None, problems
     recompute = "none" if isinstance(shape, ModelProfile) else settings.recompute  # a traced model is traced as it is
-    return Workload(shape, global_batch, steps, settings.precision, recompute, loss=settings.loss), []
+    modes = Workload.recompute_modes
+    if bundled_train_py(spec) and describes_gpt(hps):
+        # the bundled train.py recomputes when told (--recompute): what it is given is fixed, else none or full
+        recompute = recompute or (hps["recompute"] if hps.get("recompute") in BUNDLED_RECOMPUTE else None)
+        modes = tuple(m for m in modes if m in BUNDLED_RECOMPUTE)
+    return Workload(shape, global_batch, steps, settings.precision, recompute, loss=settings.loss,
+                    recompute_modes=modes), []
+
+
+BUNDLED_RECOMPUTE = ("none", "full")
+"""The recomputation the bundled train.py's gpt does (``--recompute``)."""
+
+
+def bundled_train_py(spec: JobSpec) -> bool:
+    """The job runs smjobs' own train.py, whose hyperparameters the planner may set."""
+    return source_dir(spec) == ENTRY_POINTS_DIR and spec.entry_point == "train.py"
 
 
 def strategy(spec: JobSpec) -> StrategyRequest:
@@ -235,6 +250,17 @@ def apply(spec: JobSpec, choice: Candidate) -> JobSpec:
         dist.update(partitions=lay.pp_degree, tensor_parallel_degree=lay.tp_degree, microbatches=lay.microbatches,
                     ddp=lay.dp_degree > 1)
     data["distribution"] = dist
+    if bundled_train_py(spec) and describes_gpt(spec.hyperparameters) and dist["type"] in ("ddp", "smddp", "fsdp", "smp_v2"):
+        # the bundled train.py runs the plan as planned: its recomputation, and its micro-batch through
+        # gradient accumulation (unless the spec sets them)
+        hps = dict(data.get("hyperparameters", {}))
+        hps.setdefault("recompute", lay.recompute if lay.recompute in BUNDLED_RECOMPUTE else "none")
+        global_batch = spec.plan.global_batch or spec.hyperparameters.get("global_batch_size")
+        if isinstance(global_batch, int) and global_batch % lay.dp_degree == 0:
+            accum = global_batch // lay.dp_degree // choice.micro_batch
+            if accum > 1 and "grad_accum_steps" not in hps:
+                hps["grad_accum_steps"] = accum
+        data["hyperparameters"] = hps
     return JobSpec.model_validate(data)
 
 

@@ -187,3 +187,35 @@ def test_changed_model_shape_on_resume_is_refused_by_the_script(tmp_path):
     assert again.returncode != 0
     failure = (tmp_path / "output" / "failure").read_text()
     assert "CheckpointMismatch" in failure and "hidden_sizes: [16, 16] -> [32, 32]" in failure and "--fresh" in failure
+
+
+def test_the_gpts_full_recomputation_trains_the_same_model(tmp_path):
+    """--recompute full (what the planner sets for a plan with full recomputation) keeps only each block's input
+    and runs the block again in backward: the trained parameters are those of a run that keeps everything."""
+    models = {}
+    for mode in ("none", "full"):
+        base = tmp_path / mode
+        done = subprocess.run([sys.executable, str(ENTRY_POINTS_DIR / "train.py"), "--model", "gpt", "--n_layers", "2",
+                               "--d_model", "32", "--n_heads", "2", "--seq_len", "16", "--vocab_size", "64",
+                               "--global_batch_size", "4", "--steps", "3", "--parallel", "none", "--recompute", mode],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": str(base)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        models[mode] = torch.load(base / "model" / "model.pt", weights_only=False)["model"]
+    assert models["none"].keys() == models["full"].keys()
+    for key in models["none"]:
+        assert torch.allclose(models["none"][key], models["full"][key], atol=1e-6), key
+
+
+def test_full_recomputation_runs_each_block_again_in_backward(monkeypatch):
+    monkeypatch.syspath_prepend(str(ENTRY_POINTS_DIR))
+    from common.models import GPT, Block, apply_recompute
+
+    calls = []
+    original = Block._forward
+    monkeypatch.setattr(Block, "_forward", lambda self, x: calls.append(1) or original(self, x))
+    for mode, per_block in (("none", 1), ("full", 2)):
+        calls.clear()
+        model = apply_recompute(GPT(vocab_size=32, d_model=16, n_layers=3, n_heads=2, seq_len=8), mode)
+        model(torch.randint(0, 32, (2, 8))).sum().backward()
+        assert len(calls) == 3 * per_block, (mode, len(calls))

@@ -307,3 +307,25 @@ def test_uneven_pipeline_stages_are_costed_and_tensor_parallelism_stays_on_nvlin
 
 def instances_peak(name: str) -> float:
     return catalog.instances().gpu(name).peak_for("mixed") * 1e12
+
+
+def test_a_plan_for_the_bundled_gpt_is_run_as_planned_recompute_and_micro_batch_included():
+    from smjobs.checks.validate import validate_and_plan
+
+    gpt = {"model": "gpt", "n_layers": 32, "d_model": 4096, "n_heads": 32, "seq_len": 4096, "vocab_size": 32000,
+           "global_batch_size": 256, "steps": 1000}
+    spec, found = validate_and_plan({"name": "planned", "entry_point": "train.py", "compute": {"instance_type": "auto"},
+                                     "distribution": {"type": "fsdp"}, "hyperparameters": gpt,
+                                     "plan": {"micro_batch": 2, "max_instances": 4}})
+    choice = found.choice
+    hps = spec.hyperparameters
+    assert choice.layout.recompute in ("none", "full")  # what train.py can do: never selective
+    assert all(c.layout.recompute in ("none", "full") for c in found.scatter)
+    assert hps["recompute"] == choice.layout.recompute
+    local = 256 // choice.layout.dp_degree
+    assert hps.get("grad_accum_steps", 1) == local // choice.micro_batch and local % choice.micro_batch == 0
+    from smjobs.entry_points.train import parse_args  # the bundled script takes what the plan set
+
+    args = parse_args(["--recompute", hps["recompute"], "--grad_accum_steps", str(hps.get("grad_accum_steps", 1)),
+                       "--global_batch_size", "256"])
+    assert args.recompute == choice.layout.recompute
