@@ -47,7 +47,7 @@ class Workload:
     """Attention runs in a fused kernel that stores no score matrix (PyTorch SDPA does on these GPUs)."""
     loss: Loss = "eager"
     """The loss kernel over the vocabulary (``plan.loss``): what the logits cost in memory."""
-    recompute_modes: tuple[Recompute, ...] = ("full", "none", "selective")
+    recompute_modes: tuple[Recompute, ...] = ("full", "none", "selective", "selective_op")
     """What the planner may choose from when ``recompute`` is None: what the script can do (the bundled train.py
     does none and full), full first."""
 

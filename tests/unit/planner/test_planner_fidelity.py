@@ -30,9 +30,11 @@ def test_the_7b_fsdp_example_is_one_nvlink_node():
     assert problems == []
     assert (spec.compute.instance_type, spec.compute.instance_count) == ("ml.p5.48xlarge", 1)
     assert found.choice.hours < 24
-    # every rejection clause is true of its type: p4d's small counts were evaluated (too slow), the rest over the cap
+    # every rejection clause is true of its type: p4d's small counts were skipped by the cost bound (or, when the
+    # bound is looser, evaluated and too slow), never said to be over the cap; 3 or more are over the cap
     p4d = next(r for r in found.rejections if r.instance_type == "ml.p4d.24xlarge")
-    assert "2 x ml.p4d.24xlarge fits (dp 16, full_shard) but takes" in p4d.reason
+    assert ("1-2 x ml.p4d.24xlarge cost at least" in p4d.reason
+            or "2 x ml.p4d.24xlarge fits (dp 16, full_shard) but takes" in p4d.reason), p4d.reason
     assert "3 or more x ml.p4d.24xlarge cost $75.75/h" in p4d.reason
 
 
@@ -329,3 +331,16 @@ def test_a_plan_for_the_bundled_gpt_is_run_as_planned_recompute_and_micro_batch_
     args = parse_args(["--recompute", hps["recompute"], "--grad_accum_steps", str(hps.get("grad_accum_steps", 1)),
                        "--global_batch_size", "256"])
     assert args.recompute == choice.layout.recompute
+
+
+def test_per_op_selective_recomputation_is_searched():
+    """70B under FSDP on 8 x p5: full recomputation takes 28 h, none does not fit; torchtitan's per-op policy
+    (selective_op) keeps half the matmul outputs and lands between them, which a limit of 26 h admits."""
+    work = Workload(replace(LLAMA_70B, micro_batch=1), global_batch=512, steps=2000)
+    found = plan(work, StrategyRequest("fsdp"), Constraints(max_hours=26, max_instances=8), keep=3)
+    assert found.choice is not None, found.why_nothing()
+    assert (found.choice.instance_count, found.choice.instance_type) == (8, "ml.p5.48xlarge")
+    assert found.choice.layout.recompute == "selective_op" and found.choice.hours < 26
+    only_full = plan(replace(work, recompute_modes=("full", "none")), StrategyRequest("fsdp"),
+                     Constraints(max_hours=26, max_instances=8), keep=3)
+    assert only_full.choice is None  # without it, nothing fits in 26 h
