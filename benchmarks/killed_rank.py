@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from smjobs.checks.validate import validate_spec  # noqa: E402
 from smjobs.local import runner  # noqa: E402
-from smjobs.local.stop import descendants  # noqa: E402
+from smjobs.local.stop import rank_pid  # noqa: E402
 from smjobs.request.training import build_request  # noqa: E402
 
 SPEC = {"name": "killed-rank", "entry_point": "train.py", "compute": {"instance_type": "ml.g5.12xlarge"},
@@ -33,18 +33,6 @@ SPEC = {"name": "killed-rank", "entry_point": "train.py", "compute": {"instance_
                             "log_every": 1}}
 TORCHRUN_REPORT = "Root Cause (first observed failure)"
 TOOLKIT_REPORT = "Reporting training FAILURE"
-
-
-def rank_pid(root: int, rank: int) -> int | None:
-    """The PID of training rank ``rank`` below ``root``: torchrun sets RANK and LOCAL_RANK in its environment."""
-    for pid in descendants(root):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"RANK={rank}".encode() in environ and f"LOCAL_RANK={rank}".encode() in environ:
-            return pid
-    return None
 
 
 def one_run(work_dir: Path) -> dict[str, float]:

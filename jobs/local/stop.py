@@ -59,6 +59,18 @@ def descendants(root: int) -> dict[int, int]:
     return {pid: started for pid, (_parent, started) in _tree(root).items()}
 
 
+def rank_pid(root: int, rank: int) -> int | None:
+    """The PID of training rank ``rank`` below ``root`` (the launcher sets RANK and LOCAL_RANK in its environment)."""
+    for pid in descendants(root):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and f"LOCAL_RANK={rank}".encode() in environ:
+            return pid
+    return None
+
+
 LAUNCHERS = (b"torchrun", b"torch.distributed.run", b"mpirun", b"orted")
 
 

@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from smjobs.checks.validate import validate_spec
 from smjobs.local import runner as local
+from smjobs.local.stop import rank_pid
 from smjobs.request.training import build_request
 
 pytestmark = pytest.mark.integration
@@ -173,34 +173,13 @@ def test_a_failing_rank_stops_the_whole_run(tmp_path):
         os.killpg(procs["p"].pid, 0)  # nothing of the run's process group is left
 
 
-def _rank_pid(root: int, rank: int) -> int | None:
-    """The PID of training rank ``rank`` among the descendants of ``root`` (its environment says RANK=<rank>)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"RANK={rank}".encode() in environ and f"LOCAL_RANK={rank}".encode() in environ:
-            return pid
-    return None
-
-
 def test_a_rank_killed_with_sigkill_ends_the_run_within_5_s_and_is_named(tmp_path, run_processes):
     data = with_changes({"hyperparameters": {"steps": 5000, "log_every": 1}})
     state = {}
 
     def on_line(line):
         if "killed_at" not in state and line.startswith("[default0]:step="):
-            pid = _rank_pid(state["proc"].pid, 1)
+            pid = rank_pid(state["proc"].pid, 1)
             if pid is not None:
                 state["killed_at"], state["pid"] = time.monotonic(), pid
                 os.kill(pid, 9)
