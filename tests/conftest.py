@@ -85,6 +85,21 @@ def moto_aws(moto_bare):
     return moto_bare
 
 
+def record_sagemaker_calls(aws, operations) -> None:
+    """Keep every request of ``operations`` boto3 sends to ``aws``'s SageMaker client in ``aws.calls``, as
+    (operation, params) pairs captured by botocore's provide-client-params hook: what was sent, not moto's echo."""
+    aws.calls = []
+    for op in operations:
+        aws.client("sagemaker").meta.events.register(
+            f"provide-client-params.sagemaker.{op}", lambda params, op=op, **_: aws.calls.append((op, copy.deepcopy(params))))
+
+
+@pytest.fixture
+def record_calls():
+    """``record_sagemaker_calls``, for test modules' fixtures."""
+    return record_sagemaker_calls
+
+
 @pytest.fixture
 def user_project(tmp_path) -> Path:
     """A copy of a user's training folder (its own script, model and spec) with a local data channel of 128 records

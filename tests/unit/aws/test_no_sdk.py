@@ -3,7 +3,6 @@ Transform job are each sent as their dry run prints them (captured by botocore's
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import sys
@@ -28,11 +27,8 @@ def no_sdk(monkeypatch):
 
 
 @pytest.fixture
-def calls(moto_aws):
-    moto_aws.calls = []
-    for op in OPERATIONS:
-        moto_aws.client("sagemaker").meta.events.register(
-            f"provide-client-params.sagemaker.{op}", lambda params, op=op, **_: moto_aws.calls.append((op, copy.deepcopy(params))))
+def calls(moto_aws, record_calls):
+    record_calls(moto_aws, OPERATIONS)
     return moto_aws
 
 

@@ -4,7 +4,6 @@ the model archive packed with its code, its documented limits, the idle-instance
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import json
 import sys
@@ -34,12 +33,9 @@ def transform_spec(section=None, **compute):
 
 
 @pytest.fixture
-def captured(moto_aws):
+def captured(moto_aws, record_calls):
     """moto, with every CreateModel and CreateTransformJob request the SDK sends kept in ``moto_aws.calls``."""
-    moto_aws.calls = []
-    for op in OPERATIONS:
-        moto_aws.client("sagemaker").meta.events.register(
-            f"provide-client-params.sagemaker.{op}", lambda params, op=op, **_: moto_aws.calls.append((op, copy.deepcopy(params))))
+    record_calls(moto_aws, OPERATIONS)
     return moto_aws
 
 
