@@ -237,9 +237,10 @@ def infer(args, env, stop) -> None:
         summary = join(plan, env, args, part_text)
         done, seconds = int(totals[2].item()), wall.item()
         summary.update(records_per_s=done / seconds if seconds > 0 else 0.0, processes=env.world_size, records_this_run=done)
+        summary["this_run"] = this_run(summary)  # the same words wherever the summary is shown (smjobs infer)
         env.output_data_dir.mkdir(parents=True, exist_ok=True)
         (env.output_data_dir / "inference-summary.json").write_text(json.dumps(summary, indent=1))
-        print(f"inference done: {summary['records']} records ({summary['bad']} bad); {this_run(summary)}; output "
+        print(f"inference done: {summary['records']} records ({summary['bad']} bad); {summary['this_run']}; output "
               f"{summary['output']}", flush=True)
 
 

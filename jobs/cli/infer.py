@@ -124,12 +124,8 @@ def _infer_local(job, processes, work_dir, fresh) -> int:
     summary_file = layout.output_dir / "data" / "inference-summary.json"
     if result.exit_code == 0 and not result.stopped and summary_file.exists():
         summary = json.loads(summary_file.read_text())
-        done = summary.get("records_this_run", summary["records"])
-        before = summary["records"] - done
-        rate = (f"{done} in this run at {summary['records_per_s']:,.1f} records/s"
-                + (f" ({before} done by an earlier run)" if before else "")) if done else "all done by an earlier run"
-        out.print(f"{summary['records']} records ({summary['bad']} bad, in {summary['errors']}); {rate}; predictions: "
-                  f"{summary['output']}", markup=False)
+        out.print(f"{summary['records']} records ({summary['bad']} bad, in {summary['errors']}); {summary['this_run']}; "
+                  f"predictions: {summary['output']}", markup=False)
     return result.shell_exit_code
 
 
