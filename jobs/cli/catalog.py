@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smjobs.cli.shared import CATALOG, Command, EndpointOpt, Group, ProfileOpt, app, aws_call, command, out
+from smjobs.cli.shared import (
+    CATALOG,
+    Command,
+    EndpointOpt,
+    Group,
+    ProfileOpt,
+    app,
+    aws_call,
+    command,
+    configured,
+    out,
+)
 from smjobs.tables import print_table
 
 
@@ -54,12 +65,11 @@ def prices_refresh(
     profile: ProfileOpt = None,
 ) -> None:
     """Update the price catalog from the AWS Price List API (needs pricing:GetProducts)."""
-    from smjobs.aws.region import configured_region
     from smjobs.catalog import PRICES_PATH, instances, load_prices
     from smjobs.catalog.pricing import refresh
 
     path = catalog or PRICES_PATH
-    region = region or configured_region(profile) or "us-east-1"
+    region = region or configured(profile) or "us-east-1"
     new, missing = aws_call(lambda: refresh(_pricing_client(endpoint_url, profile), region, instances().types, path))
     out.print(f"{len(new)} prices for {region} from the Price List API written to {path}", markup=False)
     offered = load_prices(path).offered.get(region)

@@ -146,10 +146,16 @@ def describe_choice(c) -> str:
 def spec_region(spec: JobSpec, region: str | None, profile: str | None = None) -> str | None:
     """The region of a command on ``spec``: the flag, the spec's, then the AWS config's (None when none is set);
     a profile that does not exist is a usage error."""
+    return region or spec.region or configured(profile)
+
+
+def configured(profile: str | None = None) -> str | None:
+    """The AWS CLI's region for ``profile`` (``AWS_REGION``, ``AWS_DEFAULT_REGION``, the config file), or None; a
+    profile that does not exist is a usage error."""
     from smjobs.aws.region import RegionError, configured_region
 
     try:
-        return region or spec.region or configured_region(profile)
+        return configured_region(profile)
     except RegionError as exc:
         fail(UsageError(str(exc)))
 

@@ -193,3 +193,17 @@ def test_unchecked_availability_is_said_not_passed_over(tmp_path, monkeypatch, s
     assert "availability was not checked" in result.output
     checked = CliRunner().invoke(cli.app, ["validate", str(spec_file), "--region", "us-east-1"], env={"COLUMNS": "250"})
     assert checked.exit_code == 0 and "availability" not in checked.output
+
+
+def test_cli_refresh_with_a_profile_that_does_not_exist_is_a_usage_error(tmp_path, monkeypatch):
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-west-2\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "prices.json"
+    shutil.copy(PRICES_PATH, path)
+    result = CliRunner().invoke(cli.app, ["prices", "refresh", "--profile", "nosuch", "--catalog", str(path)])
+    assert result.exit_code == 2 and "could not be found" in result.output and "list-profiles" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # said, not a traceback
+    assert path.read_text() == PRICES_PATH.read_text()
