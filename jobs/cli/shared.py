@@ -37,7 +37,8 @@ class _PlainHelp:
     patching typer: a flag shows no value placeholder (typer 0.29 labels it ``<bool>``; an empty metavar shows
     none, and typer shows an option's metavar instead of its type), an option with a value shows its name in
     capitals (``--work-dir WORK_DIR``, not ``<path>``), an argument its name (``SPEC``, not ``{SPEC} <str>``: set on
-    each argument object, typer's own display methods being per-instance), and descriptions are whole paragraphs. It reaches ``--help`` and the completion options typer adds later."""
+    each argument object, typer's own display methods being per-instance), and descriptions are whole paragraphs.
+    It reaches ``--help`` and the completion options typer adds later."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
