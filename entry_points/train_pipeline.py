@@ -2,7 +2,8 @@
 
 The model (MLP or GPT of the zoo) is split into pp_degree x pp_virtual_stages stages; each pipeline rank
 holds pp_virtual_stages of them (looped placement, or a V for ZBVZeroBubble and DualPipeV), each replica's
-batch is split into pp_microbatches micro-batches and run by the chosen schedule. Gradients are averaged
+batch is split into pp_accumulation_steps x pp_microbatches micro-batches, run by the chosen schedule
+pp_microbatches at a time (gradients accumulate over the schedule steps). Gradients are averaged
 across the dp_degree pipeline replicas; with tp_degree > 1 the transformer blocks' MLPs are tensor-parallel.
 Runs under SageMaker's torch_distributed launcher, under torchrun, and (one process, no pipeline) as plain
 ``python train_pipeline.py``, which is the reference the pipelined runs must match.
@@ -51,9 +52,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pp_schedule", choices=SCHEDULES, default="1F1B")
     p.add_argument("--pp_microbatches", type=int, default=4)
     p.add_argument("--pp_virtual_stages", type=int, default=1)
+    p.add_argument("--pp_accumulation_steps", type=int, default=1,
+                   help="schedule steps per optimizer step, gradients accumulated over them")
     p.add_argument("--track_memory", type=boolean, default=False, help="measure this process's peak memory (MemTracker)")
     p.set_defaults(**smr.distribution())  # the job's strategy settings, from the environment smjobs sets
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    per_step = args.pp_microbatches * args.pp_accumulation_steps
+    if args.pp_accumulation_steps < 1 or (args.global_batch_size // max(1, args.dp_degree)) % per_step:
+        p.error(f"each replica's batch must split into --pp_microbatches x --pp_accumulation_steps = {per_step} micro-batches")
+    return args
 
 
 def make_optimizer(params, args):
@@ -119,7 +126,10 @@ def train_stages(args, env, device, mesh, modules, mine, report, stop) -> tuple[
             tensor_parallel_blocks(module, mesh["tp"])
     stages = [PipelineStage(m, i, n_stages, device, group=mesh["pp"].get_group()) for m, i in zip(modules, mine, strict=True)]
     cls = schedule_class(args.pp_schedule)
-    common = {"n_microbatches": args.pp_microbatches, "loss_fn": loss_fn(args), "scale_grads": True}
+    # the schedule's own scaling divides every parameter's whole .grad, which would scale the earlier schedule
+    # steps' share again: with accumulation the mean over all micro-batches is taken once, after the last step
+    k = args.pp_accumulation_steps
+    common = {"n_microbatches": args.pp_microbatches, "loss_fn": loss_fn(args), "scale_grads": k == 1}
     schedule = cls(stages[0], **common) if args.pp_schedule in SINGLE_STAGE else cls(stages, **common)
     params = [p for m in modules for p in m.parameters()]
     optimizer = make_optimizer(params, args)
@@ -131,9 +141,17 @@ def train_stages(args, env, device, mesh, modules, mine, report, stop) -> tuple[
         x, y = x[dp_rank * local:(dp_rank + 1) * local].to(device), y[dp_rank * local:(dp_rank + 1) * local].to(device)
         optimizer.zero_grad(set_to_none=True)
         losses: list[torch.Tensor] = []
-        inputs = (x,) if has_first else ()
-        kwargs = {"target": y, "losses": losses} if has_last else {}
-        schedule.step(*inputs, **kwargs)
+        chunk = local // k
+        for part in range(k):  # gradients add up over the schedule steps
+            step_losses: list[torch.Tensor] = []  # the schedule refills the list it is given
+            inputs = (x[part * chunk:(part + 1) * chunk],) if has_first else ()
+            kwargs = {"target": y[part * chunk:(part + 1) * chunk], "losses": step_losses} if has_last else {}
+            schedule.step(*inputs, **kwargs)
+            losses += step_losses
+        if k > 1:
+            for p in params:
+                if p.grad is not None:
+                    p.grad.div_(k * args.pp_microbatches)
         if dp > 1:  # average gradients across pipeline replicas
             for p in params:
                 if p.grad is not None:

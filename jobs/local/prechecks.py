@@ -204,7 +204,7 @@ def estimate_memory(spec, processes: int) -> MemoryCheck | None:
     if not layouts:
         return None
     layout, micro = layouts[0]
-    layout = replace(layout, precision="fp32", activation_bytes=4, overhead_gib=0.0, flash_attention=False)
+    layout = replace(layout, precision="fp32", activation_bytes=4, overhead_gib=0.0, allocator_reserve=0.0, flash_attention=False)
     memory = load.shape.memory(layout, micro)
     return MemoryCheck(memory.total + TORCH_PROCESS_BYTES, processes, available_memory_bytes(),
                        f"{memory.describe().replace(' per GPU', ' of model state and activations')} + "

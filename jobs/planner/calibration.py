@@ -10,13 +10,15 @@ activation formulas are checked term by term against the generalised count.
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from smjobs.catalog import instances
+from smjobs.catalog.utilisation import utilisation
 from smjobs.planner.cost import Assumptions, Workload, from_measured, step_time
 from smjobs.planner.memory import GIB, Layout, TransformerShape, activation_bytes_per_layer, estimate
 
@@ -36,6 +38,10 @@ class RunCheck:
     """The same at the run's published MFU."""
     estimate_gib: float | None = None
     predicted_tps: float | None = None
+    predicted_fit: bool | None = None
+    """The estimate fits in the memory of the GPU the run ran on."""
+    ran: bool | None = None
+    """The run ran (False: it was published as out of memory)."""
 
 
 def load(path: Path) -> dict:
@@ -46,15 +52,33 @@ def _shape(data: dict, run: dict, micro_batch: int = 1) -> TransformerShape:
     return TransformerShape(**data["models"][run["model"]], micro_batch=micro_batch)
 
 
+def published_tokens_per_s(run: dict, world: int, seq_len: int) -> float:
+    """Tokens per second per GPU as published, or from the published seconds per iteration."""
+    published = run["published"]
+    if "tokens_per_s_per_gpu" in published:
+        return published["tokens_per_s_per_gpu"]
+    return run["global_batch"] * seq_len / published["step_s"] / world
+
+
+def device_memory_gib(run: dict) -> float:
+    """Memory of the GPU the run ran on: the run's own when its GPU differs from the catalog type's."""
+    return run.get("device_memory_gib") or instances().types[run["instance_type"]].gpu_memory_gib
+
+
 def check_run(data: dict, run: dict, assumptions: Assumptions = DEFAULT) -> RunCheck:
     """Estimated memory and throughput of one expressible measured run against what was published."""
     shape = _shape(data, run, run["micro_batch"])
-    layout = Layout(**run["layout"], **TORCH_EAGER)
+    layout = Layout(**{**TORCH_EAGER, **run["layout"]})
+    if layout.pp_degree == 1 and run["global_batch"] == run["micro_batch"] * layout.dp_degree:
+        layout = replace(layout, single_microbatch=True)
     instance = instances().types[run["instance_type"]]
+    if "network_gbps" in run:  # the run's own network between hosts, where it is published and differs
+        instance = replace(instance, network_gbps=run["network_gbps"])
     count = run["instance_count"]
     world = instance.gpu_count * count
     published = run["published"]
     work = Workload(shape, run["global_batch"], steps=1, recompute=layout.recompute)
+    measured = published_tokens_per_s(run, world, shape.seq_len)
 
     def tokens_per_s(a: Assumptions) -> float:
         return run["global_batch"] * shape.seq_len / step_time(work, instance, count, layout, run["micro_batch"], a).total_s / world
@@ -63,9 +87,10 @@ def check_run(data: dict, run: dict, assumptions: Assumptions = DEFAULT) -> RunC
     predicted = tokens_per_s(assumptions)
     stated = None
     if "mfu" in published:
-        stated = tokens_per_s(from_measured(published["mfu"], layout.recompute, work)) / published["tokens_per_s_per_gpu"]
+        stated = tokens_per_s(from_measured(published["mfu"], layout.recompute, work)) / measured
     return RunCheck(run["id"], memory / published["memory_gib"] if "memory_gib" in published else None,
-                    predicted / published["tokens_per_s_per_gpu"], stated, memory, predicted)
+                    predicted / measured, stated, memory, predicted, memory <= device_memory_gib(run),
+                    not published.get("out_of_memory", False))
 
 
 KORTHIKANTI_ROWS = {
@@ -120,3 +145,27 @@ def summarise(path: Path, assumptions: Assumptions = DEFAULT) -> Summary:
         else:
             checks.append(check_run(data, run, assumptions))
     return Summary(tuple(checks), kort, skipped)
+
+
+def gpu_of(run: dict) -> str:
+    return instances().types[run["instance_type"]].gpu_model
+
+
+def fit_mfu(path: Path, gpu_model: str) -> tuple[float, list[str]]:
+    """The default utilisation for ``gpu_model`` the published runs on it support: the value (to 0.005) with the
+    smallest median error of their step time (at the catalog's ``half_width``), and the runs it rests on. This is how ``catalog/utilisation.json`` was filled
+    (``benchmarks/published_runs.py --fit``)."""
+    data = load(path)
+    runs = [r for r in data["runs"] if r["expressible"] and r["source"] != "korthikanti" and gpu_of(r) == gpu_model]
+    if not runs:
+        raise ValueError(f"no published run on {gpu_model}")
+
+    catalogued = utilisation().mfu(gpu_model)
+
+    def errors(mfu: float) -> tuple[float, float]:
+        trial = Assumptions(defaults=((gpu_model, replace(catalogued, mfu=mfu)),))
+        ratios = [check_run(data, r, trial).tps_ratio for r in runs]
+        return statistics.median(abs(x - 1) for x in ratios), max(abs(math.log(x)) for x in ratios)
+
+    best = min((0.005 * k for k in range(40, 181)), key=errors)
+    return round(best, 3), [r["id"] for r in runs]

@@ -48,7 +48,7 @@ def estimate(spec: JobSpec, region: str | None) -> Estimate:
         choice = plan(load, pinned_strategy(spec), fixed, Assumptions(mfu=spec.plan.mfu), keep=1).choice
         if choice is not None:
             return Estimate(choice.job_usd, choice.hours, choice.usd_per_hour,
-                            f"planner estimate for {load.steps} steps at {spec.plan.mfu:.0%} MFU{spot}")
+                            f"planner estimate for {load.steps} steps at {Assumptions(mfu=spec.plan.mfu).mfu_for(compute.instance_type):.0%} MFU{spot}")
     hours = compute.max_run_s / 3600
     return Estimate(per_hour * hours, hours, per_hour,
                     f"at most: the instances for compute.max_run_s={compute.max_run_s} s{spot}")

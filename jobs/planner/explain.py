@@ -21,9 +21,10 @@ def describe_layout(lay: Layout) -> str:
     """"dp 4, tp 2, full_shard, full recompute": the degrees and options that differ from plain data parallelism."""
     parts = [f"dp {lay.dp_degree}"]
     if lay.tp_degree > 1:
-        parts.append(f"tp {lay.tp_degree}")
+        parts.append(f"tp {lay.tp_degree}" + (" with sequence parallel" if lay.sequence_parallel else ""))
     if lay.pp_degree > 1:
-        parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches)")
+        steps = f" x {lay.accumulation} schedule steps" if lay.accumulation > 1 else ""
+        parts.append(f"pp {lay.pp_degree} ({lay.schedule}, {lay.microbatches} micro-batches{steps})")
     if lay.sharding != "none":
         parts.append(lay.sharding + (f" over {lay.shard_degree}" if lay.sharding == "hybrid_shard" else ""))
     if lay.unsharded_microbatches:

@@ -83,7 +83,7 @@ class ModelProfile:
             buffers = min(self.largest_unit_parameters * (2 * w_per + g_per), self.weights_bytes + self.gradients_bytes)
         return MemoryEstimate(weights=w, gradients=g, optimizer=o,
                               activations=self.activation_bytes * micro_batch / self.traced_micro_batch,
-                              buffers=buffers, overhead=layout.overhead_gib * GIB)
+                              buffers=buffers, overhead=layout.overhead_gib * GIB, reserve_share=layout.allocator_reserve)
 
     def at(self, micro_batch: int) -> ModelProfile:
         return replace(self, micro_batch=micro_batch)

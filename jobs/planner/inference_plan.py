@@ -78,7 +78,7 @@ def plan_inference(work: InferenceWorkload, constraints: Constraints | None = No
         if memory.total > usable_bytes(instance, constraints):
             seen.memory(instance.name, memory, 1, Layout(dp_degree=instance.gpu_count))
             continue
-        per_gpu_s = work.forward_flops() / (instances().gpu(instance.name).peak_for(work.precision) * 1e12 * assumptions.mfu)
+        per_gpu_s = work.forward_flops() / (instances().gpu(instance.name).peak_for(work.precision) * 1e12 * assumptions.mfu_for(instance.name))
         for count in counts:
             rate = hourly_usd(price, count, constraints.spot, assumptions)
             if constraints.max_usd_per_hour is not None and rate > constraints.max_usd_per_hour:

@@ -151,8 +151,15 @@ class Layout:
     schedule: str = "1F1B"
     """Pipeline schedule (torch.distributed.pipelining's names), or "naive" for a sequential split."""
     microbatches: int = 1
+    """Micro-batches per schedule step (pipelines)."""
+    accumulation: int = 1
+    """Schedule steps per optimizer step (pipelines): gradients accumulate over them, so a GPipe-style schedule
+    holds ``microbatches`` micro-batches at once rather than the whole local batch."""
     virtual_stages: int = 1
     """Pipeline stages per rank (interleaved schedules)."""
+    pipeline_runtime: Literal["torch", "megatron"] = "torch"
+    """What runs the pipeline schedule: torch.distributed.pipelining (a receive buffer per micro-batch, sent outputs
+    kept until their backward) or Megatron-LM (transient receives, sent outputs freed)."""
     activation_bytes: int = 2
     """Bytes per activation element: 2 under bf16/fp16 autocast, 4 in fp32."""
     dropout: bool = True
@@ -169,8 +176,15 @@ class Layout:
     """FSDP keeps the parameters and gradients unsharded from the first micro-batch to the last (FSDP2's
     ``set_reshard_after_backward(False)`` and ``set_requires_gradient_sync(False)``): one gather and one
     reduce-scatter per step instead of per micro-batch, for a whole unsharded copy in memory."""
+    single_microbatch: bool = False
+    """Each data-parallel rank runs its whole share of the batch as one micro-batch: no gradients are held from
+    an earlier micro-batch while activations are (the planner sets it from the batch)."""
     overhead_gib: float = 1.5
-    """CUDA context, NCCL buffers and allocator fragmentation (0 for a CPU comparison)."""
+    """CUDA context and NCCL buffers (0 for a CPU comparison)."""
+    allocator_reserve: float = 0.10
+    """The caching allocator's reserve and fragmentation, a stated margin on the allocated peak: what it holds in
+    cached and split blocks beyond live tensors. torchtitan publishes reserved memory; the allocated estimate is
+    0.88-0.90 of its two figures (0 for a comparison with allocated bytes)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,23 @@ class MemoryEstimate:
     buffers: float
     """DDP gradient buckets or FSDP's gathered layers."""
     overhead: float
+    gradients_after_activations: bool = False
+    """The step's gradients only come to exist as its activations are freed (one micro-batch, no pipeline,
+    gradients set to None between steps): the peak is the larger of the two, not their sum."""
+    reserve_share: float = 0.0
+    """What the caching allocator reserves beyond the allocated peak, as a share of it (``Layout.allocator_reserve``)."""
+
+    @property
+    def allocated(self) -> float:
+        """The peak of live tensors (what torch's MemTracker and max_memory_allocated count)."""
+        if self.gradients_after_activations:
+            # backward frees each layer's activations as it writes that layer's gradients: the peak is at one end
+            return self.weights + self.optimizer + max(self.activations, self.gradients) + self.buffers
+        return self.model_states + self.activations + self.buffers
+
+    @property
+    def reserve(self) -> float:
+        return self.allocated * self.reserve_share
 
     @property
     def model_states(self) -> float:
@@ -189,14 +220,16 @@ class MemoryEstimate:
 
     @property
     def total(self) -> float:
-        return self.model_states + self.activations + self.buffers + self.overhead
+        """What the GPU must hold: the allocated peak, the allocator's reserve on top, the fixed overhead."""
+        return self.allocated + self.reserve + self.overhead
 
     @property
     def total_gib(self) -> float:
         return self.total / GIB
 
     def describe(self) -> str:
-        parts = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in ("weights", "gradients", "optimizer", "activations", "buffers", "overhead"))
+        names = ("weights", "gradients", "optimizer", "activations", "buffers", "reserve", "overhead")
+        parts = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in names)
         return f"{self.total_gib:.1f} GiB per GPU ({parts} GiB)"
 
 
@@ -297,15 +330,23 @@ def stage_activations(shape: TransformerShape, layout: Layout) -> float:
     boundary = layout.activation_bytes * shape.seq_len * shape.micro_batch * shape.hidden
     if layout.sequence_parallel:
         boundary /= layout.tp_degree
-    # a stage that sends keeps its output per micro-batch in flight until that micro-batch's backward (the last
-    # layer's output is no layer's saved input there: the next stage holds it as its input)
+    # torch.distributed.pipelining: a receive buffer per micro-batch, and a stage that sends keeps its output per
+    # micro-batch in flight until that micro-batch's backward (the last layer's output is no layer's saved input
+    # there: the next stage holds it as its input). Megatron-LM receives into transient tensors and frees what it
+    # has sent (deallocate_output_tensor).
+    buffers, kept = (m, 1) if layout.pipeline_runtime == "torch" else (0, 0)
+    # interleaved schedules warm up with more micro-batches: L x (1 + (p-1)/(p v)) layers' worth on the first
+    # stage (Narayanan et al. 2021; Korthikanti et al. 2022, section 4.2.3)
+    v = layout.virtual_stages
+    interleave = 1 + (p - 1) / (p * v) if v > 1 and layout.schedule not in HOLD_ALL else 1.0
     first_in_flight = in_flight_microbatches(layout.schedule, p, m)
     middle_in_flight = in_flight_microbatches(layout.schedule, p - 1, m)
-    first = layers * per_layer * first_in_flight + m * boundary + first_in_flight * boundary
-    middle = (layers * per_layer * middle_in_flight + 2 * m * boundary + middle_in_flight * boundary) if p > 2 else 0.0
-    last = layers * per_layer * in_flight_microbatches(layout.schedule, 1, m) + m * boundary + logits
+    first = layers * per_layer * first_in_flight * interleave + buffers * boundary + kept * first_in_flight * boundary
+    middle = (layers * per_layer * middle_in_flight * interleave + 2 * buffers * boundary
+              + kept * middle_in_flight * boundary) if p > 2 else 0.0
+    last = layers * per_layer * in_flight_microbatches(layout.schedule, 1, m) + buffers * boundary + logits
     if layout.schedule in HOLD_ALL:
-        last = layers * per_layer * m + m * boundary + logits
+        last = layers * per_layer * m + buffers * boundary + logits
     return max(first, middle, last) + working
 
 
@@ -349,4 +390,6 @@ def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
         activations=activations,
         buffers=gathered_unit_bytes(shape, layout),
         overhead=layout.overhead_gib * GIB,
+        gradients_after_activations=layout.pp_degree == 1 and layout.single_microbatch,
+        reserve_share=layout.allocator_reserve,
     )

@@ -45,6 +45,8 @@ class StrategyRequest:
     schedule: str = "1F1B"
     virtual_stages: int = 1
     microbatches: int | None = None
+    accumulation: int | None = None
+    """Pipeline schedule steps per optimizer step, when the spec fixes them."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,18 @@ def _micro_batch(workload: Workload, dp: int, at_most: int | None = None) -> int
     return next((m for m in range(limit, 0, -1) if local % m == 0), None)
 
 
+def pipeline_accumulations(microbatches: int, pp: int, schedule: str) -> list[int]:
+    """Schedule steps per optimizer step worth costing for ``microbatches`` micro-batches per replica: all in one
+    step (the smallest bubble), as few per step as the schedule runs well (whole rounds of ``pp``: the least
+    memory under GPipe, the fewest receive buffers), and about four rounds per step in between."""
+    rounds = pp * (2 if schedule in ("ZBVZeroBubble", "DualPipeV") else 1)
+    out = [1]
+    for per_step in (rounds, 4 * rounds):
+        if per_step < microbatches and microbatches % per_step == 0 and microbatches // per_step not in out:
+            out.append(microbatches // per_step)
+    return out
+
+
 def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, workload: Workload) -> list[tuple[Layout, int]]:
     """Every layout of ``strategy`` on ``count`` x ``instance`` that the degrees allow, with its micro-batch."""
     gpus, world = instance.gpu_count, instance.gpu_count * count
@@ -165,10 +179,16 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
     def add(layout: Layout, micro: int | None) -> None:
         if micro is None or micro < 1:
             return
+        if layout.pp_degree == 1 and workload.global_batch == micro * layout.dp_degree:
+            layout = replace(layout, single_microbatch=True)
         variants = [layout]
         if strategy.kind == "fsdp" and workload.global_batch // layout.dp_degree > micro:
             # several micro-batches per step: FSDP2 can keep parameters and gradients unsharded between them
             variants.append(replace(layout, unsharded_microbatches=True))
+        if layout.tp_degree > 1 and workload.sequence_parallel is not False:
+            # sequence parallelism splits what tensor parallelism keeps whole, at the same traffic: when the script
+            # may do it, it is the only tensor-parallel variant worth costing
+            variants = [replace(v, sequence_parallel=True) for v in variants]
         # Layout(**fields) rather than dataclasses.replace: this runs thousands of times per plan
         out.extend((Layout(**{**v.__dict__, "recompute": r}), micro) for v in variants for r in recomputes)
 
@@ -208,14 +228,20 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
                 if kind == "naive_mp":
                     add(Layout(pp_degree=pp, schedule="naive", microbatches=1, **base), local if local >= 1 else None)
                     continue
+                k_fixed = strategy.accumulation or 1
                 micro = _micro_batch(workload, dp, at_most=local // pp) if local >= pp else None
                 if strategy.microbatches:
-                    micro = local // strategy.microbatches if local % strategy.microbatches == 0 else None
-                if micro is None or micro < 1:
+                    per_step = strategy.microbatches * k_fixed
+                    micro = local // per_step if local % per_step == 0 else None
+                if micro is None or micro < 1 or (local // micro) % k_fixed:
                     continue
                 schedule = strategy.schedule if kind == "pipeline" else "1F1B"
-                add(Layout(dp_degree=dp, tp_degree=tp, pp_degree=pp, schedule=schedule, microbatches=local // micro,
-                           virtual_stages=strategy.virtual_stages, **base), micro)
+                accumulations = [k_fixed]
+                if kind == "pipeline" and workload.pipeline_accumulation and not (strategy.microbatches or strategy.accumulation):
+                    accumulations = pipeline_accumulations(local // micro, pp, schedule)
+                for k in accumulations:
+                    add(Layout(dp_degree=dp, tp_degree=tp, pp_degree=pp, schedule=schedule, microbatches=local // micro // k,
+                               accumulation=k, virtual_stages=strategy.virtual_stages, **base), micro)
     else:
         raise ValueError(f"unknown strategy {kind!r}; choose one of {', '.join(KINDS)}")
     return out
@@ -244,7 +270,7 @@ def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, pric
                     constraints: Constraints, assumptions: Assumptions) -> float:
     """No configuration of ``count`` x ``instance`` costs less: compute alone, no communication, no bubble."""
     peak = instances().gpu(instance.name).peak_for(workload.precision) * 1e12
-    compute = workload.step_flops("none") / (instance.gpu_count * count * peak * assumptions.mfu)
+    compute = workload.step_flops("none") / (instance.gpu_count * count * peak * assumptions.mfu_for(instance.name))
     return hourly_usd(price, count, constraints.spot, assumptions) * job_hours(compute, workload.steps, assumptions)
 
 
@@ -323,7 +349,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
         too_big = set()  # layouts (but for recomputation) that do not fit even with full recomputation
         for layout, micro in options:
             key = (micro, layout.dp_degree, layout.tp_degree, layout.pp_degree, layout.sharding, layout.shard_degree,
-                   layout.microbatches, layout.unsharded_microbatches)  # what varies within one plan, but recomputation
+                   layout.microbatches, layout.accumulation, layout.unsharded_microbatches, layout.sequence_parallel)  # what varies within one plan, but recomputation
             if key in too_big:
                 continue  # less recomputation only needs more memory
             evaluated += 1

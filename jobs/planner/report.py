@@ -31,8 +31,10 @@ def print_plan(found: Plan, top: int = 5, *, out: Console | None = None, err: Co
         out.print(f"[yellow]no price table for {asked}: ranked with {found.region}'s prices; "
                   f"`smjobs prices refresh --region {asked}` adds one[/]", highlight=False)
     limit = found.constraints.max_hours
-    out.print(f"assumptions: {a.mfu:.0%} of peak FLOPs (MFU without recomputation; plan.mfu sets it, e.g. from a measured "
-              f"run), {found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
+    utilisation = (a.describe_mfu(found.choice.instance_type) + " without recomputation" if found.choice is not None
+                   else f"{a.mfu:.0%} MFU (plan.mfu)" if a.mfu is not None else "each GPU model's default MFU")
+    out.print(f"assumptions: {escape(utilisation)}; plan.mfu sets it, e.g. from a measured run; "
+              f"{found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
               + (f", spot at {a.spot_price_fraction:.0%} of on-demand" if found.constraints.spot else "")
               + (f"; time limit {limit:,.1f} h" if limit is not None else ""), highlight=False)
     for text in found.warnings:

@@ -106,8 +106,13 @@ def workload(spec: JobSpec, *, defaults: bool = False) -> tuple[Workload | None,
         # the bundled train.py recomputes when told (--recompute): what it is given is fixed, else none or full
         recompute = recompute or (hps["recompute"] if hps.get("recompute") in BUNDLED_RECOMPUTE else None)
         modes = tuple(m for m in modes if m in BUNDLED_RECOMPUTE)
+    bundled = source_dir(spec) == ENTRY_POINTS_DIR
+    sequence_parallel = False if bundled else settings.sequence_parallel  # the bundled scripts' TP splits no norms
+    # accumulating over pipeline schedule steps is a setting the bundled train_pipeline.py takes; a script of the
+    # user's gets it only when the spec sets distribution.accumulation_steps itself
+    accumulate = bundled and spec.entry_point == "train_pipeline.py"
     return Workload(shape, global_batch, steps, settings.precision, recompute, loss=settings.loss,
-                    recompute_modes=modes), []
+                    recompute_modes=modes, sequence_parallel=sequence_parallel, pipeline_accumulation=accumulate), []
 
 
 BUNDLED_RECOMPUTE = ("none", "full")
@@ -131,7 +136,8 @@ def strategy(spec: JobSpec) -> StrategyRequest:
         return StrategyRequest("fsdp", sharding=fixed("sharding"), shard_degree=fixed("shard_degree"))
     if isinstance(d, PipelineParallel):
         return StrategyRequest("pipeline", pp_degree=fixed("pp_degree"), tp_degree=fixed("tp_degree"), schedule=d.schedule,
-                               virtual_stages=d.virtual_stages, microbatches=fixed("microbatches"))
+                               virtual_stages=d.virtual_stages, microbatches=fixed("microbatches"),
+                               accumulation=fixed("accumulation_steps"))
     if isinstance(d, ModelParallelV2):
         return StrategyRequest("smp_v2", tp_degree=fixed("tensor_parallel_degree"))
     if isinstance(d, ModelParallelV1):
@@ -148,7 +154,7 @@ def pinned_strategy(spec: JobSpec) -> StrategyRequest:
         return StrategyRequest("fsdp", sharding=d.sharding, shard_degree=degree)
     if isinstance(d, PipelineParallel):
         return StrategyRequest("pipeline", pp_degree=d.pp_degree, tp_degree=d.tp_degree, schedule=d.schedule,
-                               virtual_stages=d.virtual_stages, microbatches=d.microbatches)
+                               virtual_stages=d.virtual_stages, microbatches=d.microbatches, accumulation=d.accumulation_steps)
     if isinstance(d, ModelParallelV2):
         return StrategyRequest("smp_v2", tp_degree=d.tensor_parallel_degree)
     if isinstance(d, ModelParallelV1):
@@ -243,7 +249,8 @@ def apply(spec: JobSpec, choice: Candidate) -> JobSpec:
         if lay.sharding == "hybrid_shard":
             dist["shard_degree"] = lay.shard_degree
     elif dist["type"] == "pipeline":
-        dist.update(pp_degree=lay.pp_degree, dp_degree=lay.dp_degree, tp_degree=lay.tp_degree, microbatches=lay.microbatches)
+        dist.update(pp_degree=lay.pp_degree, dp_degree=lay.dp_degree, tp_degree=lay.tp_degree, microbatches=lay.microbatches,
+                    accumulation_steps=lay.accumulation)
     elif dist["type"] == "smp_v2":
         dist["tensor_parallel_degree"] = lay.tp_degree
     elif dist["type"] == "smp_v1":

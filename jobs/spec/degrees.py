@@ -81,11 +81,13 @@ def check_pipeline(s: PipelineParallel, cluster: Cluster, global_batch_size: int
         if global_batch_size % s.dp_degree:
             out.append(Problem("hyperparameters.global_batch_size", f"{global_batch_size} does not split over dp({s.dp_degree}) replicas.",
                                f"use a multiple of {s.dp_degree}."))
-        elif (global_batch_size // s.dp_degree) % m:
-            per_replica = global_batch_size // s.dp_degree
-            out.append(Problem("distribution.microbatches", f"{m} micro-batches do not divide the per-replica batch of {per_replica} "
+        elif (global_batch_size // s.dp_degree) % (m * s.accumulation_steps):
+            per_replica, k = global_batch_size // s.dp_degree, s.accumulation_steps
+            steps = f" x {k} accumulation steps" if k > 1 else ""
+            out.append(Problem("distribution.microbatches", f"{m} micro-batches{steps} do not divide the per-replica batch of {per_replica} "
                                f"(global_batch_size {global_batch_size} / dp({s.dp_degree})).",
-                               f"use microbatches from {[d for d in divisors(per_replica) if d <= 64]}."))
+                               f"use microbatches from {[d for d in divisors(per_replica // k if per_replica % k == 0 else per_replica) if d <= 64]}"
+                               + (" (or fewer accumulation_steps)." if k > 1 else ".")))
     layers = s.num_layers or num_layers
     if layers is not None and layers < p * v:
         out.append(Problem("distribution.pp_degree", f"{layers} layers cannot fill pp({p}) x virtual_stages({v}) = {p * v} stages.",

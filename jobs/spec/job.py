@@ -161,9 +161,11 @@ class PlanSettings(_Frozen):
     """Allowed instance families, e.g. ``[p4d, p5]``; empty allows every family."""
     memory_margin: float = Field(default=0.10, ge=0, lt=1)
     """Share of GPU memory kept free."""
-    mfu: float = Field(default=0.40, gt=0, le=1)
+    mfu: float | None = Field(default=None, gt=0, le=1)
     """Assumed share of the GPUs' peak FLOPs (of the precision used) the job reaches: its MFU without
-    recomputation (recomputed FLOPs run at the same rate). Replace it with a measured figure when you have one."""
+    recomputation (recomputed FLOPs run at the same rate). By default each GPU model's figure from published runs
+    (A100 and H100 differ; ``smjobs plan`` prints the one it used); replace it with a measured figure when you
+    have one."""
     precision: Literal["mixed", "bf16", "tf32", "fp32"] = "mixed"
     """mixed: bf16/fp16 autocast with fp32 master weights (16 bytes per parameter with Adam); bf16: pure bf16
     weights, gradients and optimizer state (8 bytes); tf32: fp32 storage with TF32 matmuls; fp32: all fp32."""
@@ -175,6 +177,10 @@ class PlanSettings(_Frozen):
     (``F.cross_entropy`` on the whole output, as the bundled scripts do: 14 bytes per logit under mixed precision),
     fused (a fused cross-entropy such as Liger's: 4 bytes) or chunked (computed a chunk of the sequence at a time:
     about none)."""
+    sequence_parallel: bool | None = None
+    """Whether the script splits the norm and dropout activations over the tensor-parallel ranks (Megatron's
+    sequence parallelism) where tensor parallelism is planned; None lets the planner choose (it then says so in
+    the layout). The bundled scripts do not."""
     records: int | None = Field(default=None, ge=1, le=10**13)
     """Inference: records in the data set (each a sequence of plan.model.seq_len tokens); by default counted from
     a local input folder of JSON Lines and CSV files."""

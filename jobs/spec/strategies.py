@@ -139,7 +139,10 @@ class PipelineParallel(_TorchrunStrategy):
     pp_degree: int = Field(default=2, ge=1, le=1_000_000)
     """Pipeline ranks (stages per replica, divided by virtual_stages)."""
     microbatches: int = Field(default=4, ge=1, le=100_000)
-    """Micro-batches each replica's batch is split into."""
+    """Micro-batches of each schedule step (each replica's batch is microbatches x accumulation_steps of them)."""
+    accumulation_steps: int = Field(default=1, ge=1, le=100_000)
+    """Schedule steps per optimizer step, gradients accumulated over them: fewer micro-batches held or
+    buffered at once, for a bubble in each step."""
     schedule: Literal[PIPELINE_SCHEDULES] = "1F1B"  # type: ignore[valid-type]
     """GPipe, 1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble or DualPipeV."""
     virtual_stages: int = Field(default=1, ge=1, le=1_024)
@@ -160,6 +163,8 @@ class PipelineParallel(_TorchrunStrategy):
             "pp_schedule": self.schedule,
             "pp_microbatches": self.microbatches,
             "pp_virtual_stages": self.virtual_stages,
+            # only when used: a script of the user's may not take it
+            **({"pp_accumulation_steps": self.accumulation_steps} if self.accumulation_steps > 1 else {}),
         }
 
 

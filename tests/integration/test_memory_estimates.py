@@ -96,7 +96,7 @@ def test_traced_estimate_is_within_10_percent_of_measured(name, measured):
 
 
 GPT_SHAPE = TransformerShape(layers=4, hidden=128, heads=4, seq_len=64, vocab=256)
-CPU_FP32 = {"precision": "fp32", "activation_bytes": 4, "dropout": False, "overhead_gib": 0.0}
+CPU_FP32 = {"precision": "fp32", "activation_bytes": 4, "dropout": False, "overhead_gib": 0.0, "allocator_reserve": 0.0}
 
 
 @pytest.mark.parametrize(("name", "micro_batch", "layout"), [

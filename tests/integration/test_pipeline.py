@@ -55,6 +55,9 @@ def test_every_schedule_matches_one_process(processes, tmp_path):
                "--pp_microbatches", str(microbatches)]
         for name, v in SCHEDULES.items()
     }
+    if processes == 2:  # gradients accumulated over 2 schedule steps of 4 micro-batches: the same training
+        configs["GPipe-2-accumulation-steps"] = [*BASE, "--pp_degree", "2", "--pp_schedule", "GPipe",
+                                                 "--pp_microbatches", "4", "--pp_accumulation_steps", "2"]
     if processes == 4:
         configs["dp2xpp2-1F1B"] = [*BASE, "--dp_degree", "2", "--pp_degree", "2", "--pp_schedule", "1F1B",
                                    "--pp_microbatches", "4"]

@@ -99,7 +99,7 @@ def test_fsdp_estimate_of_a_traced_model_is_within_10_percent_of_fsdp2s_own_trac
 
     profile = ModelProfile(**trace(str(project), factory, "model:example_batch", "model:loss_fn", micro), micro_batch=micro)
     for world in (2, 8):
-        estimate = profile.memory(Layout(dp_degree=world, sharding="full_shard", overhead_gib=0), micro).total
+        estimate = profile.memory(Layout(dp_degree=world, sharding="full_shard", overhead_gib=0, allocator_reserve=0), micro).total
         # FSDP2 really runs, on torch's fake process group, wrapping each block (a Sequential) and the Linears outside
         traced = trace_memory(getattr(user_sizes, factory.split(":")[1]), lambda: model.example_batch(micro), model.loss_fn,
                               TraceSetup("fsdp", world_size=world, fsdp_unit_types=("Sequential", "Linear")))

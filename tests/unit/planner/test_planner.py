@@ -254,7 +254,7 @@ def test_cli_plan_prints_choice_alternatives_and_rejections(spec_data, tmp_path)
     png = tmp_path / "plan.png"
     result = CliRunner().invoke(cli.app, ["plan", str(path), "--png", str(png)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "choice" in result.output and "why" in result.output and "GiB per GPU" in result.output
+    assert "choice" in result.output and "why" in result.output and "GiB/GPU" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     nothing = CliRunner().invoke(cli.app, ["plan", str(path), "--set", "plan.families=[g4dn]"], env={"COLUMNS": "200"})
     assert nothing.exit_code == 1 and "Nearest" in nothing.output

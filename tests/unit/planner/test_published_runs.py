@@ -1,8 +1,8 @@
 """The planner's memory and step-time models against published training runs (tests/data/published_runs.yaml).
 
-Targets (issue: planner fidelity): analytic memory within 10% median and 20% worst; step time within 25% median
-at the runs' stated MFU. At the planner's default 40% the step time is off by the utilisation the runs reached
-(51-61% on A100); the README's accuracy section reports both.
+Targets (issue: planner fidelity, second round): analytic memory within 10% median and 20% worst; step time within
+15% median and 35% worst at the planner's default assumption (each GPU model's fitted MFU, not the run's own);
+every run that ran fits in the memory of the GPU it ran on, and every run published as out of memory does not.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def test_the_table_names_its_sources_and_says_why_runs_are_left_out():
         if not run["expressible"]:
             assert len(run["reason"]) > 20, run["id"]
         elif run["source"] != "korthikanti":
-            assert run["published"]["tokens_per_s_per_gpu"] > 0 and run["model"] in data["models"]
+            published = run["published"]
+            assert (published.get("tokens_per_s_per_gpu", 0) > 0 or published.get("step_s", 0) > 0), run["id"]
+            assert run["model"] in data["models"] and run["instance_type"] and run["where"], run["id"]
     ids = {run["id"] for run in data["runs"] if run["expressible"]}
     assert {"titan-h100-8b-fsdp-8gpu", "titan-h100-8b-fsdp-128gpu", "titan-a100-l3-70b-full"} <= ids
     assert sum(run["source"] == "korthikanti" for run in data["runs"]) == 4
@@ -48,16 +50,33 @@ def test_the_generalised_activation_count_gives_korthikantis_table(summary):
             assert ratio == pytest.approx(1.0, rel=1e-12), (model, technique)
 
 
-def test_step_time_is_within_25_percent_at_the_stated_mfu(summary):
+def test_step_time_is_within_15_percent_median_and_35_worst_at_the_default_assumption(summary):
     figures = summary.figures()
-    assert figures["stated_mfu_runs"] >= 6
-    assert figures["step_median_stated_mfu"] <= 0.25, summary.checks
+    assert figures["step_runs"] >= 30
+    assert figures["step_median"] <= 0.15 and figures["step_worst"] <= 0.35, summary.checks
 
 
-def test_at_the_default_assumption_plans_are_conservative_not_optimistic(summary):
-    """40% MFU is below what these runs reached: predicted throughput is lower, by no more than the README says."""
-    for check in summary.checks:
-        if check.tps_ratio_stated_mfu is not None:  # the A100 runs, which published 50-61% MFU
-            assert 0.55 <= check.tps_ratio <= 0.75, check
-        else:  # the H100 runs (33-39% MFU at the SXM peak, per the source)
-            assert 0.9 <= check.tps_ratio <= 1.15, check
+def test_at_least_ten_runs_come_from_sources_the_first_round_did_not_use():
+    data = calibration.load(RUNS)
+    new = [r for r in data["runs"] if r["expressible"] and r["source"] not in ("titan_h100", "titan_a100", "korthikanti")]
+    assert len(new) >= 10 and {r["source"] for r in new} >= {"korthikanti_e2e", "foundry"}
+
+
+def test_every_fit_or_out_of_memory_outcome_is_reproduced(summary):
+    assert all(c.predicted_fit == c.ran for c in summary.checks), [c for c in summary.checks if c.predicted_fit != c.ran]
+
+
+def test_the_defaults_name_the_runs_they_come_from_and_refit_to_what_the_catalog_says():
+    from smjobs.catalog.utilisation import utilisation
+
+    for gpu in ("NVIDIA A100", "NVIDIA H100"):
+        fitted, runs = calibration.fit_mfu(RUNS, gpu)
+        default = utilisation().mfu(gpu)
+        assert default.mfu == pytest.approx(fitted, abs=0.005) and set(default.runs) == set(runs) and len(runs) >= 10
+
+
+def test_recomputation_and_exposed_communication_are_not_circular(summary):
+    """At a run's own MFU the prediction is no longer the FLOP convention alone: the exposed communication and the
+    pipeline bubble make it slower than the stated MFU where they are large (the 22B tensor-parallel run)."""
+    check = next(c for c in summary.checks if c.id == "korthikanti-22b-selective-sp")
+    assert check.tps_ratio_stated_mfu < 0.95
