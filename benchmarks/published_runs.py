@@ -1,10 +1,15 @@
 """Print the planner's estimates against published training runs (tests/data/published_runs.yaml), run by run.
 
-    python benchmarks/published_runs.py
+Each row: memory estimated / published, tokens per second predicted / published at the planner's default
+assumption (the GPU model's fitted MFU, catalog/utilisation.json) and at the run's own published MFU, and whether
+the estimate fits the GPU the run ran on. ``--fit`` prints the defaults the runs support (how the catalog was filled).
+
+    python benchmarks/published_runs.py [--fit]
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from smjobs.planner import calibration
@@ -13,12 +18,16 @@ RUNS = Path(__file__).parents[1] / "tests" / "data" / "published_runs.yaml"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fit", action="store_true", help="print the fitted MFU default per GPU model")
+    args = parser.parse_args()
     summary = calibration.summarise(RUNS)
-    print(f"{'run':34} {'memory est/pub':>15} {'tok/s est/pub (40% MFU)':>24} {'at stated MFU':>14}")
+    print("| run | memory est/pub | tok/s est/pub (default) | at stated MFU | fits as it ran |")
+    print("|---|---|---|---|---|")
     for c in summary.checks:
         memory = f"{c.memory_ratio:.3f}" if c.memory_ratio is not None else "-"
         stated = f"{c.tps_ratio_stated_mfu:.3f}" if c.tps_ratio_stated_mfu is not None else "-"
-        print(f"{c.id:34} {memory:>15} {c.tps_ratio:>24.3f} {stated:>14}")
+        print(f"| {c.id} | {memory} | {c.tps_ratio:.3f} | {stated} | {'yes' if c.predicted_fit == c.ran else 'NO'} |")
     worst = max(abs(r - 1) for ratios in summary.korthikanti.values() for r in ratios.values())
     print(f"Korthikanti et al. Table 2 on {len(summary.korthikanti)} models x 5 techniques: worst relative difference {worst:.1e}")
     for name, value in summary.figures().items():
@@ -26,6 +35,10 @@ def main() -> None:
     print(f"not expressible ({len(summary.not_expressible)}):")
     for run_id, reason in summary.not_expressible.items():
         print(f"  {run_id}: {reason}")
+    if args.fit:
+        for gpu in ("NVIDIA A100", "NVIDIA H100"):
+            mfu, runs = calibration.fit_mfu(RUNS, gpu)
+            print(f"fitted default for {gpu}: {mfu:.3f} MFU over {len(runs)} runs")
 
 
 if __name__ == "__main__":

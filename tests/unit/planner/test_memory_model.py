@@ -128,3 +128,29 @@ def test_more_sharding_never_needs_more_memory(shape, layout):
     sharded = Layout(**{**layout.__dict__, "sharding": "full_shard"})
     assert estimate(shape, sharded).total <= estimate(shape, unsharded).total
     assert estimate(shape, layout).total > layout.overhead_gib * GIB
+
+
+@pytest.mark.parametrize("mode", ["none", "full"])  # the recomputation the bundled gpt does (--recompute)
+def test_the_traced_and_analytic_estimates_of_the_bundled_gpt_agree_under_every_recompute_mode(mode):
+    """FakeTensorMode traces of the bundled train.py's GPT (torch's MemTracker over two AdamW steps) against the
+    analytic model with the same settings: fp32 on CPU, SDPA's fused attention, no dropout, untied head, one
+    micro-batch (the gradients come as the activations go), nothing reserved by an allocator."""
+    import sys
+
+    import torch
+
+    from smjobs.planner.traced import trace_memory
+    from smjobs.spec.job import ENTRY_POINTS_DIR
+
+    sys.path.insert(0, str(ENTRY_POINTS_DIR))
+    from common.models import GPT, apply_recompute
+
+    vocab, width, layers, heads, seq, batch = 512, 256, 4, 4, 256, 8
+    traced = trace_memory(lambda: apply_recompute(GPT(vocab, width, layers, heads, seq), mode),
+                          lambda: (torch.randint(0, vocab, (batch, seq)), torch.randint(0, vocab, (batch, seq))), GPT.loss)
+    shape = TransformerShape(layers=layers, hidden=width, heads=heads, seq_len=seq, vocab=vocab, micro_batch=batch,
+                             tied_embeddings=False)
+    layout = Layout(precision="fp32", activation_bytes=4, dropout=False, overhead_gib=0.0, allocator_reserve=0.0,
+                    recompute=mode, flash_attention=True, single_microbatch=True)
+    ratio = estimate(shape, layout).total / traced.total_bytes
+    assert 0.9 <= ratio <= 1.1, (mode, ratio, traced.by_category)

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import pytest
 
 from smjobs import catalog
-from smjobs.catalog.utilisation import utilisation
 from smjobs.api import read_spec
+from smjobs.catalog.utilisation import utilisation
 from smjobs.checks.validate import validate_spec
 from smjobs.errors import SpecError
 from smjobs.planner.cost import Assumptions, Workload, achieved_mfu, from_measured, step_time
-from smjobs.planner.network import fsdp_units, ring_s
 from smjobs.planner.memory import GIB, Layout, TransformerShape, estimate
+from smjobs.planner.network import fsdp_units, ring_s
 from smjobs.planner.plan import Constraints, StrategyRequest, plan, rank
 from smjobs.planner.resolve import resolve_auto
 from smjobs.spec.job import JobSpec
