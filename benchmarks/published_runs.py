@@ -27,7 +27,8 @@ def main() -> None:
     for c in summary.checks:
         memory = f"{c.memory_ratio:.3f}" if c.memory_ratio is not None else "-"
         stated = f"{c.tps_ratio_stated_mfu:.3f}" if c.tps_ratio_stated_mfu is not None else "-"
-        print(f"| {c.id} | {memory} | {c.tps_ratio:.3f} | {stated} | {'yes' if c.predicted_fit == c.ran else 'NO'} |")
+        tps = f"{c.tps_ratio:.3f}" if c.tps_ratio is not None else "- (out of memory)"
+        print(f"| {c.id} | {memory} | {tps} | {stated} | {'yes' if c.predicted_fit == c.ran else 'NO'} |")
     worst = max(abs(r - 1) for ratios in summary.korthikanti.values() for r in ratios.values())
     print(f"Korthikanti et al. Table 2 on {len(summary.korthikanti)} models x 5 techniques: worst relative difference {worst:.1e}")
     for name, value in summary.figures().items():

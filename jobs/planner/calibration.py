@@ -52,12 +52,14 @@ def _shape(data: dict, run: dict, micro_batch: int = 1) -> TransformerShape:
     return TransformerShape(**data["models"][run["model"]], micro_batch=micro_batch)
 
 
-def published_tokens_per_s(run: dict, world: int, seq_len: int) -> float:
+def published_tokens_per_s(run: dict, world: int, seq_len: int) -> float | None:
     """Tokens per second per GPU as published, or from the published seconds per iteration."""
     published = run["published"]
     if "tokens_per_s_per_gpu" in published:
         return published["tokens_per_s_per_gpu"]
-    return run["global_batch"] * seq_len / published["step_s"] / world
+    if "step_s" in published:
+        return run["global_batch"] * seq_len / published["step_s"] / world
+    return None  # an out-of-memory outcome: nothing ran to time
 
 
 def device_memory_gib(run: dict) -> float:
@@ -89,7 +91,7 @@ def check_run(data: dict, run: dict, assumptions: Assumptions = DEFAULT) -> RunC
     if "mfu" in published:
         stated = tokens_per_s(from_measured(published["mfu"], layout.recompute, work)) / measured
     return RunCheck(run["id"], memory / published["memory_gib"] if "memory_gib" in published else None,
-                    predicted / measured, stated, memory, predicted, memory <= device_memory_gib(run),
+                    predicted / measured if measured else None, stated, memory, predicted, memory <= device_memory_gib(run),
                     not published.get("out_of_memory", False))
 
 
@@ -156,7 +158,8 @@ def fit_mfu(path: Path, gpu_model: str) -> tuple[float, list[str]]:
     smallest median error of their step time (at the catalog's ``half_width``), and the runs it rests on. This is how ``catalog/utilisation.json`` was filled
     (``benchmarks/published_runs.py --fit``)."""
     data = load(path)
-    runs = [r for r in data["runs"] if r["expressible"] and r["source"] != "korthikanti" and gpu_of(r) == gpu_model]
+    runs = [r for r in data["runs"] if r["expressible"] and r["source"] != "korthikanti" and gpu_of(r) == gpu_model
+            and not r["published"].get("out_of_memory")]
     if not runs:
         raise ValueError(f"no published run on {gpu_model}")
 
