@@ -38,7 +38,9 @@ def test_the_7b_fsdp_example_is_one_p5_or_two_p4d():
     chosen = (spec.compute.instance_type, spec.compute.instance_count)
     assert chosen in pair
     other = next(c for c in found.ranked if (c.instance_type, c.instance_count) in pair - {chosen})
-    assert found.choice.job_usd <= other.job_usd < 1.1 * found.choice.job_usd and found.choice.hours < 24
+    # the cheaper, or the faster of two within the 2% tie share
+    assert found.choice.job_usd <= other.job_usd or (found.choice.job_usd <= 1.02 * other.job_usd and found.choice.hours < other.hours)
+    assert abs(other.job_usd - found.choice.job_usd) < 0.1 * found.choice.job_usd and found.choice.hours < 24
 
 
 def test_fsdp_traffic_is_charged_per_micro_batch_unless_kept_unsharded():
