@@ -124,3 +124,23 @@ def test_sequence_parallelism_and_accumulation_over_schedule_steps_are_searched_
              if lay.pp_degree == 4 and lay.tp_degree == 4 and lay.recompute == "full"]
     by_steps = {lay.accumulation: L70.memory(lay, m).activations for lay, m in gpipe}
     assert by_steps[64] < by_steps[16] < by_steps[1]
+
+
+def test_the_bundled_smp_v2_plan_passes_validate_and_the_script_takes_it():
+    """A 70B-wide bundled GPT under SMP v2 (train.py's native fallback runs it locally): the planned tensor-parallel
+    degree divides the heads and the GPUs per host, dp divides the batch, and the script's arguments parse."""
+    from smjobs.entry_points.train import parse_args
+
+    gpt = {**GPT_7B, "n_layers": 80, "d_model": 8192, "n_heads": 64, "global_batch_size": 256, "steps": 1000}
+    spec, found = validate_and_plan({"name": "gpt-70b-smp", "entry_point": "train.py", "compute": {"instance_type": "auto"},
+                                     "framework_version": "2.5.1", "py_version": "py311",
+                                     "distribution": {"type": "smp_v2"}, "hyperparameters": gpt,
+                                     "plan": {"micro_batch": 1, "max_instances": 8, "max_hours": 24}})
+    c = found.choice
+    assert c is not None and c.instance_type == "ml.p5.48xlarge" and c.layout.recompute in ("none", "full")
+    assert 64 % c.layout.tp_degree == 0 and 8 % c.layout.tp_degree == 0 and 256 % c.layout.dp_degree == 0
+    assert spec.distribution.tensor_parallel_degree == c.layout.tp_degree
+    hps = spec.hyperparameters
+    args = parse_args(["--global_batch_size=256", f"--recompute={hps['recompute']}",
+                       f"--grad_accum_steps={hps.get('grad_accum_steps', 1)}"])
+    assert args.grad_accum_steps * c.micro_batch * c.layout.dp_degree == 256
