@@ -1,9 +1,14 @@
 """Data-parallel inference throughput: records/s of 2 processes against 1, side by side in one run.
 
-entry_points/infer.py under torchrun (gloo, one thread per process) on a compute-bound MLP over one JSON Lines
-file; runs alternate (1, 2, 1, 2, ...) so that machine noise hits both alike, and each figure is the median over
+entry_points/infer.py under torchrun (gloo, one thread per process) over one JSON Lines file, in two cases:
+- uniform: a compute-bound MLP, every record the same cost (target >= 1.9x with dynamic dispatch);
+- skewed: a model whose cost is in the record (its first value says how many times a layer runs); the last quarter
+  of the file costs 10x the rest. Fixed contiguous shares leave the rank with the expensive tail finishing last;
+  dynamic dispatch (ranks claim the next part from the job's store) keeps both busy (target >= 1.8x; the fixed
+  split's figure is printed beside it).
+Runs alternate (1, 2 dynamic, 2 fixed, ...) so that machine noise hits all alike, and each figure is the median over
 rounds of the script's own records/s (parts done over the slowest rank's working time; start-up excluded).
-Every 2-process output must equal the 1-process output record for record. Target: >= 1.8x.
+Every 2-process output must equal the 1-process output record for record.
 
     python benchmarks/inference_dp.py [--repeats 3] [--records 8192]
 """
@@ -29,29 +34,63 @@ from common.models import build_model  # noqa: E402
 INFER = ROOT / "entry_points" / "infer.py"
 ARGS = {"model": "mlp", "in_features": 256, "hidden_sizes": [1024, 1024, 1024], "seed": 0, "vocab_size": 256,
         "d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 32}
-TARGET = 1.8
+TARGETS = {"uniform": 1.9, "skewed": 1.8}
+SKEW = 10
+"""How many times more an expensive record of the skewed case costs."""
+SKEWED_MODEL = '''
+import torch
 
 
-def prepare(folder: Path, records: int) -> tuple[Path, Path]:
-    model_dir, data_dir = folder / "model", folder / "data"
-    model_dir.mkdir()
+class CostInTheRecord(torch.nn.Module):
+    """Runs its layer as many times as the batch's largest first value says: a record's cost is in the record."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(256, 256)
+
+    def forward(self, x):
+        for _ in range(int(x[:, 0].max().item())):
+            x = torch.tanh(self.layer(x))
+        return x
+
+
+def build():
+    return CostInTheRecord()
+'''
+
+
+def prepare(folder: Path, records: int, case: str) -> tuple[Path, Path]:
+    model_dir, data_dir = folder / case / "model", folder / case / "data"
+    model_dir.mkdir(parents=True)
     data_dir.mkdir()
     torch.manual_seed(0)
-    torch.save({"model": build_model(argparse.Namespace(**ARGS)).state_dict(), "args": ARGS}, model_dir / "model.pt")
     generator = torch.Generator().manual_seed(1)
     rows = torch.randn(records, ARGS["in_features"], generator=generator)
+    if case == "uniform":
+        torch.save({"model": build_model(argparse.Namespace(**ARGS)).state_dict(), "args": ARGS}, model_dir / "model.pt")
+    else:
+        (folder / case / "skewed_model.py").write_text(SKEWED_MODEL)
+        sys.path.insert(0, str(folder / case))
+        from skewed_model import build
+
+        torch.save(build().state_dict(), model_dir / "model.pt")
+        rows[:, 0] = 1.0
+        rows[3 * records // 4:, 0] = float(SKEW)  # the last quarter costs SKEW times as much
     with open(data_dir / "records.jsonl", "w") as f:
         for row in rows:
             f.write(json.dumps({"inputs": [round(v, 6) for v in row.tolist()]}) + "\n")
     return model_dir, data_dir
 
 
-def run(processes: int, model_dir: Path, data_dir: Path) -> tuple[float, list[str]]:
+def run(processes: int, model_dir: Path, data_dir: Path, dispatch: str = "dynamic") -> tuple[float, list[str]]:
+    factory = ["--model_factory", "skewed_model:build"] if (model_dir.parent / "skewed_model.py").exists() else []
     with tempfile.TemporaryDirectory() as base:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SAGEMAKER_BASE_DIR": base,
-               "SM_CHANNEL_DATA": str(data_dir), "SM_CHANNEL_MODEL": str(model_dir)}
+               "SM_CHANNEL_DATA": str(data_dir), "SM_CHANNEL_MODEL": str(model_dir),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(model_dir.parent), os.environ.get("PYTHONPATH")]))}
         done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), str(INFER),
-                               "--batch_size", "256", "--part_records", "1024"], env=env, capture_output=True, text=True)
+                               "--batch_size", "256", "--part_records", "256", "--dispatch", dispatch, *factory],
+                              env=env, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(done.stdout[-3000:] + done.stderr[-3000:])
         summary = json.loads((Path(base) / "output" / "data" / "inference-summary.json").read_text())
@@ -75,19 +114,25 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=8192)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, data_dir = prepare(Path(tmp), args.records)
-        one_rates, two_rates, identical = [], [], True
-        for _ in range(args.repeats):
-            rate, one = run(1, model_dir, data_dir)
-            one_rates.append(rate)
-            rate, two = run(2, model_dir, data_dir)
-            two_rates.append(rate)
-            identical &= same(one, two)
-    one, two = statistics.median(one_rates), statistics.median(two_rates)
-    print(f"1 process:   {one:,.0f} records/s (rounds: {', '.join(f'{r:,.0f}' for r in one_rates)})")
-    print(f"2 processes: {two:,.0f} records/s (rounds: {', '.join(f'{r:,.0f}' for r in two_rates)})")
-    print(f"speed-up {two / one:.2f}x (target >= {TARGET}x): {'met' if two / one >= TARGET else 'NOT met'}; "
-          f"outputs {'identical' if identical else 'DIFFER'} to the 1-process run ({args.records} records)")
+        for case in ("uniform", "skewed"):
+            model_dir, data_dir = prepare(Path(tmp), args.records, case)
+            rates: dict[str, list[float]] = {"1": [], "2 dynamic": [], "2 fixed": []}
+            identical = True
+            for _ in range(args.repeats):
+                rate, one = run(1, model_dir, data_dir)
+                rates["1"].append(rate)
+                for dispatch in ("dynamic", "fixed"):
+                    rate, two = run(2, model_dir, data_dir, dispatch)
+                    rates[f"2 {dispatch}"].append(rate)
+                    identical &= same(one, two)
+            medians = {k: statistics.median(v) for k, v in rates.items()}
+            print(f"{case} ({args.records} records{f', the last quarter {SKEW}x as costly' if case == 'skewed' else ''}):")
+            for name, values in rates.items():
+                print(f"  {name} process(es): {medians[name]:,.0f} records/s (rounds: {', '.join(f'{r:,.0f}' for r in values)})")
+            dynamic, fixed = medians["2 dynamic"] / medians["1"], medians["2 fixed"] / medians["1"]
+            target = TARGETS[case]
+            print(f"  speed-up: dynamic {dynamic:.2f}x (target >= {target}x: {'met' if dynamic >= target else 'NOT met'}), "
+                  f"fixed {fixed:.2f}x; outputs {'identical' if identical else 'DIFFER'} to the 1-process run")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Planning time per scenario, and a picture of what the planner weighs.
 
 Imports happen first (they are not counted); then every scenario (model size x strategy x limits) is planned
-``--repeats`` times and the median wall time per scenario is printed next to the target (50 ms), with how
+``--repeats`` times and the median wall time per scenario is printed next to the target (20 ms), with how
 many configurations the branch and bound evaluated against how many a brute-force search would. The 7B
 FSDP scenario's candidates (all of them, searched without pruning) are drawn as estimated job cost against
 step time.
@@ -26,7 +26,7 @@ from smjobs.planner.memory import TransformerShape  # noqa: E402
 from smjobs.planner.plan import Constraints, StrategyRequest, layouts_for, plan  # noqa: E402
 from smjobs.planner.plot import plot  # noqa: E402
 
-TARGET_MS = 50
+TARGET_MS = 20
 MODELS = {
     "1B": TransformerShape(layers=24, hidden=2048, heads=16, seq_len=2048, vocab=50304, micro_batch=4),
     "7B": TransformerShape(layers=32, hidden=4096, heads=32, seq_len=4096, vocab=32000, micro_batch=1),

@@ -5,8 +5,10 @@ Runs under ``python`` (one process) and ``torchrun`` (several), on SageMaker as 
     torchrun --nproc_per_node 2 infer.py --input_channel data --model_channel model
 
 - Rank 0 scans the input (JSON Lines, CSV or .pt files, see ``common/records.py``) and writes the assignment to
-  the checkpoint folder before any work: contiguous ranges balanced by record count, cut into parts. A rerun with
-  the same input reuses it; a changed input is refused.
+  the checkpoint folder before any work: the records cut into parts of ``--part_records``. A rerun with the same
+  input reuses it, with any number of processes; a changed input is refused.
+- Ranks claim the parts not yet done one at a time, in input order, from a counter in torch.distributed's store
+  (the rendezvous store every host of the job shares), so a rank whose records cost more simply claims fewer.
 - Each rank writes each part atomically (``parts/part-NNNNN.jsonl``) and then its ``.done`` marker; a rerun skips
   finished parts. On SageMaker the checkpoint folder is synced to S3, so finished parts survive an interruption.
 - SIGTERM: each rank finishes its current batch, drops the unfinished part and stops; a rerun redoes only that.
@@ -55,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--part_records", type=int, default=1000, help="records per part (the unit marked done)")
     p.add_argument("--max_bad_records", type=int, default=0, help="fail when more records than this cannot be read")
     p.add_argument("--output_name", default="predictions.jsonl")
+    p.add_argument("--dispatch", choices=["dynamic", "fixed"], default="dynamic",
+                   help="dynamic: ranks claim the next open part when ready; fixed: rank r takes the r-th contiguous "
+                        "share of the open parts (for comparison: a rank whose share costs more finishes last)")
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.part_records < 1 or args.max_bad_records < 0:
         p.error("--batch_size and --part_records must be at least 1, --max_bad_records at least 0")
@@ -92,11 +97,11 @@ def plan_work(args, env, root: Path) -> dict:
             if not records.same_input(plan, files):
                 raise ValueError(f"the input changed since {path} was written: its parts belong to other records. "
                                  "Use another checkpoint location, or delete the folder to start again.")
-            if plan["world_size"] != env.world_size or plan["part_records"] != args.part_records:
-                raise ValueError(f"{path} was made for {plan['world_size']} processes and parts of {plan['part_records']}; "
-                                 f"this run has {env.world_size} and {args.part_records}: rerun with the same, or delete it.")
+            if plan["part_records"] != args.part_records:
+                raise ValueError(f"{path} was made for parts of {plan['part_records']} records; this run asks for "
+                                 f"{args.part_records}: rerun with --part_records {plan['part_records']}, or delete it.")
         else:
-            plan = records.assignment(files, env.world_size, args.part_records)
+            plan = records.assignment(files, args.part_records)
             env.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + ".partial")
             partial.write_text(json.dumps(plan))
@@ -109,6 +114,41 @@ def plan_work(args, env, root: Path) -> dict:
 
 def part_path(env, number: int, suffix: str) -> Path:
     return env.checkpoint_dir / PARTS / f"part-{number:06d}{suffix}"
+
+
+NEXT_PART = "smjobs/infer/next-part"
+"""The store key whose value counts the parts claimed so far in this run."""
+
+
+def open_parts(plan: dict, env) -> list[dict]:
+    """The parts not done before this run, as rank 0 sees them (every host's finished parts are in its checkpoint
+    folder after SageMaker's sync), the same list on every rank."""
+    box = [[p for p in plan["parts"] if not part_path(env, p["part"], ".done").exists()] if env.rank == 0 else None]
+    if env.distributed:
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def claimed(todo: list[dict], env, stop, dispatch: str = "dynamic"):
+    """The parts of ``todo`` this rank runs: each claimed when the rank is ready for it, by adding one to a counter
+    in the job's store; the counter hands every index out once, whichever rank asks. ``fixed``: the rank's
+    contiguous share instead, decided up front."""
+    if not env.distributed:
+        yield from todo
+        return
+    if dispatch == "fixed":
+        share = todo[env.rank * len(todo) // env.world_size:(env.rank + 1) * len(todo) // env.world_size]
+        for part in share:
+            if stop.requested:
+                return
+            yield part
+        return
+    store = dist.distributed_c10d._get_default_store()  # the rendezvous store: one for the whole job
+    while not stop.requested:
+        index = store.add(NEXT_PART, 1) - 1
+        if index >= len(todo):
+            return
+        yield todo[index]
 
 
 def run_part(part: dict, plan: dict, root: Path, predictor, args, env, stop) -> bool:
@@ -183,19 +223,20 @@ def join(plan: dict, env, args, part_text) -> dict:
     return {"records": plan["total"], "predicted": good, "bad": bad, "output": str(output), "errors": str(errors_path)}
 
 
-def collect(plan: dict, env):
+def collect(ran: list[dict], env):
     """Rank 0's reader of a part's (outputs, errors) text: from disk, one part at a time, when every rank shares
-    this host's checkpoint folder; else gathered from the other hosts' ranks (their parts held in memory)."""
+    this host's checkpoint folder; else the parts each rank ran in this run, gathered from the other hosts (held in
+    memory), and the earlier runs' parts from rank 0's folder."""
     def read_part(number):
         return part_path(env, number, ".jsonl").read_text(), part_path(env, number, ".errors.jsonl").read_text()
 
     if not env.distributed or len(env.hosts) == 1:
         return read_part
-    mine = {p["part"]: read_part(p["part"]) for p in plan["parts"] if p["rank"] == env.rank}
+    mine = {p["part"]: read_part(p["part"]) for p in ran}
     gathered = [None] * env.world_size if env.rank == 0 else None
     dist.gather_object(mine, gathered, dst=0)
     received = {k: v for d in gathered for k, v in d.items()} if env.rank == 0 else {}
-    return received.__getitem__
+    return lambda number: received[number] if number in received else read_part(number)
 
 
 def infer(args, env, stop) -> None:
@@ -205,34 +246,41 @@ def infer(args, env, stop) -> None:
     root = env.channels[args.input_channel]
     predictor = load(model_file(args, env), device, args.model_factory)
     plan = plan_work(args, env, root)
-    mine = [p for p in plan["parts"] if p["rank"] == env.rank]
-    todo = [p for p in mine if not part_path(env, p["part"], ".done").exists()]
-    started, done_records, stopped = time.perf_counter(), 0, False
+    todo = open_parts(plan, env)
+    started, done_records, ran = time.perf_counter(), 0, []
     if env.rank == 0:
-        print(f"inference: {plan['total']} records in {len(plan['parts'])} parts over {env.world_size} process(es); "
-              f"{len(mine) - len(todo)} of rank 0's {len(mine)} parts already done", flush=True)
-    for part in todo:
-        if stop.requested or not run_part(part, plan, root, predictor, args, env, stop):
-            stopped = True
+        print(f"inference: {plan['total']} records in {len(plan['parts'])} parts over {env.world_size} process(es), "
+              f"claimed as each process is ready; {len(plan['parts']) - len(todo)} parts already done", flush=True)
+    for part in claimed(todo, env, stop, args.dispatch):
+        if not run_part(part, plan, root, predictor, args, env, stop):
             break
+        ran.append(part)
         done_records += part["stop"] - part["start"]
         print(f"rank {env.rank}: part {part['part']} done ({part['stop'] - part['start']} records)", flush=True)
+    stopped = stop.requested
     elapsed = time.perf_counter() - started
-    bad = sum(json.loads(part_path(env, p["part"], ".done").read_text())["bad"]
-              for p in mine if part_path(env, p["part"], ".done").exists())
+
+    def bad_in(parts):
+        return sum(json.loads(part_path(env, p["part"], ".done").read_text())["bad"] for p in parts)
+
+    # this run's parts by whoever ran them; the earlier runs' by rank 0, whose folder holds them all
+    open_numbers = {p["part"] for p in todo}
+    earlier = [p for p in plan["parts"] if p["part"] not in open_numbers] if env.rank == 0 else []
+    bad = bad_in(ran) + bad_in(earlier)
     totals = torch.tensor([float(stopped), float(bad), float(done_records)], device=device)
     wall = torch.tensor([elapsed], device=device)
     if env.distributed:
         dist.all_reduce(totals)
         dist.all_reduce(wall, op=dist.ReduceOp.MAX)
-    if totals[0].item() > 0:
+    all_done = int(totals[2].item()) == sum(p["stop"] - p["start"] for p in todo)
+    if totals[0].item() > 0 and not all_done:  # a stop that came after the last part stops nothing
         if env.rank == 0:
             print("stopped: finished parts are kept; run again to resume", flush=True)
         return
     if totals[1].item() > args.max_bad_records:
         raise RuntimeError(f"{int(totals[1].item())} records could not be read, more than --max_bad_records "
                            f"{args.max_bad_records}; their ids and reasons are in {env.checkpoint_dir / PARTS}/*.errors.jsonl")
-    part_text = collect(plan, env)
+    part_text = collect(ran, env)
     if env.rank == 0:
         summary = join(plan, env, args, part_text)
         done, seconds = int(totals[2].item()), wall.item()

@@ -74,19 +74,14 @@ def _load_pt(path: Path) -> dict:
     return data if isinstance(data, dict) else {"x": data}
 
 
-def assignment(files: list[InputFile], world_size: int, part_records: int) -> dict:
-    """Contiguous, balanced ranges per rank, cut into parts: ``{"total", "files", "parts": [{part, rank, start,
-    stop}]}`` with global record indices (stop exclusive), parts numbered in input order."""
+def assignment(files: list[InputFile], part_records: int) -> dict:
+    """The input cut into parts of ``part_records`` consecutive records: ``{"total", "files", "parts": [{part, start,
+    stop}]}`` with global record indices (stop exclusive), parts numbered in input order. No part belongs to a rank:
+    ranks claim them as they go (``infer.claimed``), so the cut holds for any number of processes."""
     total = sum(f.records for f in files)
-    parts, number = [], 0
-    for rank in range(world_size):
-        start = rank * total // world_size
-        stop = (rank + 1) * total // world_size
-        for first in range(start, stop, part_records):
-            parts.append({"part": number, "rank": rank, "start": first, "stop": min(first + part_records, stop)})
-            number += 1
-    return {"total": total, "world_size": world_size, "part_records": part_records,
-            "files": [asdict(f) for f in files], "parts": parts}
+    parts = [{"part": number, "start": first, "stop": min(first + part_records, total)}
+             for number, first in enumerate(range(0, total, part_records))]
+    return {"total": total, "part_records": part_records, "files": [asdict(f) for f in files], "parts": parts}
 
 
 def same_input(saved: dict, files: list[InputFile]) -> bool:

@@ -218,7 +218,7 @@ class MemoryEstimate:
     def model_states(self) -> float:
         return self.weights + self.gradients + self.optimizer
 
-    @property
+    @cached_property  # the planner reads it several times per configuration
     def total(self) -> float:
         """What the GPU must hold: the allocated peak, the allocator's reserve on top, the fixed overhead."""
         return self.allocated + self.reserve + self.overhead

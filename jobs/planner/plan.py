@@ -150,6 +150,14 @@ def _micro_batch(workload: Workload, dp: int, at_most: int | None = None) -> int
     return next((m for m in range(limit, 0, -1) if local % m == 0), None)
 
 
+def _with_recompute(layout: Layout, recompute: str) -> Layout:
+    """``layout`` with another recomputation: a copy of its fields, without dataclasses.replace's re-validation of
+    every field (this runs thousands of times per plan; Layout has no __post_init__ to skip)."""
+    copy = object.__new__(Layout)
+    copy.__dict__.update(layout.__dict__, recompute=recompute)
+    return copy
+
+
 def pipeline_accumulations(microbatches: int, pp: int, schedule: str) -> list[int]:
     """Schedule steps per optimizer step worth costing for ``microbatches`` micro-batches per replica: all in one
     step (the smallest bubble), as few per step as the schedule runs well (whole rounds of ``pp``: the least
@@ -189,8 +197,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
             # sequence parallelism splits what tensor parallelism keeps whole, at the same traffic: when the script
             # may do it, it is the only tensor-parallel variant worth costing
             variants = [replace(v, sequence_parallel=True) for v in variants]
-        # Layout(**fields) rather than dataclasses.replace: this runs thousands of times per plan
-        out.extend((Layout(**{**v.__dict__, "recompute": r}), micro) for v in variants for r in recomputes)
+        out.extend((_with_recompute(v, r), micro) for v in variants for r in recomputes)
 
     kind = strategy.kind
     # tensor parallelism talks at every layer: only inside an NVLink domain, unless the spec fixes the degree
@@ -254,10 +261,16 @@ def usable_bytes(instance: InstanceType, constraints: Constraints) -> float:
 
 
 def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Layout, micro: int, price: float,
-             constraints: Constraints, assumptions: Assumptions) -> tuple[Candidate | None, MemoryEstimate]:
-    """The candidate when it fits in memory (else None), and its memory estimate."""
+             constraints: Constraints, assumptions: Assumptions,
+             memo: dict | None = None) -> tuple[Candidate | None, MemoryEstimate]:
+    """The candidate when it fits in memory (else None), and its memory estimate. ``memo`` keeps the estimates of
+    one plan: memory depends on the layout alone, and types with as many GPUs share their layouts."""
     shape = workload.shape
-    memory = shape.memory(layout, micro)
+    memory = memo.get((layout, micro)) if memo is not None else None
+    if memory is None:
+        memory = shape.memory(layout, micro)
+        if memo is not None:
+            memo[(layout, micro)] = memory
     if memory.total > usable_bytes(instance, constraints):
         return None, memory
     step = step_time(workload, instance, count, layout, micro, assumptions)
@@ -337,13 +350,19 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
 
     found: list[Candidate] = []
     evaluated = 0
+    layout_memo: dict[tuple[int, bool, int], list[tuple[Layout, int]]] = {}
+    memory_memo: dict[tuple[Layout, int], MemoryEstimate] = {}
     best: list[float] = []  # negated job costs of the ``keep`` cheapest so far (a max-heap)
     limit_h = constraints.max_hours
     for bound, instance, count, price in pairs:
         if len(best) >= keep and bound > -best[0] * (1 + TIE_SHARE):  # nothing here can be among them, ties included
             seen.bounded.setdefault(instance.name, []).append((count, bound))
             continue
-        options = layouts_for(strategy, instance, count, workload)
+        # the layouts depend on the type only through its GPUs per instance and whether NVLink joins them
+        shape_key = (instance.gpu_count, instances().gpu(instance.name).interconnect.startswith("NVLink"), count)
+        options = layout_memo.get(shape_key)
+        if options is None:
+            options = layout_memo[shape_key] = layouts_for(strategy, instance, count, workload)
         if not options:
             seen.no_layout.setdefault(instance.name, count)
         too_big = set()  # layouts (but for recomputation) that do not fit even with full recomputation
@@ -353,7 +372,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
             if key in too_big:
                 continue  # less recomputation only needs more memory
             evaluated += 1
-            candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions)
+            candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions, memory_memo)
             if candidate is None:
                 seen.memory(instance.name, memory, count, layout, micro)
                 if layout.recompute == "full":
