@@ -97,12 +97,15 @@ class Assumptions:
         default = dict(self.defaults).get(gpu) or utilisation().mfu(gpu)
         return default.at_width(width)
 
-    def describe_mfu(self, instance_type: str) -> str:
+    def describe_mfu(self, instance_type: str, width: float | None = None) -> str:
         """The utilisation and where it comes from, as plans print it."""
         if self.mfu is not None:
             return f"{self.mfu:.0%} MFU (plan.mfu)"
         gpu = instances().types[instance_type].gpu_model
-        return f"{self.mfu_for(instance_type):.0%} MFU ({utilisation().mfu(gpu).basis})"
+        default = dict(self.defaults).get(gpu) or utilisation().mfu(gpu)
+        at = self.mfu_for(instance_type, width)
+        wide = f" for {width:,.0f}-wide matmuls, {default.mfu:.0%} for wide ones" if at != default.mfu else ""
+        return f"{at:.0%} MFU{wide} ({default.basis})"
 
 
 def expected_billed_hours(hours: float, interruptions_per_hour: float) -> float:

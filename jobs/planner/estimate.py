@@ -47,8 +47,10 @@ def estimate(spec: JobSpec, region: str | None) -> Estimate:
                         instance_count=compute.instance_count, max_usd_per_hour=None, families=(), max_hours=None)
         choice = plan(load, pinned_strategy(spec), fixed, Assumptions(mfu=spec.plan.mfu), keep=1).choice
         if choice is not None:
+            width = load.shape.hidden / choice.layout.tp_degree if hasattr(load.shape, "hidden") else None
+            utilisation = Assumptions(mfu=spec.plan.mfu).mfu_for(compute.instance_type, width)
             return Estimate(choice.job_usd, choice.hours, choice.usd_per_hour,
-                            f"planner estimate for {load.steps} steps at {Assumptions(mfu=spec.plan.mfu).mfu_for(compute.instance_type):.0%} MFU{spot}")
+                            f"planner estimate for {load.steps} steps at {utilisation:.0%} MFU{spot}")
     hours = compute.max_run_s / 3600
     return Estimate(per_hour * hours, hours, per_hour,
                     f"at most: the instances for compute.max_run_s={compute.max_run_s} s{spot}")

@@ -31,7 +31,9 @@ def print_plan(found: Plan, top: int = 5, *, out: Console | None = None, err: Co
         out.print(f"[yellow]no price table for {asked}: ranked with {found.region}'s prices; "
                   f"`smjobs prices refresh --region {asked}` adds one[/]", highlight=False)
     limit = found.constraints.max_hours
-    utilisation = (a.describe_mfu(found.choice.instance_type) + " without recomputation" if found.choice is not None
+    choice = found.choice
+    width = getattr(shape, "hidden", 0) / choice.layout.tp_degree if choice is not None and hasattr(shape, "hidden") else None
+    utilisation = (a.describe_mfu(choice.instance_type, width) + " without recomputation" if choice is not None
                    else f"{a.mfu:.0%} MFU (plan.mfu)" if a.mfu is not None else "each GPU model's default MFU")
     out.print(f"assumptions: {escape(utilisation)}; plan.mfu sets it, e.g. from a measured run; "
               f"{found.constraints.memory_margin:.0%} memory margin, {a.startup_s:.0f} s start-up"
