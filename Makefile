@@ -20,7 +20,7 @@ TORCH_PIP_OPTS ?=
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export SAGEMAKER_USER_CONFIG_OVERRIDE := $(CURDIR)/.ci/sagemaker-config.yaml
 
-.PHONY: demo test lint unit integration clean
+.PHONY: demo test test-fast lint clean
 
 $(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,9 +59,16 @@ lint: $(STAMP) $(LINT_STAMP)
 	LINT_IMPORTS=$(CURDIR)/$(BIN)/lint-imports .ci/lint-imports
 	$(BIN)/python -m smjobs.infra.lint --tools $(LINT_VENV)/bin
 
+# tests/unit on both cores (pytest-xdist), then tests/integration one test at a time: they start multi-process
+# runs that would only contend for the same two cores
 test: $(STAMP) $(SDK_V2)/.installed $(SDK_V3)/.installed lint
+	$(BIN)/python -m pytest -q -n 2 --durations=10 tests/unit
 	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin SMJOBS_SDK_ENVS=$(CURDIR)/$(SDK_V2):$(CURDIR)/$(SDK_V3) \
-		$(BIN)/python -m pytest -q --durations=15
+		$(BIN)/python -m pytest -q --durations=15 tests/integration
+
+# the edit-test loop: tests/unit alone, on both cores
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --durations=10 tests/unit
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
