@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 from smjobs.catalog import InstanceType, instances
 from smjobs.catalog.utilisation import MfuDefault, utilisation
@@ -62,11 +63,21 @@ class Workload:
 
     def step_flops(self, recompute: Recompute = "none") -> float:
         """FLOPs the GPUs execute per step (recomputation included)."""
-        return self.shape.training_flops(self.global_batch, recompute)
+        return _training_flops(self.shape, self.global_batch, recompute)
 
     def model_step_flops(self) -> float:
         """FLOPs per step as MFU counts them (no recomputation)."""
-        return self.shape.model_flops(self.global_batch)
+        return _model_flops(self.shape, self.global_batch)
+
+
+@cache  # asked for every configuration a plan costs, of the same few (shape, batch) pairs
+def _training_flops(shape, sequences: int, recompute: str) -> float:
+    return shape.training_flops(sequences, recompute)
+
+
+@cache
+def _model_flops(shape, sequences: int) -> float:
+    return shape.model_flops(sequences)
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ class Assumptions:
         if self.mfu is not None:
             return self.mfu
         gpu = instances().types[instance_type].gpu_model
-        default = dict(self.defaults).get(gpu) or utilisation().mfu(gpu)
+        default = (self.defaults and dict(self.defaults).get(gpu)) or utilisation().mfu(gpu)
         return default.at_width(width)
 
     def describe_mfu(self, instance_type: str, width: float | None = None) -> str:
@@ -142,18 +153,34 @@ class StepTime:
         return busy / (1 - self.bubble) + self.data_parallel_s
 
 
+def compute_s(workload: Workload, instance: InstanceType, count: int, layout: Layout, assumptions: Assumptions) -> float:
+    """Seconds of compute per step on the busiest GPU: the executed FLOPs at the assumed utilisation, the fullest
+    pipeline stage setting the pace."""
+    shape = workload.shape
+    width = shape.hidden / layout.tp_degree if hasattr(shape, "hidden") else None  # a traced model: unknown
+    rate = instances().gpu(instance.name).peak_for(workload.precision) * 1e12 * assumptions.mfu_for(instance.name, width)
+    seconds = workload.step_flops(layout.recompute) / (instance.gpu_count * count * rate)
+    if layout.pp_degree > 1:  # described transformers only: a traced model has no pipeline layouts
+        # layers that do not divide evenly: the stage with the most sets the pace, the others wait for it
+        seconds *= -(-shape.layers // layout.pp_degree) * layout.pp_degree / shape.layers
+    return seconds
+
+
+def pipeline_bubble(layout: Layout) -> float:
+    """Share of a schedule step the busiest pipeline rank idles (0 without a pipeline)."""
+    if layout.pp_degree == 1:
+        return 0.0
+    if layout.schedule == "naive":
+        return (layout.pp_degree - 1) / layout.pp_degree
+    return theoretical_bubble(layout.schedule, layout.pp_degree, layout.microbatches, layout.virtual_stages)
+
+
 def step_time(workload: Workload, instance: InstanceType, count: int, layout: Layout, micro_batch: int,
               assumptions: Assumptions = Assumptions()) -> StepTime:
     """Seconds per optimizer step of ``workload`` on ``count`` x ``instance`` laid out as ``layout``."""
     shape = workload.shape
     gpus = instance.gpu_count
-    world = gpus * count
-    width = shape.hidden / layout.tp_degree if hasattr(shape, "hidden") else None  # a traced model: unknown
-    rate = instances().gpu(instance.name).peak_for(workload.precision) * 1e12 * assumptions.mfu_for(instance.name, width)
-    compute = workload.step_flops(layout.recompute) / (world * rate)
-    if layout.pp_degree > 1:  # described transformers only: a traced model has no pipeline layouts
-        # layers that do not divide evenly: the stage with the most sets the pace, the others wait for it
-        compute *= -(-shape.layers // layout.pp_degree) * layout.pp_degree / shape.layers
+    compute = compute_s(workload, instance, count, layout, assumptions)
     inside, network = bandwidths(instance)
     bytes_per_value = grad_bytes(workload.precision)
 
@@ -180,9 +207,7 @@ def step_time(workload: Workload, instance: InstanceType, count: int, layout: La
         sent = activation_bytes / layout.tp_degree if layout.sequence_parallel else activation_bytes
         pp_time = micro_batches * 2 * sent / link
         # the bubble of each schedule step, over the per-micro-batch compute of its ``microbatches``
-        bubble = theoretical_bubble(layout.schedule, layout.pp_degree, layout.microbatches, layout.virtual_stages)
-        if layout.schedule == "naive":
-            bubble = (layout.pp_degree - 1) / layout.pp_degree
+        bubble = pipeline_bubble(layout)
     return StepTime(compute, traffic.exposed_s, tp_time, pp_time, bubble, traffic.total_s)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 from smjobs.catalog import InstanceType, instances
 from smjobs.catalog.utilisation import utilisation
@@ -27,6 +28,7 @@ DDP_BUCKET_BYTES = 25 * 2**20
 """DistributedDataParallel's default bucket_cap_mb (25 MiB): the last bucket's all-reduce cannot overlap."""
 
 
+@cache  # the planner asks for every configuration it costs; the catalogs do not change while it runs
 def bandwidths(instance: InstanceType) -> tuple[float, float]:
     """(inside one instance per GPU and direction, the whole instance's network) in bytes/s, at the share of the
     links' rates that NCCL's rings reach."""

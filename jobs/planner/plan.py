@@ -18,9 +18,11 @@ from smjobs.planner.cost import (
     Assumptions,
     StepTime,
     Workload,
+    compute_s,
     expected_billed_hours,
     hourly_usd,
     job_hours,
+    pipeline_bubble,
     step_time,
 )
 from smjobs.planner.explain import Rejection, TypeOutcomes, describe_layout
@@ -352,6 +354,7 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
     evaluated = 0
     layout_memo: dict[tuple[int, bool, int], list[tuple[Layout, int]]] = {}
     memory_memo: dict[tuple[Layout, int], MemoryEstimate] = {}
+    compute_memo: dict[tuple, float] = {}
     best: list[float] = []  # negated job costs of the ``keep`` cheapest so far (a max-heap)
     limit_h = constraints.max_hours
     for bound, instance, count, price in pairs:
@@ -366,13 +369,31 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
         if not options:
             seen.no_layout.setdefault(instance.name, count)
         too_big = set()  # layouts (but for recomputation) that do not fit even with full recomputation
+        fitted = set()  # layouts (but for pipeline accumulation) that fit: accumulating more is only slower
         for layout, micro in options:
-            key = (micro, layout.dp_degree, layout.tp_degree, layout.pp_degree, layout.sharding, layout.shard_degree,
-                   layout.microbatches, layout.accumulation, layout.unsharded_microbatches, layout.sequence_parallel)  # what varies within one plan, but recomputation
+            # what varies within one plan, but recomputation and accumulation over schedule steps
+            base = (micro, layout.dp_degree, layout.tp_degree, layout.pp_degree, layout.sharding, layout.shard_degree,
+                    layout.unsharded_microbatches, layout.sequence_parallel)
+            key = (*base, layout.microbatches, layout.accumulation)
             if key in too_big:
                 continue  # less recomputation only needs more memory
+            if layout.accumulation > 1 and (*base, layout.recompute) in fitted:
+                continue  # more schedule steps, more bubbles: a layout with fewer that fits is faster at the same price
+            if layout.pp_degree > 1 and len(best) >= keep:
+                # a pipeline's compute and bubble alone already cost more than the ``keep`` cheapest: skip it
+                compute_key = (instance.name, count, layout.tp_degree, layout.pp_degree, layout.recompute)
+                seconds = compute_memo.get(compute_key)
+                if seconds is None:
+                    seconds = compute_memo[compute_key] = compute_s(workload, instance, count, layout, assumptions)
+                floor_s = seconds / (1 - pipeline_bubble(layout))
+                floor = hourly_usd(price, count, constraints.spot, assumptions) * job_hours(floor_s, workload.steps, assumptions)
+                if floor > -best[0] * (1 + TIE_SHARE):
+                    seen.bounded.setdefault(instance.name, []).append((count, floor))
+                    continue
             evaluated += 1
             candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions, memory_memo)
+            if candidate is not None:
+                fitted.add((*base, layout.recompute))
             if candidate is None:
                 seen.memory(instance.name, memory, count, layout, micro)
                 if layout.recompute == "full":
