@@ -281,6 +281,14 @@ def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Lay
                      job_hours(step.total_s, workload.steps, assumptions)), memory
 
 
+def _fits(workload: Workload, instance: InstanceType, layout: Layout, micro: int, constraints: Constraints,
+          memo: dict) -> bool:
+    memory = memo.get((layout, micro))
+    if memory is None:
+        memory = memo[(layout, micro)] = workload.shape.memory(layout, micro)
+    return memory.total <= usable_bytes(instance, constraints)
+
+
 def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, price: float,
                     constraints: Constraints, assumptions: Assumptions) -> float:
     """No configuration of ``count`` x ``instance`` costs less: compute alone, no communication, no bubble."""
@@ -379,8 +387,9 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
                 continue  # less recomputation only needs more memory
             if layout.accumulation > 1 and (*base, layout.recompute) in fitted:
                 continue  # more schedule steps, more bubbles: a layout with fewer that fits is faster at the same price
-            if layout.pp_degree > 1 and len(best) >= keep:
-                # a pipeline's compute and bubble alone already cost more than the ``keep`` cheapest: skip it
+            evaluated += 1
+            if layout.pp_degree > 1 and len(best) >= keep and _fits(workload, instance, layout, micro, constraints, memory_memo):
+                # a pipeline that fits, but whose compute and bubble alone cost more than the ``keep`` cheapest
                 compute_key = (instance.name, count, layout.tp_degree, layout.pp_degree, layout.recompute)
                 seconds = compute_memo.get(compute_key)
                 if seconds is None:
@@ -389,8 +398,9 @@ def plan(workload: Workload, strategy: StrategyRequest = StrategyRequest(), cons
                 floor = hourly_usd(price, count, constraints.spot, assumptions) * job_hours(floor_s, workload.steps, assumptions)
                 if floor > -best[0] * (1 + TIE_SHARE):
                     seen.bounded.setdefault(instance.name, []).append((count, floor))
+                    seen.fitted.add(instance.name)
+                    fitted.add((*base, layout.recompute))
                     continue
-            evaluated += 1
             candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions, memory_memo)
             if candidate is not None:
                 fitted.add((*base, layout.recompute))
