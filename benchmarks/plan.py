@@ -22,8 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from smjobs import catalog  # noqa: E402
 from smjobs.planner.cost import Workload  # noqa: E402
+from smjobs.planner.layouts import StrategyRequest, layouts_for  # noqa: E402
 from smjobs.planner.memory import TransformerShape  # noqa: E402
-from smjobs.planner.plan import Constraints, StrategyRequest, layouts_for, plan  # noqa: E402
+from smjobs.planner.plan import Constraints, plan  # noqa: E402
 from smjobs.planner.plot import plot  # noqa: E402
 
 TARGET_MS = 20

@@ -191,7 +191,7 @@ def estimate_memory(spec, processes: int) -> MemoryCheck | None:
     (no CUDA context), plus what torch itself takes per process. None when the model is not described (plan.model,
     or the bundled gpt's hyperparameters)."""
     from smjobs import catalog
-    from smjobs.planner.plan import layouts_for
+    from smjobs.planner.layouts import layouts_for
     from smjobs.planner.resolve import pinned_strategy, workload
 
     if spec.plan.model_factory is not None or spec.compute.instance_type not in catalog.instances().types:

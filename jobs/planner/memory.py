@@ -25,6 +25,10 @@ Sources (see also docs in the README):
   parameters stay unsharded between micro-batches.
 - Precision: mixed keeps 16-bit weights and gradients plus an fp32 master copy and fp32 Adam state (16 bytes per
   parameter); pure bf16 keeps everything in bf16 (8 bytes with Adam); fp32 and tf32 keep 4-byte everything.
+- The peak: with one micro-batch per step and no pipeline, backward frees each layer's activations as it writes
+  that layer's gradients, so the peak is the larger of the two; otherwise (accumulation, pipelines) they coexist.
+  PyTorch's caching allocator reserves more than it has allocated: a stated share of the allocated peak
+  (``Layout.allocator_reserve``), on top of the CUDA context and NCCL's buffers (``overhead_gib``).
 Everything is bytes unless a name says otherwise. Pure functions, no torch.
 """
 

@@ -13,8 +13,9 @@ from smjobs.aws import submit as sagemaker_edge
 from smjobs.checks.validate import validate_and_plan, validate_spec
 from smjobs.errors import SpecError
 from smjobs.planner.cost import Assumptions, Workload
+from smjobs.planner.layouts import StrategyRequest, layouts_for
 from smjobs.planner.memory import TransformerShape
-from smjobs.planner.plan import DEFAULT_ASSUMPTIONS, Constraints, StrategyRequest, evaluate, layouts_for, plan
+from smjobs.planner.plan import DEFAULT_ASSUMPTIONS, Constraints, evaluate, plan
 
 MODELS = {
     "125M": TransformerShape(layers=12, hidden=768, heads=12, seq_len=1024, vocab=50304, micro_batch=8),

@@ -308,7 +308,7 @@ def test_the_nearest_options_are_ordered_by_distance_from_feasible_and_name_the_
 
 def test_uneven_pipeline_stages_are_costed_and_tensor_parallelism_stays_on_nvlink():
     from smjobs.planner.cost import step_time
-    from smjobs.planner.plan import layouts_for
+    from smjobs.planner.layouts import layouts_for
 
     shape = TransformerShape(layers=80, hidden=8192, heads=64, seq_len=4096, vocab=128256, micro_batch=1)
     work = Workload(shape, global_batch=64, steps=10)

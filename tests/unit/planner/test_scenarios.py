@@ -109,7 +109,7 @@ def test_sequence_parallelism_and_accumulation_over_schedule_steps_are_searched_
     from dataclasses import replace
 
     from smjobs.catalog import instances
-    from smjobs.planner.plan import layouts_for, pipeline_accumulations
+    from smjobs.planner.layouts import layouts_for, pipeline_accumulations
 
     p5 = instances().types["ml.p5.48xlarge"]
     work = Workload(L70, 256, 10)
