@@ -8,6 +8,7 @@ as plain ``python train.py``. Uses NCCL on GPUs and gloo on CPU. Rank 0 prints m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -231,9 +232,13 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
                 last = k == args.grad_accum_steps - 1  # FSDP2: sync and reshard after the last micro-batch only
                 model.set_requires_gradient_sync(last)
                 model.set_reshard_after_backward(last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = loss_fn(model(xs), ys) / args.grad_accum_steps
-            loss.backward()
+            # DDP all-reduces once, in the last micro-batch's backward: the others accumulate locally (no_sync)
+            ddp = type(model).__name__ == "DistributedDataParallel"
+            sync = model.no_sync() if ddp and k < args.grad_accum_steps - 1 else contextlib.nullcontext()
+            with sync:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = loss_fn(model(xs), ys) / args.grad_accum_steps
+                loss.backward()
             total += loss.detach()
         optimizer.step()
         report.step()

@@ -107,6 +107,16 @@ def test_ddp_two_processes_equal_one(tmp_path):
     assert_same_params(final_params(one), final_params(two))
 
 
+def test_ddp_accumulating_micro_batches_syncs_once_and_equals_one_process(tmp_path):
+    """train.py skips DDP's all-reduce on all but the last micro-batch (no_sync), as the planner assumes: the
+    gradients still average over every micro-batch of every rank."""
+    data = with_changes({"hyperparameters": {"grad_accum_steps": 2}})
+    one = run(data, tmp_path / "one", 1)
+    two = run(data, tmp_path / "two", 2)
+    assert one.exit_code == two.exit_code == 0, "\n".join(two.lines[-20:])
+    assert_same_params(final_params(one), final_params(two))
+
+
 # Adam turns round-off in a gradient that is zero in exact arithmetic (attention's key bias) into +-lr
 # steps, so the transformer is compared under SGD; the MLP, which has no such parameter, under AdamW.
 @pytest.mark.parametrize("hyperparameters", [
