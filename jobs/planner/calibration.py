@@ -20,7 +20,14 @@ import yaml
 from smjobs.catalog import instances
 from smjobs.catalog.utilisation import utilisation
 from smjobs.planner.cost import Assumptions, Workload, from_measured, step_time
-from smjobs.planner.memory import GIB, Layout, TransformerShape, activation_bytes_per_layer, estimate
+from smjobs.planner.memory import (
+    GIB,
+    Layout,
+    TransformerShape,
+    activation_bytes_per_layer,
+    estimate,
+    for_batch,
+)
 
 DEFAULT = Assumptions()
 TORCH_EAGER = {"flash_attention": True, "precision": "mixed", "activation_bytes": 2}
@@ -70,9 +77,7 @@ def device_memory_gib(run: dict) -> float:
 def check_run(data: dict, run: dict, assumptions: Assumptions = DEFAULT) -> RunCheck:
     """Estimated memory and throughput of one expressible measured run against what was published."""
     shape = _shape(data, run, run["micro_batch"])
-    layout = Layout(**{**TORCH_EAGER, **run["layout"]})
-    if layout.pp_degree == 1 and run["global_batch"] == run["micro_batch"] * layout.dp_degree:
-        layout = replace(layout, single_microbatch=True)
+    layout = for_batch(Layout(**{**TORCH_EAGER, **run["layout"]}), run["global_batch"], run["micro_batch"])
     instance = instances().types[run["instance_type"]]
     if "network_gbps" in run:  # the run's own network between hosts, where it is published and differs
         instance = replace(instance, network_gbps=run["network_gbps"])

@@ -102,19 +102,19 @@ class Assumptions:
     def mfu_for(self, instance_type: str, width: float | None = None) -> float:
         """The utilisation assumed on ``instance_type``'s GPUs for matmuls ``width`` wide on each GPU (hidden size
         over the tensor-parallel degree; None: wide): ``mfu`` when set, else their model's default at that width."""
-        if self.mfu is not None:
-            return self.mfu
+        return self.mfu if self.mfu is not None else self.default_for(instance_type).at_width(width)
+
+    def default_for(self, instance_type: str) -> MfuDefault:
+        """The default utilisation of ``instance_type``'s GPU model: ``defaults``' where given, else the catalog's."""
         gpu = instances().types[instance_type].gpu_model
-        default = (self.defaults and dict(self.defaults).get(gpu)) or utilisation().mfu(gpu)
-        return default.at_width(width)
+        return (self.defaults and dict(self.defaults).get(gpu)) or utilisation().mfu(gpu)
 
     def describe_mfu(self, instance_type: str, width: float | None = None) -> str:
         """The utilisation and where it comes from, as plans print it."""
         if self.mfu is not None:
             return f"{self.mfu:.0%} MFU (plan.mfu)"
-        gpu = instances().types[instance_type].gpu_model
-        default = dict(self.defaults).get(gpu) or utilisation().mfu(gpu)
-        at = self.mfu_for(instance_type, width)
+        default = self.default_for(instance_type)
+        at = default.at_width(width)
         wide = f" for {width:,.0f}-wide matmuls, {default.mfu:.0%} for wide ones" if at != default.mfu else ""
         return f"{at:.0%} MFU{wide} ({default.basis})"
 

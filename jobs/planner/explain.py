@@ -66,7 +66,7 @@ class TypeOutcomes:
     """Smallest count over the price cap and its hourly rate."""
     bounded: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     """Counts skipped by the cost bound, each with its lower bound in USD."""
-    fitted: set[str] = field(default_factory=set)
+    fit_but_bounded: set[str] = field(default_factory=set)
     """Types with a configuration that fits in memory but was not costed (its compute and bubble cost too much)."""
     closest: dict[str, tuple[float, int, Layout, MemoryEstimate]] = field(default_factory=dict)
     """The configuration needing the least memory per GPU, of those that did not fit."""
@@ -100,7 +100,7 @@ class TypeOutcomes:
                            f"time limit of {constraints.max_hours:,.1f} h")
             kind, distance, count = "time", c.hours / constraints.max_hours, c.instance_count
             raise_limit = f"a time limit of {c.hours:,.1f} h (compute.max_run_s {math.ceil(c.hours * 3600)})"
-        if name in self.closest and name not in self.too_slow and name not in self.fitted:
+        if name in self.closest and name not in self.too_slow and name not in self.fit_but_bounded:
             # (something fitted: "needs at best" would be false)
             total, at, layout, memory = self.closest[name]
             clauses.append(f"needs {total / GIB:.1f} GiB per GPU at best ({at} x {name}, {describe_layout(layout)}: "
@@ -119,7 +119,7 @@ class TypeOutcomes:
             skipped = self.bounded[name]
             cheapest = min(b for _, b in skipped)
             counts = sorted({n for n, _ in skipped})
-            alone = "compute and pipeline bubble alone" if name in self.fitted else "compute alone"
+            alone = "compute and pipeline bubble alone" if name in self.fit_but_bounded else "compute alone"
             clauses.append(f"{_counts(counts)} x {name} cost at least ${usd_text(cheapest)} for the job ({alone}), "
                            f"more than the {keep} cheapest plans found")
             kind = kind or "bound"

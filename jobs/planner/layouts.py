@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from smjobs.catalog import InstanceType, instances
+from smjobs.catalog import InstanceType
 from smjobs.planner.cost import Workload
-from smjobs.planner.memory import Layout
+from smjobs.planner.memory import Layout, for_batch
 from smjobs.spec.degrees import divisors
 
 KINDS = ("ddp", "smddp", "fsdp", "pipeline", "naive_mp", "smp_v2", "smp_v1")
@@ -87,8 +87,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
     def add(layout: Layout, micro: int | None) -> None:
         if micro is None or micro < 1:
             return
-        if layout.pp_degree == 1 and workload.global_batch == micro * layout.dp_degree:
-            layout = replace(layout, single_microbatch=True)
+        layout = for_batch(layout, workload.global_batch, micro)
         variants = [layout]
         if strategy.kind == "fsdp" and workload.global_batch // layout.dp_degree > micro:
             # several micro-batches per step: FSDP2 can keep parameters and gradients unsharded between them
@@ -101,8 +100,7 @@ def layouts_for(strategy: StrategyRequest, instance: InstanceType, count: int, w
 
     kind = strategy.kind
     # tensor parallelism talks at every layer: only inside an NVLink domain, unless the spec fixes the degree
-    nvlink = instances().gpu(instance.name).interconnect.startswith("NVLink")
-    tp_choices = [strategy.tp_degree] if strategy.tp_degree else divisors(gpus) if nvlink else [1]
+    tp_choices = [strategy.tp_degree] if strategy.tp_degree else divisors(gpus) if instance.nvlink else [1]
     if kind in ("ddp", "smddp"):
         add(Layout(dp_degree=world, **base), _micro_batch(workload, world))
     elif kind == "fsdp":

@@ -382,6 +382,13 @@ def sharded(weights: float, gradients: float, optimizer: float, layout: Layout) 
     return weights, gradients, optimizer
 
 
+def for_batch(layout: Layout, global_batch: int, micro_batch: int) -> Layout:
+    """``layout`` told whether each data-parallel rank runs its share of ``global_batch`` as one micro-batch of
+    ``micro_batch`` (no pipeline): then its gradients only come as its activations go."""
+    single = layout.pp_degree == 1 and global_batch == micro_batch * layout.dp_degree
+    return layout if single == layout.single_microbatch else replace(layout, single_microbatch=single)
+
+
 def estimate(shape: TransformerShape, layout: Layout) -> MemoryEstimate:
     """Peak training memory of the busiest GPU."""
     params_per_gpu = shape.parameter_count / (layout.tp_degree * layout.pp_degree)

@@ -128,12 +128,7 @@ def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Lay
              memo: dict | None = None) -> tuple[Candidate | None, MemoryEstimate]:
     """The candidate when it fits in memory (else None), and its memory estimate. ``memo`` keeps the estimates of
     one plan: memory depends on the layout alone, and types with as many GPUs share their layouts."""
-    shape = workload.shape
-    memory = memo.get((layout, micro)) if memo is not None else None
-    if memory is None:
-        memory = shape.memory(layout, micro)
-        if memo is not None:
-            memo[(layout, micro)] = memory
+    memory = _memory(workload, layout, micro, memo)
     if memory.total > usable_bytes(instance, constraints):
         return None, memory
     step = step_time(workload, instance, count, layout, micro, assumptions)
@@ -142,12 +137,13 @@ def evaluate(workload: Workload, instance: InstanceType, count: int, layout: Lay
                      job_hours(step.total_s, workload.steps, assumptions)), memory
 
 
-def _fits(workload: Workload, instance: InstanceType, layout: Layout, micro: int, constraints: Constraints,
-          memo: dict) -> bool:
-    memory = memo.get((layout, micro))
+def _memory(workload: Workload, layout: Layout, micro: int, memo: dict | None) -> MemoryEstimate:
+    memory = memo.get((layout, micro)) if memo is not None else None
     if memory is None:
-        memory = memo[(layout, micro)] = workload.shape.memory(layout, micro)
-    return memory.total <= usable_bytes(instance, constraints)
+        memory = workload.shape.memory(layout, micro)
+        if memo is not None:
+            memo[(layout, micro)] = memory
+    return memory
 
 
 def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, price: float,
@@ -234,7 +230,7 @@ def plan(workload: Workload, strategy: StrategyRequest = DEFAULT_STRATEGY, const
             seen.bounded.setdefault(instance.name, []).append((count, bound))
             continue
         # the layouts depend on the type only through its GPUs per instance and whether NVLink joins them
-        shape_key = (instance.gpu_count, instances().gpu(instance.name).interconnect.startswith("NVLink"), count)
+        shape_key = (instance.gpu_count, instance.nvlink, count)
         options = layout_memo.get(shape_key)
         if options is None:
             options = layout_memo[shape_key] = layouts_for(strategy, instance, count, workload)
@@ -252,7 +248,8 @@ def plan(workload: Workload, strategy: StrategyRequest = DEFAULT_STRATEGY, const
             if layout.accumulation > 1 and (*base, layout.recompute) in fitted:
                 continue  # more schedule steps, more bubbles: a layout with fewer that fits is faster at the same price
             evaluated += 1
-            if layout.pp_degree > 1 and len(best) >= keep and _fits(workload, instance, layout, micro, constraints, memory_memo):
+            if (layout.pp_degree > 1 and len(best) >= keep
+                    and _memory(workload, layout, micro, memory_memo).total <= usable_bytes(instance, constraints)):
                 # a pipeline that fits, but whose compute and bubble alone cost more than the ``keep`` cheapest
                 compute_key = (instance.name, count, layout.tp_degree, layout.pp_degree, layout.recompute)
                 seconds = compute_memo.get(compute_key)
@@ -262,17 +259,17 @@ def plan(workload: Workload, strategy: StrategyRequest = DEFAULT_STRATEGY, const
                 floor = hourly_usd(price, count, constraints.spot, assumptions) * job_hours(floor_s, workload.steps, assumptions)
                 if floor > -best[0] * (1 + TIE_SHARE):
                     seen.bounded.setdefault(instance.name, []).append((count, floor))
-                    seen.fitted.add(instance.name)
+                    seen.fit_but_bounded.add(instance.name)
                     fitted.add((*base, layout.recompute))
                     continue
             candidate, memory = evaluate(workload, instance, count, layout, micro, price, constraints, assumptions, memory_memo)
-            if candidate is not None:
-                fitted.add((*base, layout.recompute))
             if candidate is None:
                 seen.memory(instance.name, memory, count, layout, micro)
                 if layout.recompute == "full":
                     too_big.add(key)
-            elif limit_h is not None and candidate.hours > limit_h:
+                continue
+            fitted.add((*base, layout.recompute))
+            if limit_h is not None and candidate.hours > limit_h:
                 seen.slow(candidate)
             else:
                 found.append(candidate)
