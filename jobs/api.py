@@ -16,15 +16,11 @@ from typing import Any
 import yaml
 
 from smjobs.checks.validate import parse_spec, validate_and_plan
-from smjobs.errors import SpecError
+from smjobs.errors import SpecError, UsageError  # noqa: F401  (UsageError: callers import it here too)
 from smjobs.request.source import SourceManifest, manifest_for
 from smjobs.request.training import TrainingRequest, build_request
 from smjobs.spec.file import SpecFileError, read_spec_data
 from smjobs.spec.job import JobSpec, example_path, resolve_file_paths
-
-
-class UsageError(ValueError):
-    """Input that is not a spec problem: a missing file, a malformed ``--set``."""
 
 
 def parse_value(raw: str):

@@ -54,3 +54,7 @@ class Stopped(BaseException):
     def exit_code(self) -> int:
         """128 + the signal, as a shell reports a process the signal ended: 130 for SIGINT, 143 for SIGTERM."""
         return 128 + self.signum
+
+
+class UsageError(ValueError):
+    """Input that is not a spec problem: a missing file, a malformed ``--set``."""

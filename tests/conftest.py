@@ -28,6 +28,8 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(_config.parent / "no-credentials
 os.environ["AWS_CONFIG_FILE"] = str(_config.parent / "no-config")
 # where submit remembers each job's region and endpoint: per test session, never the user's home
 os.environ["SMJOBS_STATE_DIR"] = str(_config.parent / "jobs")
+# the cache folder (service-model shapes, isolated environments): per test session too
+os.environ["SMJOBS_CACHE_DIR"] = str(_config.parent / "cache")
 
 # A valid spec whose script (tests/fixtures/probe/probe.py) accepts any hyperparameter.
 BASE_SPEC = {

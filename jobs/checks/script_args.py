@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,7 @@ def read_arguments(script: Path, root: Path | None = None) -> ScriptArguments | 
 
 def _read_arguments(script: Path, root: Path, trees: dict[Path, ast.Module]) -> ScriptArguments | None:
     queue = [script]
+    scans: dict[Path, _Scan] = {}
     while queue:
         path = queue.pop()
         if path in trees:
@@ -200,40 +201,70 @@ def _read_arguments(script: Path, root: Path, trees: dict[Path, ast.Module]) -> 
         except (OSError, SyntaxError, UnicodeDecodeError):
             trees[path] = ast.Module(body=[], type_ignores=[])  # remembered with its mtime: a fix is read again
             return None
-        for node in ast.walk(trees[path]):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                queue += [m for m in [_local_module(root, node.module)] if m]
-            elif isinstance(node, ast.Import):
-                queue += [m for alias in node.names for m in [_local_module(root, alias.name)] if m]
+        scans[path] = _scan(trees[path])
+        queue += [m for m in map(lambda name: _local_module(root, name), scans[path].imports) if m]
     literals = {path: _module_literals(tree) for path, tree in trees.items()}
     calls: dict[str, list[tuple[Path, ast.Call]]] = {}
-    for path, tree in trees.items():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
-                calls.setdefault(name, []).append((path, node))
+    for path, found in scans.items():
+        for name, node in found.calls:
+            calls.setdefault(name, []).append((path, node))
     options: list[Option] = []
     accepts_unknown = False
-    for path, tree in trees.items():
+    for path, found in scans.items():
         where_file = path.relative_to(root) if path.is_relative_to(root) else path.name
-        scopes = [(tree, literals[path])] + [(f, {**literals[path], **_parameter_values(f, path, calls, literals)})
-                                            for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)]
-        claimed: set[int] = set()
-        for scope, values in reversed(scopes):  # innermost first: a function's calls see its parameters
-            for node in ast.walk(scope):
-                if id(node) in claimed or not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-                    continue
-                claimed.add(id(node))
-                if node.func.attr == "parse_known_args":
-                    accepts_unknown = True
-                elif node.func.attr == "add_argument":
-                    option = _option(node, f"{where_file}:{node.lineno}", values)
-                    if option is not None:
-                        options.append(option)
+        values_in: dict[int, dict[str, Any]] = {}  # per function (by id), computed for the functions that need it
+        for node, function in found.methods:
+            if node.func.attr == "parse_known_args":
+                accepts_unknown = True
+            elif node.func.attr == "add_argument":
+                # a call inside a function sees that function's parameters (its innermost one's)
+                if function is None:
+                    values = literals[path]
+                else:
+                    values = values_in.get(id(function))
+                    if values is None:
+                        values = values_in[id(function)] = {**literals[path],
+                                                            **_parameter_values(function, path, calls, literals)}
+                option = _option(node, f"{where_file}:{node.lineno}", values)
+                if option is not None:
+                    options.append(option)
     if not options:
         return None
     options.sort(key=lambda o: o.where)
     return ScriptArguments(tuple(options), accepts_unknown)
+
+
+@dataclass
+class _Scan:
+    """What one walk of a module's tree finds."""
+
+    imports: list[str] = field(default_factory=list)
+    """Absolute module names it imports (``import a.b``, ``from a.b import c``)."""
+    calls: list[tuple[str | None, ast.Call]] = field(default_factory=list)
+    """Every call, with the called name (``f(...)``: f, ``x.f(...)``: f)."""
+    methods: list[tuple[ast.Call, ast.FunctionDef | None]] = field(default_factory=list)
+    """Each method call (``parser.add_argument(...)``) with the innermost function it is in (None at module level)."""
+
+
+def _scan(tree: ast.Module) -> _Scan:
+    found = _Scan()
+    stack: list[tuple[ast.AST, ast.FunctionDef | None]] = [(tree, None)]
+    while stack:
+        node, function = stack.pop()
+        if isinstance(node, ast.FunctionDef):
+            function = node
+        elif isinstance(node, ast.Call):
+            func = node.func
+            found.calls.append((func.id if isinstance(func, ast.Name) else getattr(func, "attr", None), node))
+            if isinstance(func, ast.Attribute):
+                found.methods.append((node, function))
+        elif isinstance(node, ast.ImportFrom):
+            if node.module and node.level == 0:
+                found.imports.append(node.module)
+        elif isinstance(node, ast.Import):
+            found.imports += [alias.name for alias in node.names]
+        stack.extend((child, function) for child in ast.iter_child_nodes(node))
+    return found
 
 
 def _module_literals(tree: ast.Module) -> dict[str, Any]:

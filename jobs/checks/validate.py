@@ -18,7 +18,7 @@ import difflib
 import re
 import types
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,12 +29,13 @@ from smjobs.checks import service_model, tuning
 from smjobs.errors import Problem, SpecError
 from smjobs.inference import batch_transform
 from smjobs.inference import section as inference
-from smjobs.planner.plan import Plan
-from smjobs.planner.resolve import AUTO, check_fits, resolve_auto
 from smjobs.request.training import UNRESOLVED_ROLE, build_request
 from smjobs.spec.file import SpecFileError, check_shape
-from smjobs.spec.job import JobSpec
+from smjobs.spec.job import AUTO, JobSpec
 from smjobs.spec.strategies import STRATEGY_TYPES
+
+if TYPE_CHECKING:
+    from smjobs.planner.plan import Plan
 
 # CreateTrainingJob member -> spec field, so that the service-model net reports spec paths.
 _REQUEST_TO_SPEC = [
@@ -72,19 +73,32 @@ def validate_and_plan(data: JobSpec | dict[str, Any], *, region: str | None = No
     spec, problems = parse_spec(data)
     found = None
     if spec is not None:
-        spec, found, planning = resolve_auto(spec, region)
-        problems += planning
+        # the planner is imported only for the specs it has something to say about: `instance_type: auto`, and a
+        # model that is described, traced or the bundled scripts' gpt (whether it fits)
+        if spec.compute.instance_type == AUTO:
+            from smjobs.planner.resolve import resolve_auto
+
+            spec, found, planning = resolve_auto(spec, region)
+            problems += planning
         broken = tuple(p.path for p in problems)
         if spec.compute.instance_type == AUTO:  # unresolved: its problems are the planner's, reported above
             broken += ("compute.instance_type",)
         for problem in check_spec(spec, region=region):
             if not broken or not problem.path.startswith(broken):
                 problems.append(problem)
-        if not problems and found is None:  # a concrete instance type: does the described or traced model fit?
+        if not problems and found is None and _may_not_fit(spec):  # a concrete instance type: does the model fit?
+            from smjobs.planner.resolve import check_fits
+
             problems += check_fits(rules_job.with_script_defaults(spec), region)
     if problems:
         raise SpecError(problems)
     return spec, found
+
+
+def _may_not_fit(spec: JobSpec) -> bool:
+    """The model is one the planner can size (``check_fits`` decides, this only saves importing it otherwise)."""
+    return (spec.plan.model is not None or spec.plan.model_factory is not None
+            or rules_job.with_script_defaults(spec).hyperparameters.get("model") == "gpt")
 
 
 # ----- layer 1: structure ----------------------------------------------------------------------------

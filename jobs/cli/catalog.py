@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from smjobs.cli.shared import (
     CATALOG,
@@ -26,6 +25,8 @@ from smjobs.tables import print_table
 @command("instances", panel=CATALOG)
 def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
     """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
+    from rich.table import Table
+
     from smjobs.catalog import instances, prices, supported_libraries
 
     catalog, price_table = instances(), prices()
@@ -83,6 +84,8 @@ def prices_refresh(
 @prices_app.command("show", cls=Command)
 def prices_show(region: Annotated[str | None, typer.Option("--region", help="Region (default: the catalog's).")] = None) -> None:
     """List the catalog's prices with where and when each was read."""
+    from rich.table import Table
+
     from smjobs.catalog import instances, prices
 
     catalog = prices()

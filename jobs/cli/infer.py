@@ -11,8 +11,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from smjobs import api
-from smjobs.api import UsageError
 from smjobs.cli.jobs import CreateInfraOpt, YesOpt, submit
 from smjobs.cli.local import RANK_PREFIX, interruptible, report
 from smjobs.cli.shared import (
@@ -32,7 +30,7 @@ from smjobs.cli.shared import (
     out,
     spec_region,
 )
-from smjobs.errors import SpecError
+from smjobs.errors import SpecError, UsageError
 
 TOTAL = re.compile(r"inference: (\d+) records")
 PART = re.compile(r": part \d+ done \((\d+) records\)")
@@ -93,6 +91,7 @@ def infer(
 def _infer_local(job, processes, work_dir, fresh) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from smjobs import api
     from smjobs.local import runner as local_run
 
     try:
@@ -133,6 +132,8 @@ def _transform(job, *, dry_run, endpoint_url, region, profile, role, bucket, job
     """--backend batch-transform: print the request, or create the model and the transform job."""
     import yaml
 
+    from smjobs import api
+    from smjobs.aws import job_store
     from smjobs.inference.batch_transform import source_manifest
 
     if dry_run:
@@ -143,7 +144,6 @@ def _transform(job, *, dry_run, endpoint_url, region, profile, role, bucket, job
         out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", markup=False, highlight=False,
                   soft_wrap=True)
         return
-    from smjobs.aws import job_store
     from smjobs.aws.submit import NoCredentialsError
 
     try:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from smjobs.cli.shared import (
     ACCOUNT,
@@ -59,6 +58,8 @@ def deploy(
     security_group_ids: Annotated[list[str] | None, typer.Option("--security-group-id", help="With --vpc-id: a security group of the endpoints. Repeatable.")] = None,
 ) -> None:
     """Create or update the smjobs stack (role and bucket) through CloudFormation, and print what it made."""
+    from rich.table import Table
+
     from smjobs.infra import stack
     from smjobs.infra.template import render
 

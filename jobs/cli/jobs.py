@@ -12,13 +12,8 @@ import sys
 from typing import Annotated
 
 import typer
-import yaml
 from rich.markup import escape
-from rich.table import Table
 
-from smjobs import api
-from smjobs.api import UsageError
-from smjobs.checks.validate import validate_spec
 from smjobs.cli.shared import (
     JOBS,
     AccountRegionOpt,
@@ -38,9 +33,7 @@ from smjobs.cli.shared import (
     out,
     spec_region,
 )
-from smjobs.errors import SpecError
-from smjobs.request import source
-from smjobs.request.training import DEFAULT_REGION, build_request
+from smjobs.errors import SpecError, UsageError
 from smjobs.tables import print_table
 
 JobArg = Annotated[str, typer.Argument(help="Training job name (as `smjobs submit` or `smjobs list` printed it).")]
@@ -54,6 +47,7 @@ POLL_S = 15.0
 def _context(job: str, region: str | None, endpoint_url: str | None, profile: str | None = None):
     """The AwsContext for a command on ``job``: the flags, else where submit sent it, else the AWS config."""
     from smjobs.aws import job_store
+
 
     region, endpoint_url = job_store.where(job, region, endpoint_url)
     return aws_context(region, endpoint_url, f" for {job} (it was not submitted from here, and none is configured)",
@@ -90,7 +84,14 @@ def submit(
     create_infra: CreateInfraOpt = False,
 ) -> None:
     """Validate and submit a job (its dry run's CreateTrainingJob, sent as printed), or print it with --dry-run."""
+    import yaml
+
+    from smjobs import api
+    from smjobs.aws import job_store
+    from smjobs.checks.validate import validate_spec
     from smjobs.planner.estimate import estimate
+    from smjobs.request import source
+    from smjobs.request.training import DEFAULT_REGION, build_request
 
     try:
         job = load(spec, region, overrides)
@@ -111,7 +112,6 @@ def submit(
     notice(job, region)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from smjobs.aws import job_store
     from smjobs.aws import submit as sagemaker_edge
 
     aws = aws_context(spec_region(job, region, profile), endpoint_url, profile=profile)
@@ -165,6 +165,7 @@ def status(
 ) -> None:
     """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
     from botocore.exceptions import ClientError
+    from rich.table import Table
 
     from smjobs.aws import lifecycle
     from smjobs.aws import submit as sagemaker_edge
@@ -242,6 +243,8 @@ def list_command(
     profile: ProfileOpt = None,
 ) -> None:
     """List the project's training jobs (tagged smjobs:managed-by=smjobs), newest first."""
+    from rich.table import Table
+
     from smjobs.aws import lifecycle
 
     statuses = tuple(status_filter or ())
@@ -269,6 +272,8 @@ def list_command(
 @command(panel=JOBS)
 def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
+    from rich.table import Table
+
     from smjobs.aws import job_store, lifecycle
 
     aws = _context(job, region, endpoint_url, profile)

@@ -8,12 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from smjobs import api
-from smjobs.api import UsageError
 from smjobs.cli.shared import LOCAL, SetOpt, SpecArg, command, err, fail, load, notice, out, spec_region
-from smjobs.errors import SpecError, Stopped
+from smjobs.errors import SpecError, Stopped, UsageError
 from smjobs.tables import print_table
 
 
@@ -43,6 +40,7 @@ def interruptible(start, done_nothing: str) -> int:
 
 
 def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
+    from smjobs import api
     from smjobs.local import runner as local_run
     from smjobs.local.prechecks import newest_checkpoint
 
@@ -106,6 +104,8 @@ def run_with_progress(request, layout, *, show_toolkit: bool = True):
 
 def report(result) -> None:
     """Where the model, output and checkpoints of a local run are, its metrics and any failure."""
+    from rich.table import Table
+
     color = "yellow" if result.stopped else "green" if result.exit_code == 0 else "red"
     table = Table(title=f"local run [{color}]{escape(result.status)}[/] in {result.duration_s:.1f} s", show_header=False)
     table.add_column()

@@ -8,10 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from smjobs import api
-from smjobs.api import UsageError, read_spec
 from smjobs.cli.shared import (
     PLAN,
     RegionOpt,
@@ -25,15 +22,18 @@ from smjobs.cli.shared import (
     out,
     spec_region,
 )
-from smjobs.errors import SpecError
-from smjobs.request import source
-from smjobs.request.training import build_request
+from smjobs.errors import SpecError, UsageError
 from smjobs.tables import print_table
 
 
 @command(panel=PLAN)
 def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) -> None:
     """Check a spec against every rule; print a summary, or every problem and exit 2."""
+    from rich.table import Table
+
+    from smjobs.request import source
+    from smjobs.request.training import build_request
+
     try:
         job = load(spec, region, overrides)
         request = build_request(job, region=spec_region(job, region))
@@ -68,6 +68,8 @@ def plan_command(
     png: Annotated[Path | None, typer.Option("--png", help="Also draw estimated cost against step time.")] = None,
 ) -> None:
     """Choose instances for SPEC: the cheapest configuration that fits, the alternatives, and why the rest do not."""
+    from smjobs import api
+    from smjobs.api import read_spec
     from smjobs.checks.validate import parse_spec
     from smjobs.planner.plot import plot
     from smjobs.planner.report import print_plan

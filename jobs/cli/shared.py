@@ -12,17 +12,19 @@ import contextlib
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from smjobs import api, catalog
-from smjobs.api import UsageError, read_spec
-from smjobs.checks.validate import validate_and_plan
-from smjobs.errors import SpecError
-from smjobs.spec.job import JobSpec
+from smjobs.errors import SpecError, UsageError
+
+if TYPE_CHECKING:
+    from smjobs.spec.job import JobSpec
+
+# Each command imports what it needs when it runs (`smjobs --help` and `smjobs validate` import no SDK, boto3,
+# planner or rich tables they do not use): the imports below are the few every command shares.
 
 
 def _reflow(text: str) -> str:
@@ -130,6 +132,9 @@ def _main(
 
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:
     """Read and validate a spec file (or shipped example by name), with ``--set`` overrides applied."""
+    from smjobs.api import read_spec
+    from smjobs.checks.validate import validate_and_plan
+
     with notices():
         job, found = validate_and_plan(read_spec(spec, overrides or [])[1], region=region)
     if found is not None and found.choice is not None:
@@ -139,6 +144,8 @@ def load(spec: str, region: str | None = None, overrides: list[str] | None = Non
 
 
 def describe_choice(c) -> str:
+    from smjobs import catalog
+
     spec = catalog.instances().types[c.instance_type]
     return (f"{c.instance_count} x {c.instance_type} ({c.describe_layout()}, micro-batch {c.micro_batch}; {c.memory.total_gib:.1f} of "
             f"{spec.gpu_memory_gib:.1f} GiB per GPU; {c.step.total_s:.2f} s/step; ${c.usd_per_hour:,.2f}/h; job about ${c.job_usd:,.0f})")
@@ -190,6 +197,8 @@ def notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> N
 def aws_context(region: str | None, endpoint_url: str | None, what: str = "", profile: str | None = None):
     """The AwsContext of a command (``api.aws_context``: the region as the AWS CLI resolves it, us-east-1 for an
     emulator endpoint); no region at all is a usage error naming the fix."""
+    from smjobs import api
+
     try:
         return api.aws_context(region=region, endpoint_url=endpoint_url, profile=profile, what=what)
     except UsageError as exc:

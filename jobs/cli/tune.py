@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.markup import escape
-from rich.table import Table
 
-from smjobs import api
-from smjobs.api import UsageError
-from smjobs.aws import job_store
 from smjobs.cli.shared import (
     JOBS,
     EndpointOpt,
@@ -30,7 +25,7 @@ from smjobs.cli.shared import (
     out,
     spec_region,
 )
-from smjobs.errors import SpecError
+from smjobs.errors import SpecError, UsageError
 from smjobs.tables import print_table
 
 
@@ -68,6 +63,10 @@ def tune(
 ) -> None:
     """Tune a job's hyperparameters: a SageMaker tuning job (memory-safe space, priced first), its request with
     --dry-run, or the same search here with --local."""
+    import yaml
+
+    from smjobs import api
+    from smjobs.aws import job_store
     from smjobs.aws.submit import NoCredentialsError
 
     try:
@@ -98,6 +97,9 @@ def tune(
 
 def _tune_local(job, trials, processes, work_dir) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from smjobs import api
 
     names = list(job.tuning.parameters)
     with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out,
@@ -138,10 +140,14 @@ def _short(value) -> str:
 def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `smjobs tune` printed it).")],
                 endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
     """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
+    from smjobs.aws import job_store
+
     show_tuning(aws_context(*job_store.where(job, region, endpoint_url), f" for {job}", profile=profile), job)
 
 
 def show_tuning(aws, name: str) -> None:
+    from rich.table import Table
+
     from smjobs.aws.tuning import tuning_status
 
     summary = aws_call(tuning_status, aws, name)

@@ -12,12 +12,13 @@ is downloaded twice, and nothing lands in smjobs' environment. The environment i
 from __future__ import annotations
 
 import hashlib
-import os
 import site
 import sys
 import sysconfig
 import venv
 from pathlib import Path
+
+from smjobs.cache import cache_dir
 
 INSTALL_FILES = ("requirements.txt", "setup.py")
 """What makes the container toolkit pip-install before training (its PYTHON_PROGRAM and PYTHON_PACKAGE rules)."""
@@ -26,13 +27,6 @@ INSTALL_FILES = ("requirements.txt", "setup.py")
 def installs_packages(code_dir: Path) -> str | None:
     """The file in ``code_dir`` that would make the toolkit install packages, if any."""
     return next((name for name in INSTALL_FILES if (Path(code_dir) / name).is_file()), None)
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get("SMJOBS_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smjobs"
 
 
 def _parent_site_packages() -> list[str]:
@@ -56,6 +50,43 @@ def write_torchrun(bin_dir: Path, python: Path) -> Path:
     script.write_text(TORCHRUN.format(python=python))
     script.chmod(0o755)
     return bin_dir
+
+
+TOOLKIT = """#!{python}
+# Written by smjobs for a local run (never uploaded): the container toolkit's `train` entry, as SageMaker's images
+# start it (sagemaker_training.cli.train), with one thing done sooner. The PyTorch toolkit imports all of torch in
+# this process, about 1.5 s of a local run, only to set SM_DLC_TORCH_VERSION to torch.__version__; the version
+# of the torch this interpreter would import is in that package's metadata, so the variable gets the same value
+# without the import. Where the metadata is missing, the toolkit sets the variable its own way.
+import importlib.metadata
+import os
+import sys
+
+try:
+    TORCH_VERSION = importlib.metadata.version("torch")
+except importlib.metadata.PackageNotFoundError:
+    TORCH_VERSION = None
+if TORCH_VERSION is not None:
+    import sagemaker_pytorch_container.training as framework
+
+    def _set_torch_version_environment():
+        os.environ["SM_DLC_TORCH_VERSION"] = TORCH_VERSION
+
+    framework._set_torch_version_environment = _set_torch_version_environment
+
+from sagemaker_training.cli.train import main
+
+sys.exit(main())
+"""
+
+
+def write_toolkit_entry(bin_dir: Path, python: Path) -> Path:
+    """The container toolkit's ``train`` entry, for ``python``, in ``bin_dir`` (``TOOLKIT``); returns the script."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "train"
+    script.write_text(TOOLKIT.format(python=python))
+    script.chmod(0o755)
+    return script
 
 
 def environment_root(source_dir: Path) -> Path:

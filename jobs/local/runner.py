@@ -299,7 +299,7 @@ def launch(
     # the toolkit runs `torchrun` from PATH: give it one that runs under the same Python, wherever torch's scripts
     # were installed (a --user install, a conda env, an isolated environment)
     bin_dir = local_env.write_torchrun(layout.base_dir / "bin", python)
-    cmd = [str(python), "-m", "sagemaker_training.cli.train"]
+    cmd = [str(python), str(local_env.write_toolkit_entry(bin_dir, python))]
     # the job's own environment variables (its strategy settings among them), as the container has them; the
     # checkpoint folder is this run's
     job_env = {**request.create_training_job.get("Environment", {}), CHECKPOINT_DIR_ENV: str(layout.checkpoint_dir)}

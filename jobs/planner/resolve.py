@@ -19,10 +19,9 @@ from smjobs.planner.inference_plan import InferenceWorkload, plan_inference
 from smjobs.planner.memory import TransformerShape
 from smjobs.planner.plan import TIE_SHARE, Candidate, Constraints, Plan, StrategyRequest, plan, rank
 from smjobs.request.training import processes_per_host, source_dir
-from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
+from smjobs.spec.job import AUTO, ENTRY_POINTS_DIR, JobSpec  # noqa: F401  (AUTO: callers import it here too)
 from smjobs.spec.strategies import FSDP, ModelParallelV1, ModelParallelV2, PipelineParallel
 
-AUTO = "auto"
 _GPT_KEYS = {"layers": "n_layers", "hidden": "d_model", "heads": "n_heads", "seq_len": "seq_len", "vocab": "vocab_size"}
 
 

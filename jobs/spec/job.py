@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from smjobs.spec.field_docs import describe_fields
 from smjobs.spec.file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
 from smjobs.spec.strategies import DDP, Strategy
 from smjobs.spec.tuning import TuningSettings
@@ -26,7 +27,7 @@ HyperparameterValue = str | bool | int | float | list | dict | None
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 DEFAULT_FRAMEWORK_VERSION = "2.13"
@@ -35,6 +36,8 @@ Amazon Linux 2023 one (``pytorch:2.13-cu133-amzn2023-sagemaker``). 2.14 has an i
 
 MAX_INSTANCES = 10_000
 """Upper bound on instance counts: far above any account's training quota, low enough that planning stays finite."""
+AUTO = "auto"
+"""``compute.instance_type: auto``: the planner chooses."""
 
 
 class InstancePreference(_Frozen):
@@ -365,3 +368,6 @@ def example_path(name: str) -> Path:
         known = sorted(p.stem for p in examples.glob("*.yaml"))
         raise FileNotFoundError(f"no example spec {name!r}; shipped examples: {', '.join(known)}")
     return candidate
+
+
+describe_fields(__name__)  # each field's docstring is its description

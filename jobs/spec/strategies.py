@@ -15,9 +15,11 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from smjobs.spec.field_docs import describe_fields
+
 
 class _Strategy(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     processes_per_host: int | None = Field(default=None, ge=1, le=1_000_000)
     """Training processes on each instance; defaults to the instance's GPU count."""
@@ -299,3 +301,6 @@ STRATEGY_TYPES = {
     cls.model_fields["type"].default: cls
     for cls in (DDP, FSDP, SMDDP, PipelineParallel, NaiveModelParallel, ModelParallelV2, ModelParallelV1)
 }
+
+
+describe_fields(__name__)  # each field's docstring is its description

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from smjobs.spec.field_docs import describe_fields
+
 if TYPE_CHECKING:
     from smjobs.spec.job import JobSpec
 
@@ -21,7 +23,7 @@ MEMORY_FIELDS = ("micro_batch", "global_batch", "seq_len", "hidden", "layers", "
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class TunedParameter(_Frozen):
@@ -147,3 +149,6 @@ def metric_definitions(spec: JobSpec) -> list[dict[str, str]]:
     if not any(m["Name"] == spec.tuning.objective.metric for m in out) and spec.tuning.objective.regex:
         out.append({"Name": spec.tuning.objective.metric, "Regex": spec.tuning.objective.regex})
     return out
+
+
+describe_fields(__name__)  # each field's docstring is its description

@@ -99,3 +99,50 @@ def test_the_python_submit_goes_where_the_config_file_or_profile_says(moto_bare,
     monkeypatch.setenv("AWS_REGION", "us-west-2")  # the environment beats the config file, as in the AWS CLI
     assert api.aws_context().region == "us-west-2"
     assert api.aws_context(region="eu-central-1").region == "eu-central-1"  # and the flag beats both
+
+
+REGION_CASES = [  # (environment, --profile): the lookup must give botocore's answer, or fail where botocore does
+    ({}, None),
+    ({}, "team"),
+    ({"AWS_PROFILE": "team"}, None),
+    ({"AWS_DEFAULT_PROFILE": "team", "AWS_PROFILE": "default"}, None),  # botocore reads AWS_DEFAULT_PROFILE first
+    ({"AWS_PROFILE": "nobody"}, None),
+    ({}, "nobody"),
+    ({"AWS_DEFAULT_REGION": "us-west-2"}, "team"),
+    ({"AWS_DEFAULT_REGION": "us-west-2"}, "nobody"),  # the variable is read before the profile: no error
+    ({}, "keys-only"),  # a profile only in the credentials file exists, and has no region
+    ({"AWS_CONFIG_FILE": "{tmp}/missing"}, None),
+    ({"AWS_CONFIG_FILE": "{tmp}/missing"}, "team"),
+]
+
+
+def test_the_region_lookup_answers_as_botocore_does(tmp_path, monkeypatch):
+    import botocore.exceptions
+    import botocore.session
+
+    from smjobs.spec import region
+
+    config = tmp_path / "aws-config"
+    config.write_text(CONFIG + "\n[profile noregion]\noutput = json\n")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[keys-only]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    checked = 0
+    for env, profile in REGION_CASES:
+        for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+        for var, value in env.items():
+            monkeypatch.setenv(var, value.format(tmp=tmp_path))
+        try:
+            expected = botocore.session.Session(profile=profile).get_config_variable("region")
+        except botocore.exceptions.ProfileNotFound:
+            expected = "ProfileNotFound"
+        try:
+            found = region.configured_region(profile)
+        except region.RegionError as exc:
+            assert "To fix:" in str(exc)
+            found = "ProfileNotFound"
+        assert found == expected, (env, profile)
+        checked += expected not in (None, "ProfileNotFound")
+    assert checked >= 4  # the cases resolve real regions, not only errors

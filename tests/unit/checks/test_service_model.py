@@ -55,3 +55,55 @@ def test_reports_unknown_members_and_missing_required():
 def test_unicode_class_translation(text, ok):
     pattern = re.compile(java_to_python_regex(r"([\p{L}\p{Z}\p{N}_.:/=+\-@]*)"))
     assert bool(pattern.fullmatch(text)) is ok
+
+
+def test_the_shapes_come_from_botocore_then_from_the_cache_until_the_model_file_changes(tmp_path, monkeypatch):
+    from smjobs.checks import service_model
+
+    monkeypatch.setenv("SMJOBS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("AWS_DATA_PATH", raising=False)
+    loads = []
+    real = botocore.session.Session.get_component
+
+    def counting(self, name):
+        if name == "data_loader":
+            loads.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(botocore.session.Session, "get_component", counting)
+    cached = tmp_path / "service-models" / "sagemaker-CreateTrainingJob.json"
+    for _ in range(2):
+        service_model._operation_input.cache_clear()
+        shape = service_model._operation_input("sagemaker", "CreateTrainingJob")
+    assert loads == ["data_loader"] and cached.is_file()  # botocore once, the cache the second time
+    # the cached shapes are botocore's: every member, required list, limit and enum of the operation's input
+    model = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
+    seen, todo = set(), [(shape, model.input_shape)]
+    while todo:
+        ours, theirs = todo.pop()
+        if theirs.name in seen:
+            continue
+        seen.add(theirs.name)
+        assert (ours.name, ours.type_name, list(ours.required_members), ours.enum or []) == (
+            theirs.name, theirs.type_name, list(getattr(theirs, "required_members", [])), getattr(theirs, "enum", []) or [])
+        assert {k: ours.metadata.get(k) for k in ("min", "max", "pattern")} == {
+            k: theirs.metadata.get(k) for k in ("min", "max", "pattern")}
+        if theirs.type_name == "structure":
+            assert list(ours.members) == list(theirs.members)
+            todo += [(ours.members[n], theirs.members[n]) for n in theirs.members]
+        elif theirs.type_name == "list":
+            todo.append((ours.member, theirs.member))
+        elif theirs.type_name == "map":
+            todo += [(ours.key, theirs.key), (ours.value, theirs.value)]
+    assert len(seen) > 50
+    loads.clear()
+    # another model file (a botocore upgrade): read from botocore again; a model botocore reads from elsewhere
+    # (AWS_DATA_PATH) is never cached
+    monkeypatch.setattr(service_model, "_bundled_model_key", lambda service: "another botocore")
+    service_model._operation_input.cache_clear()
+    service_model._operation_input("sagemaker", "CreateTrainingJob")
+    assert loads == ["data_loader"]
+    monkeypatch.undo()
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path / "models"))
+    assert service_model._bundled_model_key("sagemaker") is None
+    service_model._operation_input.cache_clear()

@@ -82,6 +82,18 @@ def test_every_field_is_documented():
                 assert field.description, f"{model.__name__}.{name} has no docstring"
 
 
+def test_field_docstrings_reach_the_json_schema_and_inherited_fields():
+    # the models are built on first use (defer_build), after smjobs.spec.field_docs gave each field its docstring
+    schema = JobSpec.model_json_schema()
+    compute = schema["$defs"]["Compute"]["properties"]
+    assert compute["instance_type"]["description"] == Compute.model_fields["instance_type"].description
+    assert compute["instance_type"]["description"].startswith("A GPU training instance type")
+    # processes_per_host is declared once, on the strategies' base class, and documented there
+    assert FSDP.model_fields["processes_per_host"].description == (
+        "Training processes on each instance; defaults to the instance's GPU count.")
+    assert schema["$defs"]["FSDP"]["properties"]["processes_per_host"]["description"].startswith("Training processes")
+
+
 def test_units_are_in_the_names():
     names = set(Compute.model_fields)
     assert {"volume_size_gb", "max_run_s", "max_wait_s"} <= names
