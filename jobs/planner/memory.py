@@ -34,7 +34,7 @@ Everything is bytes unless a name says otherwise. Pure functions, no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
 from typing import Literal
 
@@ -189,6 +189,18 @@ class Layout:
     """The caching allocator's reserve and fragmentation, a stated margin on the allocated peak: what it holds in
     cached and split blocks beyond live tensors. torchtitan publishes reserved memory; the allocated estimate is
     0.88-0.90 of its two figures (0 for a comparison with allocated bytes)."""
+
+    def __hash__(self) -> int:
+        # a layout keys the plan's memos, thousands of lookups per plan: its hash (of 24 fields) is made once
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict:
+        # a string's hash differs between processes: a pickled layout makes its own
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
 
 @dataclass(frozen=True)

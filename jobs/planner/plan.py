@@ -146,12 +146,18 @@ def _memory(workload: Workload, layout: Layout, micro: int, memo: dict | None) -
     return memory
 
 
-def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, price: float,
-                    constraints: Constraints, assumptions: Assumptions) -> float:
-    """No configuration of ``count`` x ``instance`` costs less: compute alone, no communication, no bubble."""
+def compute_floor_s(workload: Workload, instance: InstanceType, assumptions: Assumptions) -> float:
+    """A step's compute alone on one ``instance`` (no communication, no bubble, no recomputation); n of them take 1/n."""
     peak = instances().gpu(instance.name).peak_for(workload.precision) * 1e12
-    compute = workload.step_flops("none") / (instance.gpu_count * count * peak * assumptions.mfu_for(instance.name))
-    return hourly_usd(price, count, constraints.spot, assumptions) * job_hours(compute, workload.steps, assumptions)
+    return workload.step_flops("none") / (instance.gpu_count * peak * assumptions.mfu_for(instance.name))
+
+
+def lower_bound_usd(workload: Workload, instance: InstanceType, count: int, price: float,
+                    constraints: Constraints, assumptions: Assumptions, floor_s: float | None = None) -> float:
+    """No configuration of ``count`` x ``instance`` costs less: compute alone, no communication, no bubble.
+    ``floor_s``: ``compute_floor_s`` of the type, when the caller has it."""
+    one = compute_floor_s(workload, instance, assumptions) if floor_s is None else floor_s
+    return hourly_usd(price, count, constraints.spot, assumptions) * job_hours(one / count, workload.steps, assumptions)
 
 
 def filter_types(strategy: StrategyRequest, constraints: Constraints, region: str) -> tuple[list[tuple[InstanceType, float]], list[Rejection]]:
@@ -210,12 +216,14 @@ def plan(workload: Workload, strategy: StrategyRequest = DEFAULT_STRATEGY, const
     # (type, count) pairs within the price cap, cheapest lower bound first
     pairs = []
     for instance, price in types:
+        floor_s = compute_floor_s(workload, instance, assumptions)
         for count in counts:
             rate = hourly_usd(price, count, constraints.spot, assumptions)
             if constraints.max_usd_per_hour is not None and rate > constraints.max_usd_per_hour:
                 seen.over_cap.setdefault(instance.name, (count, rate))
                 continue
-            pairs.append((lower_bound_usd(workload, instance, count, price, constraints, assumptions), instance, count, price))
+            pairs.append((lower_bound_usd(workload, instance, count, price, constraints, assumptions, floor_s),
+                          instance, count, price))
     pairs.sort(key=lambda p: (p[0], p[1].name, p[2]))
 
     found: list[Candidate] = []

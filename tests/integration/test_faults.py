@@ -53,7 +53,7 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
 
 @pytest.mark.parametrize("kind", list(SCRIPTS))
 def test_stop_and_resume_is_bitwise_equal_to_an_uninterrupted_run(kind, tmp_path):
-    data, processes = spec(kind, 300), SCRIPTS[kind][1]
+    data, processes = spec(kind, 100), SCRIPTS[kind][1]  # the stop comes at step 5: room for a slow machine
     reference = run(data, tmp_path / "reference", processes)
     assert reference.exit_code == 0, "\n".join(reference.lines[-30:])
 
@@ -66,7 +66,7 @@ def test_stop_and_resume_is_bitwise_equal_to_an_uninterrupted_run(kind, tmp_path
 
     stopped = run(data, tmp_path / "work", processes, on_line=stop_at_step_5, on_start=lambda p: state.update(proc=p))
     assert stopped.stopped and stopped.stopped_at_step is not None, "\n".join(stopped.lines[-30:])
-    assert 5 <= stopped.stopped_at_step < 300
+    assert 5 <= stopped.stopped_at_step < 100
     assert stopped.status == f"stopped: checkpoint at step {stopped.stopped_at_step} saved; run again to resume"
     assert not (tmp_path / "work" / "model" / "model.pt").exists()
 
