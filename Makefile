@@ -70,5 +70,9 @@ test: $(STAMP) $(SDK_V2)/.installed $(SDK_V3)/.installed lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=10 tests/unit
 
+# what the environments, the builds (setuptools writes the egg-info beside each mapped package folder) and the
+# tests leave behind
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info entry_points/*.egg-info jobs/*.egg-info stubs/*/build stubs/*/*.egg-info \
+		.pytest_cache .ruff_cache .hypothesis .import_linter_cache
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

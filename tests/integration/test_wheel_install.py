@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,15 @@ def wheel(tmp_path_factory) -> Path:
                             str(copy), "-w", str(work / "dist")], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     return next((work / "dist").glob("smjobs-*.whl"))
+
+
+def test_the_wheel_ships_its_type_hints_and_license_and_no_build_metadata(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "smjobs/py.typed" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    # setuptools' egg-info, written into entry_points/ while the wheel is built, is not the package's data
+    assert not [name for name in names if ".egg-info" in name]
+    assert "smjobs/entry_points/train.py" in names and "smjobs_runtime.py" in names
 
 
 def layered_venv(target: Path, base_purelib: str) -> Path:

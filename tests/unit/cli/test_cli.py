@@ -181,3 +181,19 @@ def test_run_is_local_by_default_and_accepts_local(tmp_path, spec_data):
         result = runner.invoke(app, ["run", write(tmp_path, spec_data), *extra])
         assert result.exit_code == 2 and "compute.instance_count" in result.output
         assert "only local runs exist" not in result.output
+
+
+def test_a_named_command_is_built_alone_and_behaves_as_in_the_whole_app(tmp_path, spec_data):
+    from smjobs.cli import one_command
+
+    spec = write(tmp_path, spec_data)
+    for args in (["validate", spec], ["validate", "--help"], ["prices", "--help"], ["validate"]):
+        narrowed = one_command(args)
+        assert narrowed is not app
+        assert len(narrowed.registered_commands) + len(narrowed.registered_groups) == 1
+        alone, whole = runner.invoke(narrowed, args), runner.invoke(app, args)
+        assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+    # the whole app where no command is named, or a name is misspelt (its error suggests the near names)
+    for args in ([], ["--help"], ["--version"], ["validat", spec]):
+        assert one_command(args) is app
+    assert len(app.registered_commands) > 10
