@@ -21,13 +21,30 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 RANK_LINE = re.compile(r"^\[(?:default(\d+)|\d+,mpirank:(\d+),[^\]]*)\](?:<std\w+>)?:")
 
 
-def labelled(host: str, message: str) -> str:
-    """``[host] line``, or ``[host rank N] line`` when the line says which rank wrote it."""
+@dataclass(frozen=True)
+class LogRecord:
+    """One line of a job's log: the host whose stream it is in, the rank the line names (else None) and the line
+    without that prefix; ``raw`` as written."""
+
+    host: str
+    rank: int | None
+    message: str
+    raw: str
+
+
+def split_rank(message: str) -> tuple[int | None, str]:
+    """The rank a log line names (torchrun's and Open MPI's prefixes), and the line without the prefix."""
     match = RANK_LINE.match(message)
     if match is None:
-        return f"[{host}] {message}"
+        return None, message
     rest = message[match.end():]
-    return f"[{host} rank {match.group(1) or match.group(2)}] {rest[1:] if rest.startswith(' ') else rest}"
+    return int(match.group(1) or match.group(2)), rest[1:] if rest.startswith(" ") else rest
+
+
+def labelled(host: str, message: str) -> str:
+    """``[host] line``, or ``[host rank N] line`` when the line says which rank wrote it."""
+    rank, rest = split_rank(message)
+    return f"[{host}] {message}" if rank is None else f"[{host} rank {rank}] {rest}"
 
 
 def describe(aws, name: str) -> dict:
@@ -115,8 +132,15 @@ def _streams(client, name: str) -> list[str]:
 def log_lines(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
               sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
     """The job's log lines, one stream per host, each prefixed with its host and, when the line names it, its rank
-    ("[algo-1-1234 rank 3]"). With ``follow``,
-    keep reading new lines (and new hosts' streams) until a pass that began after the job ended has drained them."""
+    ("[algo-1-1234 rank 3]"); ``follow`` as in ``log_records``."""
+    for record in log_records(aws, name, follow=follow, poll_s=poll_s, sleep=sleep):
+        yield labelled(record.host, record.raw)
+
+
+def log_records(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
+                sleep: Callable[[float], None] = time.sleep) -> Iterator[LogRecord]:
+    """The job's log lines as ``LogRecord``s, one stream per host. With ``follow``, keep reading new lines (and new
+    hosts' streams) until a pass that began after the job ended has drained them."""
     client = aws.client("logs")
     tokens: dict[str, str | None] = {}
     while True:
@@ -129,7 +153,8 @@ def log_lines(aws, name: str, *, follow: bool = False, poll_s: float = 10.0,
                     kwargs["nextToken"] = tokens[stream]
                 events = client.get_log_events(**kwargs)
                 for event in events["events"]:
-                    yield labelled(host, event["message"])
+                    rank, rest = split_rank(event["message"])
+                    yield LogRecord(host, rank, rest, event["message"])
                 unchanged = events.get("nextForwardToken") == tokens.get(stream)
                 tokens[stream] = events.get("nextForwardToken")
                 if not events["events"] or unchanged:

@@ -12,18 +12,22 @@ from smjobs.cli.shared import (
     Command,
     EndpointOpt,
     Group,
+    OutputOpt,
     ProfileOpt,
     app,
     aws_call,
     command,
     configured,
+    emit,
+    json_output,
     out,
 )
 from smjobs.tables import print_table
 
 
 @command("instances", panel=CATALOG)
-def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None) -> None:
+def instances_command(region: Annotated[str | None, typer.Option("--region", help="Prices of this region (default: the catalog's).")] = None,
+                      output: OutputOpt = "text") -> None:
     """The GPU instance catalog: GPUs, memory, interconnect, distributed libraries and on-demand price."""
     from rich.table import Table
 
@@ -31,6 +35,21 @@ def instances_command(region: Annotated[str | None, typer.Option("--region", hel
 
     catalog, price_table = instances(), prices()
     region = region or price_table.default_region
+    if json_output():
+        from smjobs.cli.schemas import InstancesOutput, InstanceTypeRow
+
+        rows = []
+        for name, spec in catalog.types.items():
+            price = price_table.price(name, region)
+            rows.append(InstanceTypeRow(
+                instance_type=name, gpu_count=spec.gpu_count, gpu_model=spec.gpu_model, gpu_memory_gb=spec.gpu_memory_gb,
+                gpu_memory_gib=spec.gpu_memory_gib, memory_gib=spec.memory_gib, vcpus=spec.vcpus,
+                interconnect=catalog.gpu(name).interconnect if spec.gpu_count > 1 else None, efa=spec.efa,
+                network_gbps=spec.network_gbps, libraries=list(supported_libraries(name)),
+                usd_per_hour=price.usd_per_hour if price else None))
+        emit(InstancesOutput(catalog_retrieved=str(catalog.retrieved), region=region, instance_types=rows,
+                             excluded=list(catalog.excluded)))
+        return
     table = Table(title=f"GPU training instances (catalog read {catalog.retrieved}; prices {region}, USD/h)")
     for column in ("instance type", "GPUs", "GB/GPU (GiB reported)", "host GiB", "vCPUs", "interconnect", "EFA", "Gbps", "libraries", "USD/h"):
         table.add_column(column)

@@ -19,15 +19,19 @@ from smjobs.cli.shared import (
     AccountRegionOpt,
     EndpointOpt,
     JobRegionOpt,
+    OutputOpt,
     ProfileOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
     aws_call,
     aws_context,
+    aws_error,
     command,
+    emit,
     err,
     fail,
+    json_output,
     load,
     notice,
     out,
@@ -82,6 +86,7 @@ def submit(
     yes: YesOpt = False,
     wait: WaitOpt = False,
     create_infra: CreateInfraOpt = False,
+    output: OutputOpt = "text",
 ) -> None:
     """Validate and submit a job (its dry run's CreateTrainingJob, sent as printed), or print it with --dry-run."""
     import yaml
@@ -105,6 +110,11 @@ def submit(
             request = build_request(job, job_name=job_name, region=where, bucket=bucket)
             notice(job, region)
             printed = {**request.to_dict(), "source_archive": source.manifest_for(request).to_dict()}
+            if json_output():
+                from smjobs.cli.schemas import DryRunOutput
+
+                emit(DryRunOutput(**printed))
+                return
             out.print(yaml.safe_dump(printed, sort_keys=False, width=100), end="", highlight=False, markup=False, soft_wrap=True)
             return
     except (SpecError, UsageError) as exc:
@@ -127,8 +137,7 @@ def submit(
     except (SpecError, sagemaker_edge.NoCredentialsError) as exc:
         fail(exc)
     except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
+        aws_error(exc)
     job_store.remember(name, "training", aws.region, endpoint_url, guess.usd)
     out.print(f"[green]submitted[/] {escape(name)} ({request.world_size} processes on "
               f"{job.compute.instance_count} x {job.compute.instance_type}) in {aws.region}")
@@ -143,12 +152,17 @@ def _follow(aws, name: str) -> int:
     from smjobs.aws import lifecycle
 
     def stream() -> dict:
-        for line in lifecycle.log_lines(aws, name, follow=True, poll_s=POLL_S):
-            out.print(line, highlight=False, markup=False)
+        for record in lifecycle.log_records(aws, name, follow=True, poll_s=POLL_S):
+            _print_log(record)
         return lifecycle.describe(aws, name)
 
     final = aws_call(stream)
     status = final.get("TrainingJobStatus")
+    if json_output():
+        from smjobs.cli.schemas import LogEnd
+
+        emit(LogEnd(name=name, status=status, failure_reason=final.get("FailureReason")))
+        return 0 if status == "Completed" else 1
     color = "green" if status == "Completed" else "red"
     reason = f" ({escape(final['FailureReason'])})" if final.get("FailureReason") else ""
     out.print(f"[{color}]{escape(name)}: {status}[/]{reason}", highlight=False)
@@ -162,6 +176,7 @@ def status(
     region: JobRegionOpt = None,
     profile: ProfileOpt = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep printing status changes until the job ends.")] = False,
+    output: OutputOpt = "text",
 ) -> None:
     """Show a training job's status, timings and final metrics (or a tuning job's trials, as tune-status)."""
     from botocore.exceptions import ClientError
@@ -188,10 +203,15 @@ def status(
         return
     if watch and summary["status"] not in lifecycle.TERMINAL:
         def show(described):
-            out.print(f"{escape(job)}: {described.get('TrainingJobStatus')} / {described.get('SecondaryStatus')}",
+            (err if json_output() else out).print(f"{escape(job)}: {described.get('TrainingJobStatus')} / {described.get('SecondaryStatus')}",
                       highlight=False)
         aws_call(lambda: lifecycle.wait(aws, job, poll_s=POLL_S, on_change=show))
         summary = aws_call(training_job)
+    if json_output():
+        from smjobs.cli.schemas import StatusOutput
+
+        emit(StatusOutput(**summary))
+        return
     table = Table(title=escape(job), show_header=False)
     for key, value in summary.items():
         if value not in (None, {}, ""):
@@ -206,18 +226,32 @@ def logs(
     region: JobRegionOpt = None,
     profile: ProfileOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines, from every host, until the job ends.")] = False,
+    output: OutputOpt = "text",
 ) -> None:
-    """Print a training job's CloudWatch log, every host's stream, each line prefixed with its host."""
+    """Print a training job's CloudWatch log, every host's stream, each line prefixed with its host (-o json: a
+    JSON document per line)."""
     aws = _context(job, region, endpoint_url, profile)
     if follow:
         raise typer.Exit(_follow(aws, job))
     from smjobs.aws import lifecycle
 
-    lines = aws_call(lambda: list(lifecycle.log_lines(aws, job)))
-    if not lines:
-        out.print(f"no log streams for {job} yet", markup=False)
-    for line in lines:
-        out.print(line, highlight=False, markup=False)
+    records = aws_call(lambda: list(lifecycle.log_records(aws, job)))
+    if not records:
+        (err if json_output() else out).print(f"no log streams for {job} yet", markup=False)
+    for record in records:
+        _print_log(record)
+
+
+def _print_log(record) -> None:
+    """One log line: ``[host rank N] text``, or a ``LogLine`` document under ``-o json``."""
+    from smjobs.aws.lifecycle import labelled
+
+    if json_output():
+        from smjobs.cli.schemas import LogLine
+
+        emit(LogLine(host=record.host, rank=record.rank, message=record.message))
+    else:
+        out.print(labelled(record.host, record.raw), highlight=False, markup=False)
 
 
 @command(panel=JOBS)
@@ -241,6 +275,7 @@ def list_command(
     endpoint_url: EndpointOpt = None,
     region: AccountRegionOpt = None,
     profile: ProfileOpt = None,
+    output: OutputOpt = "text",
 ) -> None:
     """List the project's training jobs (tagged smjobs:managed-by=smjobs), newest first."""
     from rich.table import Table
@@ -258,6 +293,13 @@ def list_command(
         fail(UsageError(f"--since {since!r}: give 30m, 6h, 2d, 1w or an ISO date such as 2026-11-01"))
     aws = aws_context(region, endpoint_url, profile=profile)
     rows = aws_call(lambda: lifecycle.list_jobs(aws, statuses=statuses, since=when, limit=limit))
+    if json_output():
+        from smjobs.cli.schemas import JobRow, ListOutput
+
+        emit(ListOutput(region=aws.region, jobs=[
+            JobRow(name=r.name, status=r.status, created=r.created.isoformat(timespec="seconds") if r.created else None,
+                   instances=r.instances, spec=r.spec) for r in rows]))
+        return
     table = Table(title=f"smjobs training jobs in {aws.region}")
     for column in ("name", "status", "created", "instances", "spec"):
         table.add_column(column)
@@ -270,7 +312,8 @@ def list_command(
 
 
 @command(panel=JOBS)
-def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
+def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None,
+         output: OutputOpt = "text") -> None:
     """What a training job cost: billable seconds x instances x the catalog's price, with spot savings."""
     from rich.table import Table
 
@@ -278,6 +321,17 @@ def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = N
 
     aws = _context(job, region, endpoint_url, profile)
     c = aws_call(lambda: lifecycle.cost(aws, job))
+    record = job_store.recall(job)
+    estimated = record.estimated_usd if record is not None else None
+    if json_output():
+        from smjobs.cli.schemas import CostOutput
+
+        emit(CostOutput(name=c.name, status=c.status, running=c.status not in lifecycle.TERMINAL,
+                        instance_type=c.instance_type, instance_count=c.instance_count, spot=c.spot,
+                        usd_per_hour=c.usd_per_hour, price_source=c.price_source, training_s=c.training_s,
+                        billable_s=c.billable_s, usd=c.usd, on_demand_usd=c.on_demand_usd, spot_savings=c.spot_savings,
+                        estimated_usd_at_submit=estimated))
+        return
     table = Table(title=f"{escape(job)} ({c.status})", show_header=False)
     table.add_column()
     table.add_column()
@@ -290,9 +344,8 @@ def cost(job: JobArg, endpoint_url: EndpointOpt = None, region: JobRegionOpt = N
         table.add_row("cost", f"${c.usd:,.2f} = {c.billable_s:,} s / 3600 x {c.instance_count} x ${c.usd_per_hour:,.4f}")
     if c.spot_savings is not None and c.on_demand_usd is not None:
         table.add_row("spot savings", f"{c.spot_savings:.0%} (${c.on_demand_usd - c.usd:,.2f} less than on demand)")
-    record = job_store.recall(job)
-    if record is not None and record.estimated_usd is not None:
-        table.add_row("estimated at submit", f"${record.estimated_usd:,.2f}")
+    if estimated is not None:
+        table.add_row("estimated at submit", f"${estimated:,.2f}")
     print_table(out, table)
     if c.status not in lifecycle.TERMINAL:
         out.print("the job is still running: this is the cost so far", markup=False)

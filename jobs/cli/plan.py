@@ -11,12 +11,15 @@ from rich.markup import escape
 
 from smjobs.cli.shared import (
     PLAN,
+    OutputOpt,
     RegionOpt,
     SetOpt,
     SpecArg,
     command,
+    emit,
     err,
     fail,
+    json_output,
     load,
     notice,
     out,
@@ -27,10 +30,8 @@ from smjobs.tables import print_table
 
 
 @command(panel=PLAN)
-def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) -> None:
+def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None, output: OutputOpt = "text") -> None:
     """Check a spec against every rule; print a summary, or every problem and exit 2."""
-    from rich.table import Table
-
     from smjobs.request import source
     from smjobs.request.training import build_request
 
@@ -39,6 +40,26 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
         request = build_request(job, region=spec_region(job, region))
     except (SpecError, UsageError) as exc:
         fail(exc)
+    manifest = source.manifest_for(request)
+    if json_output():
+        from smjobs.cli.schemas import CodeArchive, InstanceCount, ValidateOutput
+
+        compute = job.compute
+        emit(ValidateOutput(
+            name=job.name, strategy=job.distribution.type, launcher=job.distribution.launcher,
+            instance_type=compute.instance_type, instance_count=compute.instance_count,
+            instance_preferences=[InstanceCount(instance_type=p.instance_type, instance_count=p.instance_count)
+                                  for p in compute.instance_preferences or ()],
+            processes_per_host=request.processes_per_host, world_size=request.world_size,
+            image=request.create_training_job["AlgorithmSpecification"]["TrainingImage"],
+            source_dir=request.source_dir, entry_point=request.entry_point,
+            hyperparameters=len(request.create_training_job["HyperParameters"]),
+            code_archive=CodeArchive(files=len(manifest.files), total_bytes=manifest.total_bytes,
+                                     excluded=len(manifest.excluded)),
+            notices=notice(job, region)))
+        return
+    from rich.table import Table
+
     table = Table(title=f"{job.name}: valid", show_header=False)
     table.add_column()
     table.add_column()
@@ -52,7 +73,6 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None) 
     table.add_row("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"])
     table.add_row("entry point", escape(f"{request.source_dir}/{request.entry_point}"))
     table.add_row("hyperparameters", str(len(request.create_training_job["HyperParameters"])))
-    manifest = source.manifest_for(request)
     table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
                   f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")
     print_table(out, table)
@@ -66,6 +86,7 @@ def plan_command(
     overrides: SetOpt = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Alternatives to list.")] = 5,
     png: Annotated[Path | None, typer.Option("--png", help="Also draw estimated cost against step time.")] = None,
+    output: OutputOpt = "text",
 ) -> None:
     """Choose instances for SPEC: the cheapest configuration that fits, the alternatives, and why the rest do not."""
     from smjobs import api
@@ -82,12 +103,42 @@ def plan_command(
         found = api.plan(job, region=region, top=top)
     except (SpecError, UsageError) as exc:
         fail(exc)
-    print_plan(found, top, out=out, err=err)
+    if json_output():
+        emit(_plan_document(found, top))
+    else:
+        print_plan(found, top, out=out, err=err)
     if png is not None:  # the picture shows every configuration that fits: search again without pruning
         everything, _ = plan_spec(job, region, all_types=True, keep=10**6)
-        out.print(f"picture: {plot(everything, png, f'{job.name}: time to train vs job cost')}", markup=False)
+        picture = plot(everything, png, f'{job.name}: time to train vs job cost')
+        (err if json_output() else out).print(f"picture: {picture}", markup=False)
     if found.choice is None:
         raise typer.Exit(1)
+
+
+def _plan_document(found, top: int):
+    """``smjobs plan -o json``'s document."""
+    from smjobs import catalog
+    from smjobs.cli.schemas import Configuration, PlanOutput, RejectedType
+
+    types = catalog.instances().types
+
+    def configuration(c) -> Configuration:
+        layout = c.layout
+        return Configuration(
+            instance_type=c.instance_type, instance_count=c.instance_count, layout=c.describe_layout(),
+            dp_degree=layout.dp_degree, tp_degree=layout.tp_degree, pp_degree=layout.pp_degree,
+            sharding=layout.sharding, recompute=layout.recompute, micro_batch=c.micro_batch,
+            memory_gib_per_gpu=round(c.memory.total_gib, 3), gpu_memory_gib=types[c.instance_type].gpu_memory_gib,
+            step_s=c.step.total_s, usd_per_hour=c.usd_per_hour, hours=c.hours, job_usd=c.job_usd)
+
+    w = found.workload
+    return PlanOutput(
+        workload=w.shape.describe(), strategy=found.strategy.kind, region=found.region, global_batch=w.global_batch,
+        steps=w.steps, choice=configuration(found.choice) if found.choice is not None else None,
+        ranked=[configuration(c) for c in found.ranked[:top]],
+        rejected=[RejectedType(instance_type=r.instance_type, kind=r.kind, reason=r.reason) for r in found.rejections],
+        evaluated=found.evaluated, warnings=list(found.warnings),
+        why_nothing=found.why_nothing() if found.choice is None else None)
 
 
 @command(panel=PLAN)

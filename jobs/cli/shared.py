@@ -69,6 +69,12 @@ class _PlainHelp:
 class Command(_PlainHelp, typer.core.TyperCommand):
     """Every smjobs command (``@app.command(cls=Command)``: ``command`` below does it)."""
 
+    def make_context(self, *args: Any, **kwargs: Any):
+        # each invocation starts as text (one process may run several, as tests and notebooks do); --output's
+        # callback sets json while the arguments are parsed, before the command runs
+        _Output.json = False
+        return super().make_context(*args, **kwargs)
+
 
 class Group(_PlainHelp, typer.core.TyperGroup):
     """The ``smjobs`` app and its sub-apps (``prices``, ``infra``)."""
@@ -97,6 +103,38 @@ JobRegionOpt = Annotated[str | None, typer.Option(
     "--region", help="AWS region (default: where smjobs submitted the job, then AWS_REGION, then the AWS config).")]
 AccountRegionOpt = Annotated[str | None, typer.Option(
     "--region", help="AWS region (default: AWS_REGION, then the profile's in the AWS config).")]
+
+
+class _Output:
+    """The ``--output`` of the command being run: ``fail`` and ``aws_call`` print their errors in the same form."""
+
+    json = False
+
+
+def _set_output(value: str) -> str:
+    if value not in ("text", "json"):
+        raise typer.BadParameter(f"{value!r}: choose text or json")
+    _Output.json = value == "json"
+    return value
+
+
+OutputOpt = Annotated[str, typer.Option(
+    "--output", "-o", metavar="FORMAT", callback=_set_output,
+    help="text (tables, the default) or json: one JSON document on stdout, whose schema docs/schemas/ holds.")]
+
+
+def json_output() -> bool:
+    """Whether the command prints JSON (``-o json``)."""
+    return _Output.json
+
+
+def emit(document: Any) -> None:
+    """Print one ``smjobs.cli.schemas`` model as a JSON document (a line of its own for JSON lines)."""
+    indent = None if getattr(document, "kind", "") in ("log", "end") else 2
+    sys.stdout.write(document.model_dump_json(indent=indent) + "\n")
+    sys.stdout.flush()
+
+
 ProfileOpt = Annotated[str | None, typer.Option(
     "--profile", help="AWS profile for credentials and region (default: AWS_PROFILE, then the default profile).")]
 EndpointOpt = Annotated[
@@ -168,7 +206,17 @@ def configured(profile: str | None = None) -> str | None:
         fail(UsageError(str(exc)))
 
 
-def fail(exc: Exception) -> None:
+def fail(exc: Exception, code: int = 2) -> None:
+    """Report bad input (every problem with its fix, or the error) and exit ``code``; as an ``ErrorOutput`` on
+    stdout under ``-o json``."""
+    if _Output.json:
+        from smjobs.cli.schemas import ErrorOutput, Problem
+
+        problems = [Problem(path=p.path or None, message=p.message, fix=p.fix or None)
+                    for p in getattr(exc, "problems", ())]
+        message = f"{len(problems)} problem(s) in the job spec (nothing was sent to AWS)" if isinstance(exc, SpecError) else str(exc)
+        emit(ErrorOutput(message=message, problems=problems))
+        raise typer.Exit(code)
     if isinstance(exc, SpecError):
         err.print(f"[bold red]{len(exc.problems)} problem(s) in the job spec[/] (nothing was sent to AWS):")
         for problem in exc.problems:
@@ -177,21 +225,29 @@ def fail(exc: Exception) -> None:
                 err.print(f"      To fix: {escape(problem.fix)}", highlight=False)
     else:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
-def notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> None:
-    """The strategy's notice, placement warnings and, for jobs bound for SageMaker (``remote``), an availability
-    that could not be checked (stderr: a dry run's stdout stays plain YAML)."""
+def notice(job: JobSpec, region: str | None = None, *, remote: bool = True) -> list[str]:
+    """Print the strategy's notice, placement warnings and, for jobs bound for SageMaker (``remote``), an
+    availability that could not be checked (stderr: a dry run's stdout stays plain YAML or JSON); the lines
+    printed."""
+    texts = notice_texts(job, region, remote=remote)
+    for level, text in texts:
+        err.print(f"[yellow]{level}:[/] {escape(text)}", highlight=False)
+    return [f"{level}: {text}" for level, text in texts]
+
+
+def notice_texts(job: JobSpec, region: str | None = None, *, remote: bool = True) -> list[tuple[str, str]]:
+    """What ``notice`` prints, as (level, text) pairs."""
     from smjobs.checks.cluster import availability_unknown
     from smjobs.checks.placement import placement_warnings
 
-    if job.distribution.notice:
-        err.print(f"[yellow]notice:[/] {escape(job.distribution.notice)}", highlight=False)
-    for text in placement_warnings(job):
-        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+    texts = [("notice", job.distribution.notice)] if job.distribution.notice else []
+    texts += [("warning", text) for text in placement_warnings(job)]
     if remote and (unknown := availability_unknown(job, region)):
-        err.print(f"[yellow]notice:[/] {escape(unknown)}", highlight=False)
+        texts.append(("notice", unknown))
+    return texts
 
 
 def aws_context(region: str | None, endpoint_url: str | None, what: str = "", profile: str | None = None):
@@ -230,5 +286,12 @@ def aws_call(fn, *args: Any):
         with notices():
             return fn(*args)
     except (ClientError, BotoCoreError) as exc:
-        err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
+        aws_error(exc)
+
+
+def aws_error(exc: Exception) -> None:
+    """An AWS error: its message, and exit 1."""
+    if _Output.json:
+        fail(UsageError(f"AWS error: {exc}"), code=1)
+    err.print(f"[bold red]AWS error:[/] {escape(str(exc))}", highlight=False)
+    raise typer.Exit(1) from None

@@ -12,6 +12,7 @@ from smjobs.cli.shared import (
     JOBS,
     EndpointOpt,
     JobRegionOpt,
+    OutputOpt,
     ProfileOpt,
     RegionOpt,
     SetOpt,
@@ -19,8 +20,10 @@ from smjobs.cli.shared import (
     aws_call,
     aws_context,
     command,
+    emit,
     err,
     fail,
+    json_output,
     load,
     out,
     spec_region,
@@ -132,13 +135,19 @@ def _tune_local(job, trials, processes, work_dir) -> None:
         out.print(f"plot: {result.plot}", markup=False)
 
 
+def _trial(row: dict) -> dict:
+    """A trial of ``tuning_status`` as ``schemas.Trial`` takes it (hyperparameter values are strings on the wire)."""
+    return {**row, "hyperparameters": {k: str(v) for k, v in row["hyperparameters"].items()}}
+
+
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
 @command("tune-status", panel=JOBS)
 def tune_status(job: Annotated[str, typer.Argument(help="Tuning job name (as `smjobs tune` printed it).")],
-                endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None) -> None:
+                endpoint_url: EndpointOpt = None, region: JobRegionOpt = None, profile: ProfileOpt = None,
+                output: OutputOpt = "text") -> None:
     """Show a tuning job: its trials with their objective values and cost so far, and the best trial."""
     from smjobs.aws import job_store
 
@@ -151,6 +160,12 @@ def show_tuning(aws, name: str) -> None:
     from smjobs.aws.tuning import tuning_status
 
     summary = aws_call(tuning_status, aws, name)
+    if json_output():
+        from smjobs.cli.schemas import TuneStatusOutput
+
+        emit(TuneStatusOutput(**{**summary, "trials": [_trial(t) for t in summary["trials"]],
+                                 "best": _trial(summary["best"]) if summary["best"] else None}))
+        return
     out.print(f"{summary['name']}: {summary['status']} ({summary['strategy']}, {summary['objective']}); cost so far "
               f"about ${summary['usd_so_far']:,.2f}", markup=False, highlight=False)
     names = sorted({k for t in summary["trials"] for k in t["hyperparameters"]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from smjobs.errors import SpecError
 from smjobs.tuning.space import prepare
 from smjobs.tuning.trials import fit
 
+ROOT = Path(__file__).resolve().parents[3]
 LOSS = {"metric": "train:loss", "regex": "loss=([0-9.eE+-]+)"}
 GPT = {"model": "gpt", "n_layers": 12, "d_model": 1024, "n_heads": 16, "seq_len": 1024, "vocab_size": 50304,
        "global_batch_size": 16, "steps": 1000}
@@ -222,6 +224,18 @@ def test_tune_status_shows_trials_objectives_cost_and_the_best(captured):
     assert [t["objective"] for t in status["trials"]] == [0.40, 0.12, None]
     assert status["best"]["name"].endswith("-002-abcdef12") and status["best"]["hyperparameters"] == {"lr": "0.01"}
     assert status["usd_so_far"] == pytest.approx(3 * price / 2)
+    # the same through `smjobs tune-status -o json`, validated against its schema (on this client, with its stand-ins)
+    import jsonschema
+    from pytest import MonkeyPatch
+
+    with MonkeyPatch.context() as patch:
+        patch.setattr("smjobs.cli.tune.aws_context", lambda *args, **kwargs: captured)
+        printed = CliRunner().invoke(app, ["tune-status", request.job_name, "-o", "json"])
+    assert printed.exit_code == 0, printed.output
+    document = json.loads(printed.stdout)
+    jsonschema.validate(document, json.loads((ROOT / "docs" / "schemas" / "tune-status.schema.json").read_text()))
+    assert [t["objective"] for t in document["trials"]] == [0.40, 0.12, None]
+    assert document["best"]["hyperparameters"] == {"lr": "0.01"} and document["usd_so_far"] == pytest.approx(3 * price / 2)
 
 
 def test_cli_dry_run_prints_the_request_and_what_was_narrowed(tmp_path):
