@@ -13,7 +13,7 @@ here clear PYTHONDONTWRITEBYTECODE, so that the warm-up round leaves the ``__pyc
 reads instead of compiling smjobs' modules anew in each process.
 
     python benchmarks/cli_start.py [--example ddp_mlp] [--repeats 15]
-    python -X importtime -m smjobs validate ddp_mlp 2> imports.txt   # what a command imports, module by module
+    python benchmarks/cli_start.py --importtime [--top 12]   # python -X importtime of both: the top-level imports
 """
 
 from __future__ import annotations
@@ -54,11 +54,38 @@ def sdk_import() -> str | None:
     return "from sagemaker.train import ModelTrainer"
 
 
+def importtime(args: list[str], top: int) -> list[tuple[str, float]]:
+    """``python -X importtime -m smjobs <args>`` (after a run that writes the byte-code): the ``top`` top-level
+    imports by cumulative time (ms), and the total of every module's own time under ``"all"``."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([str(BIN / "smjobs"), *args], capture_output=True, env=env)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "smjobs", *args], capture_output=True, text=True,
+                          env={**env, "COLUMNS": "120"})
+    rows, total = [], 0.0
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, cumulative, name = line.removeprefix("import time:").split("|")
+        total += int(own) / 1000
+        if not name.startswith("  "):  # a top-level import: its time includes what it imports
+            rows.append((name.strip(), int(cumulative) / 1000))
+    return sorted(rows, key=lambda row: -row[1])[:top] + [("all", total)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--example", default="ddp_mlp")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--importtime", action="store_true", help="Print python -X importtime's top-level imports of "
+                        "--help and validate instead of timing.")
+    parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
+    if args.importtime:
+        for cmd in (["--help"], ["validate", args.example]):
+            print(f"smjobs {' '.join(cmd)}: top-level imports, cumulative ms (python -X importtime)")
+            for name, ms in importtime(cmd, args.top):
+                print(f"  {name:<40}{ms:>8.1f}")
+        return
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "smjobs --help": [str(BIN / "smjobs"), "--help"],

@@ -22,6 +22,11 @@ Importing smjobs imports neither the SageMaker SDK nor boto3, and touches no cre
 from its module on first use.
 """
 
+import logging
+
+# a library's logger stays silent until its user configures logging (the CLI renders it on stderr; -v, -q)
+logging.getLogger("smjobs").addHandler(logging.NullHandler())
+
 _HOMES = {
     # name: the module it lives in (imported on first use: `import smjobs` and the command line's first
     # instruction stay cheap, and AwsContext's boto3 is imported only when asked for)

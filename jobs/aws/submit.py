@@ -11,6 +11,7 @@ objects (an Estimator, a ModelTrainer) are built from the same request in ``aws.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import tarfile
 import tempfile
 from pathlib import Path
@@ -27,9 +28,12 @@ from smjobs.request.training import TrainingRequest, build_request
 from smjobs.spec.job import JobSpec
 
 CREATE_TRAINING_JOB_EVENT = "provide-client-params.sagemaker.CreateTrainingJob"
+log = logging.getLogger(__name__)
 
 
 def resolved_request(spec: JobSpec, aws: AwsContext, resolved: Resolved, job_name: str | None = None) -> TrainingRequest:
+    log.info("account %s: role %s (%s), bucket %s", resolved.account_id, resolved.role_arn, resolved.role_source,
+             resolved.bucket)
     request = build_request(spec, job_name=job_name, region=aws.region, bucket=resolved.bucket, role_arn=resolved.role_arn)
     problems = service_model.check(request.create_training_job)
     if problems:
@@ -62,6 +66,7 @@ def submit(request: TrainingRequest, aws: AwsContext) -> str:
     with tempfile.TemporaryDirectory(prefix="smjobs-source-") as tmp:
         upload.upload_job_files(aws.client("s3"), request, source.manifest_for(request), Path(tmp))
     sagemaker.create_training_job(**request.create_training_job)
+    log.info("CreateTrainingJob %s sent to %s", request.job_name, sagemaker.meta.endpoint_url)
     return request.job_name
 
 

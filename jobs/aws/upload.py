@@ -8,6 +8,7 @@ none. Archives are written with a fixed order, owner and timestamp, so the same 
 
 from __future__ import annotations
 
+import logging
 import tarfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from smjobs.request import manifests
 from smjobs.request.source import SourceManifest
 
 CODE_ARCHIVE = "sourcedir.tar.gz"
+log = logging.getLogger(__name__)
 """The name the SageMaker container toolkit expects (``sagemaker_submit_directory``)."""
 
 
@@ -46,6 +48,7 @@ def pack(manifest: SourceManifest, archive: Path, *, under: str = "", extra: tup
 def upload_file(s3, path: Path, uri: str) -> str:
     bucket, key = split_uri(uri)
     s3.upload_file(str(path), bucket, key)
+    log.debug("uploaded %s to %s (%d bytes)", path, uri, path.stat().st_size)
     return uri
 
 
@@ -85,6 +88,9 @@ def upload_job_files(s3, request, manifest: SourceManifest, scratch: Path) -> di
     uploaded = {}
     for name, (local, prefix) in local_channels(request).items():
         uploaded[name] = upload_channel(s3, local, prefix, scratch / "inputs" / name)
+        log.info("channel %s: %d file(s) from %s uploaded to %s", name, len(uploaded[name]), local, prefix)
     archive = pack(manifest, scratch / CODE_ARCHIVE)
     uploaded["code"] = [upload_file(s3, archive, request.code_uri)]
+    log.info("code archive: %d file(s), %d bytes, uploaded to %s", len(manifest.files), archive.stat().st_size,
+             request.code_uri)
     return uploaded

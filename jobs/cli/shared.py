@@ -9,6 +9,7 @@ created. The SageMaker SDK is imported only when a job is really submitted.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -160,12 +161,48 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _LogLines(logging.Handler):
+    """smjobs' library log records, one line each on stderr through rich (``warning: ...``, ``info: ...``)."""
+
+    STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname
+            err.print(f"[{self.STYLES.get(level, 'bold')}]{level.lower()}:[/] {escape(record.getMessage())}"
+                      + (f" [dim]({escape(record.name)})[/]" if record.levelno <= logging.DEBUG else ""), highlight=False)
+        except Exception:  # noqa: BLE001  (logging's own rule: a handler never raises into the caller)
+            self.handleError(record)
+
+
+def log_level(verbose: int, quiet: bool) -> int:
+    """The ``smjobs`` logger's level for ``-v`` (given ``verbose`` times) and ``-q``: warnings by default, info with
+    -v, debug with -vv, errors only with -q."""
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+
+
+def configure_logging(level: int) -> None:
+    """Render the ``smjobs`` logger's records on stderr at ``level`` (the handler is added once per process; a
+    second call sets the level). They still propagate: the command line's process has no root handler to print
+    them twice, and a test's or an embedding program's handlers see them."""
+    logger = logging.getLogger("smjobs")
+    logger.setLevel(level)
+    if not any(isinstance(h, _LogLines) for h in logger.handlers):
+        logger.addHandler(_LogLines())
+
+
 @app.callback()
 def _main(
     show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                help="Print smjobs' version and exit.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, metavar="", show_default=False,
+                                         help="Say more of what smjobs does: -v what it sends and starts, -vv debugging detail.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors from smjobs' library (not a command's own output).")] = False,
 ) -> None:
     """Validated distributed PyTorch jobs for SageMaker: validate, plan, run locally, submit, and follow the job."""
+    configure_logging(log_level(verbose, quiet))
 
 
 def load(spec: str, region: str | None = None, overrides: list[str] | None = None) -> JobSpec:

@@ -20,6 +20,7 @@ SageMaker produces. What differs, and why:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ from smjobs.request.training import TrainingRequest
 from smjobs_runtime import CHECKPOINT_DIR_ENV
 
 INSTANCE_GROUP = "homogeneousCluster"
+log = logging.getLogger(__name__)
 TOOLKIT_MODULE = "sagemaker_pytorch_container.training:main"
 STOPPED = re.compile(r"checkpoint at step (\d+) saved; stopping")
 """smjobs_runtime.STOPPED_LINE, as a stopped script prints it."""
@@ -309,6 +311,7 @@ def launch(
     watch = local_stop.StopWatch()  # before the toolkit starts: a stop at any moment stops the run
     proc = None
     try:
+        log.info("starting the container toolkit in %s: %s", layout.base_dir, " ".join(cmd))
         proc = subprocess.Popen(cmd, cwd=layout.base_dir, env=toolkit_environment(layout, {**job_env, **(env or {})}, bin_dir),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                 start_new_session=True)
@@ -335,6 +338,7 @@ def launch(
         watch.close()
         local_checks.unlock(layout.base_dir)
     result.duration_s = time.monotonic() - start
+    log.info("the toolkit exited with code %d after %.1f s", result.exit_code, result.duration_s)
     if result.exit_code == 0 and not result.stop_requested:
         local_checks.record_finished(request, layout.output_dir, layout.model_dir, result.duration_s)
     result.metrics = parse_metrics(result.lines, request.estimator.get("metric_definitions", []))
