@@ -26,6 +26,12 @@ it falls back to ``$SAGEMAKER_BASE_DIR`` or ``./opt_ml`` for the directories.
 One file on purpose, though longer than the project's other modules (about 400 lines at most): users copy it
 beside their own script, and a single file is what they can copy.
 
+MLflow: with a ``tracking`` section in the spec, ``start_tracking(env, params)`` starts the job's one MLflow run
+on rank 0 (or continues the run a checkpoint folder names, after a resume); ``log_metrics``, ``MetricLog`` and
+``save_model`` then also log to it, and the run ends with the script (``exit_cleanly``, or FAILED from
+``reporting_failures``). Without the section, or without MLflow installed, all of it does nothing and MLflow is
+never imported.
+
 Hyperparameters: the container toolkit passes each one as ``--key value`` with ``str(value)``, which turns lists
 into Python reprs and dicts into ``k=v,k2=v2``. smjobs sends lists and dicts as JSON text, so the argparse types
 here (``json_list``, ``json_dict``, ``boolean``) read every value back exactly as the job spec gave it.
@@ -51,6 +57,11 @@ DISTRIBUTION_ENV = "SMJOBS_DISTRIBUTION"
 ``distribution()``. They are never added to a script's command line."""
 CHECKPOINT_DIR_ENV = "SMJOBS_CHECKPOINT_DIR"
 """Set when the job's checkpoint_local_path is not SageMaker's default /opt/ml/checkpoints."""
+TRACKING_ENV = "SMJOBS_MLFLOW"
+"""The spec's ``tracking.mlflow`` (JSON: tracking_uri, experiment, run_name, artifact_location, parent_run_id),
+set by smjobs in the job's environment when the spec has one; ``start_tracking`` reads it."""
+TRACKING_RUN_FILE = "mlflow-run.json"
+"""In the checkpoint folder: the MLflow run a resumed job continues."""
 COMPLETE_MARKER = "COMPLETE"
 
 # ----- hyperparameters -------------------------------------------------------------------------------------
@@ -454,6 +465,78 @@ STOPPED_LINE = "checkpoint at step {step} saved; stopping on SIGTERM; run again 
 def report_stop(env: SageMakerEnv, step: int) -> None:
     """Say, on rank 0, that the run stopped on request after saving the checkpoint of ``step``."""
     _say(env, STOPPED_LINE.format(step=step))
+    _TRACKING.end("KILLED")  # a resumed job continues the same run
+
+
+# ----- MLflow ----------------------------------------------------------------------------------------------
+class _Tracking:
+    """The job's MLflow run on rank 0 (``start_tracking``); every method does nothing when there is none."""
+
+    def __init__(self) -> None:
+        self.run = None
+        self.client = None
+
+    def metrics(self, values: dict, step: int | None) -> None:
+        if self.run is None:
+            return
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        self.client.log_batch(self.run, metrics=[Metric(k, float(v), timestamp, step or 0)
+                                                 for k, v in values.items() if isinstance(v, (int, float))])
+
+    def artifact(self, path: Path, folder: str) -> None:
+        if self.run is not None:
+            self.client.log_artifact(self.run, str(path), folder)
+
+    def end(self, status: str) -> None:
+        if self.run is not None:
+            self.client.set_terminated(self.run, status)
+            self.run = None
+
+
+_TRACKING = _Tracking()
+
+
+def start_tracking(env: SageMakerEnv, params: dict | None = None, environ=None):
+    """Start the job's MLflow run on rank 0, or continue the one this job's checkpoint folder names (a resumed
+    job), and log ``params``; the run's id, or None where there is nothing to do: another rank, no ``tracking``
+    section in the spec, or MLflow not installed (said once on rank 0). One run per job, whatever its ranks and
+    hosts; a tuning trial's run is a child of the tuning job's run (``parent_run_id``)."""
+    environ = os.environ if environ is None else environ
+    if env.rank != 0 or not environ.get(TRACKING_ENV):
+        return None
+    config = json.loads(environ[TRACKING_ENV])
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        print("tracking: MLflow is not installed in this environment (pip install mlflow-skinny); not tracked",
+              flush=True)
+        return None
+    client = MlflowClient(tracking_uri=config.get("tracking_uri"))
+    name = config.get("experiment") or "Default"
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = (experiment.experiment_id if experiment is not None
+                     else client.create_experiment(name, artifact_location=config.get("artifact_location")))
+    record = env.checkpoint_dir / TRACKING_RUN_FILE
+    run_id = json.loads(record.read_text()).get("run_id") if record.is_file() else None
+    if run_id is not None:
+        client.update_run(run_id, status="RUNNING")
+    else:
+        tags = {"mlflow.parentRunId": config["parent_run_id"]} if config.get("parent_run_id") else {}
+        run_id = client.create_run(experiment_id, run_name=config.get("run_name"), tags=tags).info.run_id
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"run_id": run_id, "tracking_uri": config.get("tracking_uri")}))
+    _TRACKING.run, _TRACKING.client = run_id, client
+    if params:
+        logged = client.get_run(run_id).data.params
+        from mlflow.entities import Param
+
+        fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in logged]  # a param is logged once
+        for start in range(0, len(fresh), 100):  # MLflow takes at most 100 params a batch
+            client.log_batch(run_id, params=fresh[start:start + 100])
+    print(f"tracking: MLflow run {run_id} in experiment {name!r}", flush=True)
+    return run_id
 
 
 # ----- metrics, model, failures ----------------------------------------------------------------------------
@@ -464,6 +547,9 @@ def log_metrics(env: SageMakerEnv, **values) -> None:
         return
     parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]
     print(" ".join(parts), flush=True)
+    if _TRACKING.run is not None:
+        step = values.get("step")
+        _TRACKING.metrics({k: v for k, v in values.items() if k != "step"}, step if isinstance(step, int) else None)
 
 
 class MetricLog:
@@ -479,8 +565,10 @@ class MetricLog:
         self.seen += self.batch_size
         if self.enabled and (done % self.log_every == 0 or done == self.total_steps):
             now = time.perf_counter()
-            print(f"step={done} loss={loss:.6f} samples_per_s={self.seen / (now - self.t0):.1f}", flush=True)
+            rate = self.seen / (now - self.t0)
+            print(f"step={done} loss={loss:.6f} samples_per_s={rate:.1f}", flush=True)
             self.t0, self.seen = now, 0
+            _TRACKING.metrics({"loss": loss, "samples_per_s": rate}, done)
 
 
 def save_model(env: SageMakerEnv, payload, name: str = "model.pt") -> Path:
@@ -497,6 +585,7 @@ def save_model(env: SageMakerEnv, payload, name: str = "model.pt") -> Path:
         partial.unlink(missing_ok=True)
         raise OSError(f"writing the model to {path} failed ({_reason(exc)}); {_room(env.model_dir)}") from exc
     print(f"saved model to {path}", flush=True)
+    _TRACKING.artifact(path, "model")
     return path
 
 
@@ -514,6 +603,7 @@ def reporting_failures(env: SageMakerEnv, exit_at_once: bool = True):
         env.failure_file.parent.mkdir(parents=True, exist_ok=True)
         with env.failure_file.open("a") as f:
             f.write(f"rank {env.rank}: {traceback.format_exc(limit=5)}")
+        _TRACKING.end("FAILED")
         if not exit_at_once:
             raise
         traceback.print_exc()
@@ -543,6 +633,7 @@ def exit_cleanly() -> None:
     the process with SIGABRT ("terminate called without an active exception", see pytorch/pytorch#179291)
     after training succeeded. Call it last, after the outputs are written and the process group is destroyed.
     """
+    _TRACKING.end("FINISHED")
     sys.stdout.flush()
     sys.stderr.flush()
     # launched by mpirun (SMDDP, SMP v1), whose library loaded mpi4py: MPI must be finalised, or mpirun reports the

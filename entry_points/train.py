@@ -177,6 +177,7 @@ def make_optimizer(model, args):
 
 def train(args, env, stop=None) -> None:
     device = smr.init_distributed(env, args.backend)
+    smr.start_tracking(env, vars(args))  # the spec's tracking section: one MLflow run, from rank 0
     # tracked from before the model exists, so that DDP's gradient buckets and FSDP's shards are counted
     with memory.tracking(args.track_memory) as report:
         model = train_steps(args, env, device, report, stop or smr.StopSignal())

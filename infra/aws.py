@@ -53,6 +53,7 @@ def execution_role_policy(
     extra_buckets: tuple[str, ...] = (),
     vpc: bool = False,
     kms_key_arns: tuple[str, ...] = (),
+    mlflow_arns: tuple[str, ...] = (),
 ) -> dict:
     """The execution role's permissions for ``bucket`` in ``region`` (any region when None)."""
     from smjobs import catalog
@@ -61,7 +62,7 @@ def execution_role_policy(
     scope = policies.Scope(bucket=bucket, partition=policies.partition_of(region), region=region or "*",
                            account_id=account_id or "*", image_accounts=accounts or ("*",),
                            extra_buckets=tuple(extra_buckets))
-    return policies.execution_role_policy(scope, vpc=vpc, kms_key_arns=kms_key_arns)
+    return policies.execution_role_policy(scope, vpc=vpc, kms_key_arns=kms_key_arns, mlflow_arns=mlflow_arns)
 
 
 def ensure_execution_role(
@@ -74,6 +75,7 @@ def ensure_execution_role(
     extra_buckets: tuple[str, ...] = (),
     vpc: bool = False,
     kms_key_arns: tuple[str, ...] = (),
+    mlflow_arns: tuple[str, ...] = (),
 ) -> str:
     """Create the SageMaker execution role or bring its trust and permissions up to date; return its ARN."""
     trust = json.dumps(policies.trust_policy(account_id))
@@ -90,6 +92,6 @@ def ensure_execution_role(
             Tags=[{"Key": "managed-by", "Value": "smjobs"}],
         )["Role"]["Arn"]
     policy = execution_role_policy(bucket, region=region, account_id=account_id, extra_buckets=extra_buckets, vpc=vpc,
-                                   kms_key_arns=kms_key_arns)
+                                   kms_key_arns=kms_key_arns, mlflow_arns=mlflow_arns)
     iam.put_role_policy(RoleName=role_name, PolicyName=policies.POLICY_NAME, PolicyDocument=json.dumps(policy))
     return arn

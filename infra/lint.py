@@ -27,6 +27,7 @@ from smjobs.infra import policies, submitter
 ALLOWLIST_PATH = Path(__file__).with_name("lint-allowlist.yaml")
 _EXAMPLE_ACCOUNT = "123456789012"
 _EXAMPLE_KEY = f"arn:aws:kms:us-east-1:{_EXAMPLE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+_EXAMPLE_MLFLOW = f"arn:aws:sagemaker:us-east-1:{_EXAMPLE_ACCOUNT}:mlflow-tracking-server/team"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def policy_files(folder: Path) -> list[Path]:
     documents = {
         "execution-role.json": policies.execution_role_policy(scope),
         "execution-role-vpc-kms.json": policies.execution_role_policy(scope, vpc=True, kms_key_arns=(_EXAMPLE_KEY,)),
+        "execution-role-mlflow.json": policies.execution_role_policy(scope, mlflow_arns=(_EXAMPLE_MLFLOW,)),
         "bucket-policy.json": policies.bucket_policy(bucket),
         "trust-policy.json": policies.trust_policy(_EXAMPLE_ACCOUNT),
         "submitter.json": submitter.submitter_policy(scope),

@@ -149,13 +149,39 @@ def kms_statement(key_arns: list | tuple) -> dict:
     }
 
 
-def execution_role_policy(scope: Scope, *, vpc: bool = False, kms_key_arns: tuple[str, ...] = ()) -> dict:
-    """The permissions of the execution role: a job's needs, plus VPC interfaces and KMS keys when asked."""
+# What a job's script calls on a SageMaker managed MLflow tracking server or app to log one run: find or create its
+# experiment, create or continue its run, log parameters, metrics and tags, and end it (the MLflow REST API's
+# operations, which the sagemaker-mlflow service authorises one action each). Artifacts go to the server's
+# artifact store in S3: in the project bucket, ProjectBucketObjects covers them.
+MLFLOW_ACTIONS = (
+    "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:CreateExperiment",
+    "sagemaker-mlflow:CreateRun",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:UpdateRun",
+    "sagemaker-mlflow:LogBatch",
+    "sagemaker-mlflow:LogMetric",
+    "sagemaker-mlflow:LogParam",
+    "sagemaker-mlflow:SetTag",
+)
+
+
+def mlflow_statement(resource_arns: list | tuple) -> dict:
+    """Log a job's run to these SageMaker MLflow tracking servers or apps (a spec's tracking_server_arn)."""
+    return {"Sid": "JobMlflowTracking", "Effect": "Allow", "Action": list(MLFLOW_ACTIONS), "Resource": list(resource_arns)}
+
+
+def execution_role_policy(scope: Scope, *, vpc: bool = False, kms_key_arns: tuple[str, ...] = (),
+                          mlflow_arns: tuple[str, ...] = ()) -> dict:
+    """The permissions of the execution role: a job's needs, plus VPC interfaces, KMS keys and MLflow tracking
+    servers when asked."""
     statements = job_statements(scope)
     if vpc:
         statements.append(vpc_statement())
     if kms_key_arns:
         statements.append(kms_statement(kms_key_arns))
+    if mlflow_arns:
+        statements.append(mlflow_statement(mlflow_arns))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -23,14 +23,14 @@ class StackResult:
 
 def parameters(*, role_name: str | None = None, kms_key_arn: str | None = None, checkpoint_days: int | None = None,
                access_log_bucket: str | None = None, vpc_id: str | None = None, route_table_ids: list[str] = (),
-               subnet_ids: list[str] = (), security_group_ids: list[str] = ()) -> list[dict]:
+               subnet_ids: list[str] = (), security_group_ids: list[str] = (), mlflow_arns: list[str] = ()) -> list[dict]:
     """CloudFormation parameters for what was given; the template's defaults for the rest."""
     given = {
         "RoleName": role_name, "KmsKeyArn": kms_key_arn,
         "CheckpointRetentionDays": str(checkpoint_days) if checkpoint_days is not None else None,
         "AccessLogBucket": access_log_bucket, "VpcId": vpc_id,
         "RouteTableIds": ",".join(route_table_ids) or None, "SubnetIds": ",".join(subnet_ids) or None,
-        "SecurityGroupIds": ",".join(security_group_ids) or None,
+        "SecurityGroupIds": ",".join(security_group_ids) or None, "MlflowResourceArns": ",".join(mlflow_arns) or None,
     }
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in given.items() if v is not None]
 

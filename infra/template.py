@@ -74,6 +74,8 @@ def _parameters() -> dict:
                       "Description": "Job subnets, for the interface endpoints (Logs, CloudWatch, STS)."},
         "SecurityGroupIds": {"Type": "CommaDelimitedList", "Default": "",
                              "Description": "Security groups of the interface endpoints (HTTPS from the job subnets)."},
+        "MlflowResourceArns": {"Type": "CommaDelimitedList", "Default": "",
+                               "Description": "SageMaker MLflow tracking servers or apps jobs log runs to; empty: none."},
     }
 
 
@@ -83,6 +85,8 @@ def _role() -> dict:
     statements: list[Any] = policies.job_statements(scope)
     statements.append({"Fn::If": ["VpcJobs", policies.vpc_statement(), {"Ref": "AWS::NoValue"}]})
     statements.append({"Fn::If": ["UseKms", policies.kms_statement([{"Ref": "KmsKeyArn"}]), {"Ref": "AWS::NoValue"}]})
+    statements.append({"Fn::If": ["UseMlflow", {**policies.mlflow_statement([]), "Resource": {"Ref": "MlflowResourceArns"}},
+                                  {"Ref": "AWS::NoValue"}]})
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -161,6 +165,7 @@ def build() -> dict:
             "UseKms": {"Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}]},
             "VpcJobs": {"Fn::Not": [{"Fn::Equals": [{"Ref": "VpcId"}, ""]}]},
             "AccessLogs": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AccessLogBucket"}, ""]}]},
+            "UseMlflow": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "MlflowResourceArns"}]}, ""]}]},
         },
         "Rules": {"VpcEndpointsNeedTheirNetwork": {
             "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "VpcId"}, ""]}]},

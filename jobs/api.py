@@ -151,8 +151,17 @@ def _account(spec: JobSpec, aws, endpoint_url: str | None, region: str | None, r
     bucket and role) that every submission starts from."""
     from smjobs.aws import submit as sagemaker_edge
 
+    if problems := sagemaker_edge.tracking_problems(spec):  # before any AWS call
+        raise SpecError(problems)
     aws = aws or aws_context(region=region, spec_region=spec.region, endpoint_url=endpoint_url, profile=profile)
     return aws, sagemaker_edge.resolve(spec, aws, role_arn=role_arn, bucket=bucket, create_infra=create_infra)
+
+
+def _no_mlflow_config(spec: JobSpec, sdk_object: str) -> None:
+    """The SDK's objects have no MlflowConfig: a spec that needs one is submitted by smjobs itself."""
+    if spec.tracking is not None and spec.tracking.mlflow.tracking_server_arn:
+        raise UsageError(f"tracking.mlflow.tracking_server_arn: {sdk_object} cannot send CreateTrainingJob's "
+                         "MlflowConfig; submit with `smjobs submit` or smjobs.submit (the same request, with it)")
 
 
 def check_quotas(aws, spec: JobSpec, *, usage: str | None = None, instance_count: int | None = None) -> None:
@@ -196,6 +205,7 @@ def to_estimator(spec: JobSpec, *, aws=None, endpoint_url: str | None = None, re
     from smjobs.aws import submit as sagemaker_edge
 
     sdk.require_major(2, "to_estimator")
+    _no_mlflow_config(spec, "SDK v2's PyTorch estimator")
     aws, resolved = _account(spec, aws, endpoint_url, region, role_arn, bucket, create_infra, profile)
     return sdk.to_estimator(sagemaker_edge.resolved_request(spec, aws, resolved, job_name=job_name), aws)
 
@@ -206,6 +216,7 @@ def to_model_trainer(spec: JobSpec, *, aws=None, endpoint_url: str | None = None
     """SageMaker SDK v3's ``sagemaker.train.ModelTrainer`` for the spec, configured from the same request ``submit``
     sends (distribution, compute, channels, checkpoints, networking, stopping condition). Raises SdkVersionError in
     one line when SDK v2 (use ``to_estimator``) or no SDK is installed."""
+    _no_mlflow_config(spec, "SDK v3's ModelTrainer")
     from smjobs.aws import sdk, sdk_v3
     from smjobs.aws import submit as sagemaker_edge
 

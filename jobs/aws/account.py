@@ -115,6 +115,11 @@ def _data_buckets(spec: JobSpec) -> tuple[str, ...]:
                  if uri and uri.startswith("s3://"))
 
 
+def _mlflow_arns(spec: JobSpec) -> tuple[str, ...]:
+    arn = spec.tracking.mlflow.tracking_server_arn if spec.tracking is not None else None
+    return (arn,) if arn else ()
+
+
 def resolve(spec: JobSpec, aws: AwsContext, *, role_arn: str | None = None, bucket: str | None = None,
             create_infra: bool = False) -> Resolved:
     """Find the account, the execution role and the bucket (see the module docstring); raise SpecError naming what
@@ -136,7 +141,8 @@ def resolve(spec: JobSpec, aws: AwsContext, *, role_arn: str | None = None, buck
         bucket = ensure_bucket(aws.client("s3"), bucket or default_bucket_name(account_id, region), region)
         if role is None:
             role, source = ensure_execution_role(aws.client("iam"), bucket, region=region, account_id=account_id,
-                                                 extra_buckets=_data_buckets(spec), vpc=bool(spec.security.subnets)), \
+                                                 extra_buckets=_data_buckets(spec), vpc=bool(spec.security.subnets),
+                                                 mlflow_arns=_mlflow_arns(spec)), \
                 "created by --create-infra"
         return Resolved(account_id, bucket, role, source)
     stack = None

@@ -21,7 +21,7 @@ from smjobs.aws import upload
 from smjobs.aws.account import NoCredentialsError, Resolved, resolve  # noqa: F401  (the edge's callers use them here)
 from smjobs.aws.context import AwsContext
 from smjobs.checks import service_model
-from smjobs.errors import SpecError
+from smjobs.errors import Problem, SpecError
 from smjobs.inference import batch_transform
 from smjobs.request import source
 from smjobs.request.training import TrainingRequest, build_request
@@ -31,11 +31,20 @@ CREATE_TRAINING_JOB_EVENT = "provide-client-params.sagemaker.CreateTrainingJob"
 log = logging.getLogger(__name__)
 
 
+def tracking_problems(spec: JobSpec) -> list[Problem]:
+    """A job bound for SageMaker with a tracking section must name a server: locally smjobs provides a store."""
+    if spec.tracking is None or spec.tracking.mlflow.tracking_server_arn or spec.tracking.mlflow.tracking_uri:
+        return []
+    return [Problem("tracking.mlflow", "names no MLflow server, and a job on SageMaker has no local store to log to",
+                    "set tracking_server_arn (SageMaker managed MLflow) or tracking_uri (any other server); without "
+                    "either, only local runs are tracked")]
+
+
 def resolved_request(spec: JobSpec, aws: AwsContext, resolved: Resolved, job_name: str | None = None) -> TrainingRequest:
     log.info("account %s: role %s (%s), bucket %s", resolved.account_id, resolved.role_arn, resolved.role_source,
              resolved.bucket)
     request = build_request(spec, job_name=job_name, region=aws.region, bucket=resolved.bucket, role_arn=resolved.role_arn)
-    problems = service_model.check(request.create_training_job)
+    problems = tracking_problems(spec) + service_model.check(request.create_training_job)
     if problems:
         raise SpecError(problems)
     return request

@@ -309,3 +309,12 @@ def check_metrics(spec: JobSpec) -> list[Problem]:
             out.append(Problem(f"{path}.regex", f"{metric.regex!r} has no capture group; SageMaker records the first group as the value.",
                                "wrap the number in parentheses, e.g. loss=([0-9.eE+-]+)."))
     return out
+
+
+def check_tracking(spec: JobSpec) -> list[Problem]:
+    """One MLflow server at most: SageMaker's managed one or another."""
+    mlflow = spec.tracking.mlflow if spec.tracking is not None else None
+    if mlflow is not None and mlflow.tracking_server_arn and mlflow.tracking_uri:
+        return [Problem("tracking.mlflow", "names two servers: tracking_server_arn and tracking_uri.",
+                        "keep tracking_server_arn for SageMaker managed MLflow, or tracking_uri for any other server.")]
+    return []

@@ -263,6 +263,7 @@ def check_spec(spec: JobSpec, *, region: str | None = None) -> list[Problem]:
         rules_job.check_storage,
         rules_job.check_security,
         rules_job.check_metrics,
+        rules_job.check_tracking,
         inference.check,
         batch_transform.check,
         tuning.check,

@@ -56,6 +56,7 @@ def deploy(
     route_table_ids: Annotated[list[str] | None, typer.Option("--route-table-id", help="With --vpc-id: a route table of the job subnets. Repeatable.")] = None,
     subnet_ids: Annotated[list[str] | None, typer.Option("--subnet-id", help="With --vpc-id: a job subnet. Repeatable.")] = None,
     security_group_ids: Annotated[list[str] | None, typer.Option("--security-group-id", help="With --vpc-id: a security group of the endpoints. Repeatable.")] = None,
+    mlflow_arns: Annotated[list[str] | None, typer.Option("--mlflow-arn", help="Let jobs log runs to this SageMaker MLflow tracking server or app (a spec's tracking.mlflow.tracking_server_arn). Repeatable.")] = None,
 ) -> None:
     """Create or update the smjobs stack (role and bucket) through CloudFormation, and print what it made."""
     from rich.table import Table
@@ -70,7 +71,8 @@ def deploy(
     aws = aws_context(region, endpoint_url, profile=profile)
     params = stack.parameters(role_name=role_name, kms_key_arn=kms_key_arn, checkpoint_days=checkpoint_days,
                               access_log_bucket=access_log_bucket, vpc_id=vpc_id, route_table_ids=route_table_ids or [],
-                              subnet_ids=subnet_ids or [], security_group_ids=security_group_ids or [])
+                              subnet_ids=subnet_ids or [], security_group_ids=security_group_ids or [],
+                              mlflow_arns=mlflow_arns or [])
     out.print(f"deploying stack {escape(stack_name)} in {aws.region} (CloudFormation; this can take a few minutes)",
               highlight=False)
     try:

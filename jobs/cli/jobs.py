@@ -124,6 +124,9 @@ def submit(
 
     from smjobs.aws import submit as sagemaker_edge
 
+    if problems := sagemaker_edge.tracking_problems(job):  # before any AWS call
+        fail(SpecError(problems))
+
     aws = aws_context(spec_region(job, region, profile), endpoint_url, profile=profile)
     guess = estimate(job, aws.region)
     try:

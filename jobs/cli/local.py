@@ -116,6 +116,8 @@ def report(result) -> None:
     table.add_row("checkpoints", escape(str(result.layout.checkpoint_dir)))
     for name, value in result.metrics.items():
         table.add_row(escape(f"metric {name}"), f"{value:g}")
+    if result.tracking_uri:
+        table.add_row("MLflow store", escape(result.tracking_uri))
     if result.failure and not result.stopped:
         from smjobs.local.failures import launcher_ended
 

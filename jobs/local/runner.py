@@ -43,7 +43,7 @@ from smjobs.local.stop import interrupt
 from smjobs.request import manifests, source
 from smjobs.request.training import TrainingRequest
 
-from smjobs_runtime import CHECKPOINT_DIR_ENV
+from smjobs_runtime import CHECKPOINT_DIR_ENV, TRACKING_ENV
 
 INSTANCE_GROUP = "homogeneousCluster"
 log = logging.getLogger(__name__)
@@ -257,6 +257,8 @@ class RunResult:
     """The signal (SIGINT, SIGTERM) that stopped the run, when one did."""
     finished_before: dict | None = None
     """Nothing ran: the work dir held this run, finished (``prechecks.finished_before``'s record)."""
+    tracking_uri: str | None = None
+    """The MLflow store the run logged to (``tracking.mlflow``): ``MlflowClient(tracking_uri)`` reads it back."""
 
     @property
     def stopped(self) -> bool:
@@ -305,8 +307,12 @@ def launch(
     # the job's own environment variables (its strategy settings among them), as the container has them; the
     # checkpoint folder is this run's
     job_env = {**request.create_training_job.get("Environment", {}), CHECKPOINT_DIR_ENV: str(layout.checkpoint_dir)}
+    if TRACKING_ENV in job_env:
+        job_env[TRACKING_ENV] = local_tracking(job_env[TRACKING_ENV], layout)
     start = time.monotonic()
     result = RunResult(exit_code=-1, layout=layout)
+    settings = (env or {}).get(TRACKING_ENV) or job_env.get(TRACKING_ENV)
+    result.tracking_uri = json.loads(settings)["tracking_uri"] if settings else None
     oom_before = failures.oom_kills()
     watch = local_stop.StopWatch()  # before the toolkit starts: a stop at any moment stops the run
     proc = None
@@ -358,6 +364,24 @@ def launch(
             oom = failures.oom_killed_since(oom_before)
             layout.failure_file.write_text(failures.describe(result.root_cause, result.lines, oom_killed=oom) + earlier)
     return result
+
+
+def local_tracking(settings: str, layout: LocalLayout) -> str:
+    """The job's MLflow settings for a run here: its own tracking URI when it has one that is not SageMaker's (a
+    local run calls no AWS API), else a SQLite store beside the run's folders, with the artifacts under it."""
+    config = json.loads(settings)
+    uri = config.get("tracking_uri")
+    if not uri or uri.startswith("arn:"):
+        config["tracking_uri"] = local_tracking_uri(layout.base_dir)
+        config["artifact_location"] = (layout.base_dir / "mlartifacts").resolve().as_uri()
+        if uri:
+            log.warning("tracking: a local run logs to %s, not to SageMaker's MLflow %s", config["tracking_uri"], uri)
+    return json.dumps(config, separators=(",", ":"))
+
+
+def local_tracking_uri(work_dir: Path) -> str:
+    """The SQLite MLflow store of a local run in ``work_dir`` (what ``mlflow ui --backend-store-uri`` takes)."""
+    return f"sqlite:///{(Path(work_dir) / 'mlflow.db').resolve()}"
 
 
 def python_for(request: TrainingRequest, layout: LocalLayout) -> Path:

@@ -20,7 +20,7 @@ from smjobs import catalog
 from smjobs.spec.hyperparameters import to_estimator_value, to_wire
 from smjobs.spec.job import ENTRY_POINTS_DIR, JobSpec
 
-from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV
+from smjobs_runtime import CHECKPOINT_DIR_ENV, DISTRIBUTION_ENV, TRACKING_ENV
 
 UNRESOLVED_BUCKET = "<bucket>"
 UNRESOLVED_ROLE = "<role>"
@@ -118,6 +118,27 @@ def job_environment(spec: JobSpec) -> dict[str, str]:
     return env
 
 
+def tracking_environment(spec: JobSpec, job_name: str) -> dict[str, str]:
+    """``tracking.mlflow`` as the script reads it (``smjobs_runtime.start_tracking``): the server (a SageMaker
+    MLflow ARN is a tracking URI to the sagemaker-mlflow plugin), the experiment (default: the spec's name) and the
+    run's name (default: the job's)."""
+    if spec.tracking is None:
+        return {}
+    mlflow = spec.tracking.mlflow
+    settings = {"tracking_uri": mlflow.tracking_server_arn or mlflow.tracking_uri,
+                "experiment": mlflow.experiment or spec.name, "run_name": mlflow.run_name or job_name}
+    return {TRACKING_ENV: json.dumps(settings, separators=(",", ":"))}
+
+
+def mlflow_config(spec: JobSpec, job_name: str) -> dict[str, str] | None:
+    """CreateTrainingJob's MlflowConfig, for SageMaker managed MLflow (``tracking.mlflow.tracking_server_arn``)."""
+    if spec.tracking is None or not spec.tracking.mlflow.tracking_server_arn:
+        return None
+    mlflow = spec.tracking.mlflow
+    return {"MlflowResourceArn": mlflow.tracking_server_arn, "MlflowExperimentName": mlflow.experiment or spec.name,
+            "MlflowRunName": mlflow.run_name or job_name}
+
+
 def training_image(spec: JobSpec, region: str) -> str | None:
     """The job's image: ``compute.image_uri`` when the spec names one, else the one the SDK picks: SMP v2 jobs
     run in smdistributed-modelparallel, the rest in SageMaker's PyTorch training image of framework_version
@@ -177,7 +198,7 @@ def build_request(
         "enable_sagemaker_metrics": True,
         "disable_profiler": True,
         "debugger_hook_config": False,
-        "environment": job_environment(spec),
+        "environment": {**job_environment(spec), **tracking_environment(spec, job_name)},
     }
     # every job carries smjobs' tags (`smjobs list` finds the project's jobs by them) and the spec's own
     estimator["tags"] = job_tags(spec)
@@ -302,4 +323,6 @@ def _with_create_training_job(request: TrainingRequest, spec: JobSpec) -> Traini
     if "checkpoint_s3_uri" in est:
         ctj["CheckpointConfig"] = {"S3Uri": est["checkpoint_s3_uri"], "LocalPath": est["checkpoint_local_path"]}
     ctj["ProfilerConfig"] = {"DisableProfiler": True}  # disable_profiler=True; the debugger hook is off too
+    if (mlflow := mlflow_config(spec, request.job_name)) is not None:
+        ctj["MlflowConfig"] = mlflow
     return TrainingRequest(**{**asdict(request), "create_training_job": ctj})

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from smjobs.spec.field_docs import describe_fields
 from smjobs.spec.file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
 from smjobs.spec.strategies import DDP, Strategy
+from smjobs.spec.tracking import TrackingSettings
 from smjobs.spec.tuning import TuningSettings
 
 ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodule_search_locations[0]).resolve()
@@ -310,6 +311,8 @@ class JobSpec(_Frozen):
     """AWS region; when absent, the CLI's --region or the AWS configuration decides."""
     plan: PlanSettings = Field(default_factory=PlanSettings)
     """Model and limits for choosing instances (``instance_type: auto``, ``smjobs plan``)."""
+    tracking: TrackingSettings | None = None
+    """Experiment tracking: the MLflow server and experiment the job's one run goes into (``tracking.mlflow``)."""
 
     # ----- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

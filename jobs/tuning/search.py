@@ -11,6 +11,7 @@ they run one at a time, with few processes, on CPUs.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from typing import Any
 from smjobs.spec.job import JobSpec
 from smjobs.spec.tuning import grid_size, objective_regex
 from smjobs.tuning.trials import Space, trial_data
+
+from smjobs_runtime import TRACKING_ENV
 
 
 class TrialFailed(RuntimeError):
@@ -103,6 +106,7 @@ def run_local_tuning(spec: JobSpec, space: Space, *, trials: int, work_dir: Path
     pattern = re.compile(objective_regex(spec))
     study = optuna.create_study(direction=t.objective.goal, sampler=_sampler(spec, space), pruner=_pruner(spec))
     done: list[Trial] = []
+    tracking = _parent_run(spec, Path(work_dir))  # trials' runs are children of the tuning's run, in one store
 
     def objective(trial) -> float:
         values = {n: suggest(trial, n, p) for n, p in space.parameters.items()}
@@ -130,8 +134,11 @@ def run_local_tuning(spec: JobSpec, space: Space, *, trials: int, work_dir: Path
                     record.state = "pruned"
                     interrupt(toolkit[0])  # as a spot interruption: the ranks checkpoint and stop
 
+        trial_env = {}
+        if tracking is not None:
+            trial_env[TRACKING_ENV] = json.dumps({**tracking["settings"], "run_name": f"{request.job_name}-trial-{trial.number:03d}"})
         try:
-            result = local.launch(request, layout, on_line=watch, on_start=toolkit.append)
+            result = local.launch(request, layout, on_line=watch, on_start=toolkit.append, env=trial_env)
             record.seconds = result.duration_s
             if record.state == "pruned":
                 record.objective = record.intermediate[-1] if record.intermediate else None
@@ -152,7 +159,45 @@ def run_local_tuning(spec: JobSpec, space: Space, *, trials: int, work_dir: Path
     complete = [r for r in done if r.state == "complete"]
     pick = min if t.objective.goal == "minimize" else max
     best = pick(complete, key=lambda r: r.objective) if complete else None
+    if tracking is not None:
+        client, run_id = tracking["client"], tracking["settings"]["parent_run_id"]
+        if best is not None:
+            client.log_metric(run_id, f"best_{t.objective.metric}", best.objective)
+            client.set_tag(run_id, "best_trial", str(best.number))
+        client.set_terminated(run_id, "FINISHED" if best is not None else "FAILED")
     return LocalTuning(done, t.objective.goal, best)
+
+
+def _parent_run(spec: JobSpec, work_dir: Path) -> dict | None:
+    """The tuning's own MLflow run, when the spec has a tracking section: in the spec's tracking_uri, or a SQLite
+    store in ``work_dir`` (SageMaker's servers are not called from a local run); the settings each trial's script
+    gets (``smjobs_runtime.start_tracking``) and the client. None without tracking."""
+    if spec.tracking is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    from smjobs.local.runner import local_tracking_uri
+
+    mlflow = spec.tracking.mlflow
+    uri, artifacts = mlflow.tracking_uri, None
+    if not uri:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        uri, artifacts = local_tracking_uri(work_dir), (work_dir / "mlartifacts").resolve().as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    name = mlflow.experiment or spec.name
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name, artifact_location=artifacts)
+    run = client.create_run(experiment_id, run_name=mlflow.run_name or f"{spec.name}-tuning")
+    client.log_batch(run.info.run_id, params=[_param("strategy", spec.tuning.strategy),
+                                              _param("objective", f"{spec.tuning.objective.goal} {spec.tuning.objective.metric}")])
+    settings = {"tracking_uri": uri, "experiment": name, "artifact_location": artifacts, "parent_run_id": run.info.run_id}
+    return {"client": client, "settings": settings}
+
+
+def _param(key: str, value: str):
+    from mlflow.entities import Param
+
+    return Param(key, value)
 
 
 def plot(result: LocalTuning, spec: JobSpec, path: Path) -> Path:

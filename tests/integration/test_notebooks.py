@@ -27,6 +27,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     if path.stem == "01_data_parallel":
         assert "dry run == request sent: True" in outputs
         assert list(tmp_path.glob("runs/*/output/data/loss.png"))
+        assert "run: nb-ddp-mlp-" in outputs and "FINISHED" in outputs and "artifacts: ['model/model.pt']" in outputs
     if path.stem == "02_model_parallel":
         assert "same losses: True" in outputs and "dp(2) x pp(8) x tp(1) = 16 != 2 instances x 4 processes = 8" in outputs
         assert "smdistributed-modelparallel:2.4.1-gpu-py311-cu121" in outputs

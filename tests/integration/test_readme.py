@@ -77,5 +77,5 @@ def test_every_other_shell_block_runs_verbatim(tmp_path):
     for expected in ("smjobs 0.", "stack smjobs: created", "first-job: Completed", "nothing to stop",
                      "billable time", "first-job", "bubble:", "configurations that fit", "create_transform_job:",
                      "tuner:", "local run succeeded", "smp v1: gpt, pp 2 x dp 4 x tp 2", "backend smddp",
-                     "[rank 0] step=3 loss="):
+                     "[rank 0] step=3 loss=", "'FINISHED')]"):
         assert expected in output, f"{expected!r} missing from the README run:\n{tail}"

@@ -9,11 +9,13 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from smjobs import api
 from smjobs.checks.validate import validate_spec
 
+pytestmark = pytest.mark.integration
 STEPS, LOG_EVERY = 12, 4
 
 
@@ -28,7 +30,8 @@ def local_spec(**tuning):
 
 
 def test_three_trials_best_is_the_best_logged_metric_and_only_rank_0_prints_it(tmp_path):
-    spec = validate_spec(local_spec())
+    """The same three trials, tracked: the tuning's MLflow run has one child run per trial."""
+    spec = validate_spec({**local_spec(), "tracking": {"mlflow": {"experiment": "tiny-tune"}}})
     logs: dict[int, list[str]] = {}
     current = []
 
@@ -51,6 +54,20 @@ def test_three_trials_best_is_the_best_logged_metric_and_only_rank_0_prints_it(t
     assert len({t.values["lr"] for t in result.trials}) == 3
     assert result.best.number == min(last, key=last.get)
     assert result.plot is not None and result.plot.is_file()
+
+    from mlflow.tracking import MlflowClient
+
+    from smjobs.local.runner import local_tracking_uri
+
+    client = MlflowClient(local_tracking_uri(tmp_path / "work"))
+    runs = client.search_runs([client.get_experiment_by_name("tiny-tune").experiment_id])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
+                      key=lambda r: r.info.run_name)
+    assert len(runs) == 4 and len(children) == 3
+    assert [float(r.data.params["lr"]) for r in children] == pytest.approx([t.values["lr"] for t in result.trials])
+    assert parent.data.metrics["best_train:loss"] == pytest.approx(result.best.objective)
+    assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children)
 
 
 def test_cli_tune_local_prints_a_table_the_best_trial_and_a_plot(tmp_path):

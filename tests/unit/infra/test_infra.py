@@ -113,7 +113,7 @@ def test_the_shipped_template_is_the_rendered_one_and_uses_the_same_documents():
     sids = [s.get("Sid") for s in statements if "Sid" in s]
     boto3_sids = [s["Sid"] for s in execution_role_policy("b", region="us-east-1")["Statement"]]
     assert sids == boto3_sids  # same statements, in the same order, as the boto3 path
-    assert [s["Fn::If"][0] for s in statements if "Fn::If" in s] == ["VpcJobs", "UseKms"]
+    assert [s["Fn::If"][0] for s in statements if "Fn::If" in s] == ["VpcJobs", "UseKms", "UseMlflow"]
     bucket = built["Resources"]["ProjectBucket"]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == policies.PUBLIC_ACCESS_BLOCK
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
