@@ -19,6 +19,8 @@ TORCH_PIP_OPTS ?=
 # keep their own SDK config and warnings: smjobs sets neither for them).
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export SAGEMAKER_USER_CONFIG_OVERRIDE := $(CURDIR)/.ci/sagemaker-config.yaml
+# Python writes byte-code, as on users' machines and in SageMaker's containers (some CI images turn it off)
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast lint clean
 

@@ -129,13 +129,14 @@ def parse_spec(data: JobSpec | dict[str, Any]) -> tuple[JobSpec | None, list[Pro
 
 def _without_echoes(problems: list[Problem]) -> list[Problem]:
     """Each problem once (a later round reports a missing field again), and no "X is required" where a misspelled
-    key beside it already says "did you mean 'X'"."""
+    key beside it already says "did you mean 'X'", or where X's value was refused (and then set aside)."""
     meant = {p.path.rsplit(".", 1)[0] + "." + p.fix.split("'")[1] if "." in p.path else p.fix.split("'")[1]
              for p in problems if p.message == "is not a known field." and p.fix.startswith("did you mean '")}
     out, seen = [], set()
+    reported = {p.path for p in problems if p.message != "is required."}  # a value refused, then set aside
     for problem in problems:
         key = (problem.path, problem.message)
-        if key in seen or (problem.message == "is required." and problem.path in meant):
+        if key in seen or (problem.message == "is required." and (problem.path in meant or problem.path in reported)):
             continue
         seen.add(key)
         out.append(problem)
@@ -158,6 +159,8 @@ def _problem_from_pydantic(err: dict, data: dict) -> Problem:
         return Problem(f"{path}.type", f"{err['input'].get('type')!r} is not a known strategy.", f"use one of: {known}.")
     if kind == "union_tag_not_found":
         return Problem(f"{path}.type", "is required.", f"set type to one of: {', '.join(STRATEGY_TYPES)}.")
+    if kind == "smjobs":  # a field validator of the spec's own, with its fix
+        return Problem(path, f"{err['msg']} (got {err.get('input')!r}).", err["ctx"]["fix"])
     return Problem(path, f"{err['msg']} (got {err.get('input')!r}).", _type_fix(kind, path))
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from smjobs.spec.field_docs import describe_fields
 from smjobs.spec.file import read_spec_data  # noqa: F401  (the reader lives there; spec files are read through it)
@@ -79,7 +80,7 @@ class Compute(_Frozen):
 class Channel(_Frozen):
     """One input data channel, mounted at ``/opt/ml/input/data/<name>`` (``SM_CHANNEL_<NAME>``)."""
 
-    uri: str
+    uri: str = Field(min_length=1)
     """An ``s3://bucket/prefix`` URI, or a local directory that is uploaded at submit."""
     input_mode: Literal["File", "FastFile"] = "File"
     """File copies the data before training; FastFile streams it from S3 on demand."""
@@ -90,6 +91,16 @@ class Channel(_Frozen):
     """FullyReplicated gives every instance all objects; ShardedByS3Key splits objects across instances."""
     content_type: str | None = None
     """MIME type passed to the container, if the script wants it."""
+
+    @field_validator("uri")
+    @classmethod
+    def _printable(cls, uri: str) -> str:
+        # a local path goes to the file system (resolve, stat) before the rules run; a control character there
+        # is a typo, never a folder
+        if any(ord(c) < 32 for c in uri):
+            raise PydanticCustomError("smjobs", "holds a control character, so it names no S3 prefix or folder",
+                                      {"fix": "give an s3:// URI or a local directory."})
+        return uri
 
 
 class Security(_Frozen):

@@ -44,7 +44,9 @@ def test_a_users_own_script_validates_runs_dry_runs_and_submits_unchanged(user_p
         assert record["argv"] == expected_argv
         assert record["world_size"] == 2 and record["samples_seen"] == 64  # DistributedSampler: 128 records / 2
     assert (work / "model" / "model.pt").is_file()
-    assert sorted(p.name for p in (work / "code").iterdir()) == ["job.yaml", "model.py", "my_train.py", "smjobs_runtime.py"]
+    # the archive's files, and the byte-code Python writes beside them where PYTHONDONTWRITEBYTECODE is unset
+    code = sorted(p.name for p in (work / "code").iterdir() if p.name != "__pycache__")
+    assert code == ["job.yaml", "model.py", "my_train.py", "smjobs_runtime.py"]
 
     dry = cli("submit", spec, "--dry-run", cwd=elsewhere)
     assert dry.returncode == 0, dry.stderr

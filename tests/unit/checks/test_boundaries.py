@@ -91,3 +91,13 @@ def test_the_layer_contracts_hold_and_name_both_modules_of_an_import_that_climbs
     assert broken.returncode != 0
     assert "smjobs.spec.job -> smjobs.cli.shared" in broken.stdout, broken.stdout
     assert "smjobs.spec.job -> boto3" in broken.stdout, broken.stdout
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    """The test folders are not packages, so pytest imports each file by its base name: two files of one name stop
+    the whole run at collection (``make test-fast`` would not see it, being only tests/unit)."""
+    tests = Path(__file__).resolve().parents[2]
+    by_name: dict[str, list[str]] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        by_name.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert len(by_name) > 50 and {n: p for n, p in by_name.items() if len(p) > 1} == {}

@@ -80,6 +80,14 @@ def test_an_unknown_key_inside_a_list_entry_names_the_known_fields(spec_data):
                                                "To fix: Known fields here: name, regex.")
 
 
+@pytest.mark.parametrize("uri", ["\x00", "data\x00", "da\nta", ""])
+def test_a_channel_uri_with_a_control_character_or_nothing_is_one_problem(spec_data, uri):
+    """Found by the fuzz below: such a path reached the file system (resolve) before any rule ran."""
+    with pytest.raises(SpecError) as raised:
+        validate_spec({**spec_data, "inputs": {"train": {"uri": uri}}})
+    assert raised.value.paths() == ["inputs.train.uri"], str(raised.value)
+
+
 def test_service_patterns_are_read_with_java_semantics():
     assert re.fullmatch(java_to_python_regex(r"\d{12}"), "123456789012")
     assert not re.fullmatch(java_to_python_regex(r"\d{12}"), "١٢٣٤٥٦٧٨٩٠١٢")  # Arabic-Indic digits: not Java's \d
@@ -113,7 +121,8 @@ _PATHS = ["name", "entry_point", "source_dir", "framework_version", "py_version"
           "distribution.type", "distribution.processes_per_host", "distribution.pp_degree", "security",
           "security.subnets", "security.volume_kms_key", "plan", "plan.max_instances", "plan.micro_batch",
           "plan.model", "bogus", "hyperparameters.steps", "tags.team", "environment.NCCL_DEBUG", "inputs.train",
-          "inputs.train.uri", "metric_definitions.0", "metric_definitions.0.regex"]
+          "inputs.train.uri", "metric_definitions.0", "metric_definitions.0.regex", "tracking", "tracking.mlflow",
+          "tracking.mlflow.tracking_uri", "tracking.mlflow.tracking_server_arn", "tracking.mlflow.run_name"]
 _PLAUSIBLE = {  # values near the valid ones, so that accepted specs are common enough to test what they send
     "name": st.from_regex(r"[a-z0-9][a-z0-9-]{0,50}", fullmatch=True),
     "framework_version": st.sampled_from(["2.8.0", "2.2.0", "2.0.0", "1.13.1", "2.4.1", "2.10.0"]),
@@ -134,6 +143,12 @@ _PLAUSIBLE = {  # values near the valid ones, so that accepted specs are common 
     "environment.NCCL_DEBUG": _text,
     "metric_definitions": st.lists(st.fixed_dictionaries({"name": _text, "regex": _text}), max_size=2),
     "plan.max_instances": st.integers(min_value=-1, max_value=10**12),
+    "tracking": st.sampled_from([
+        {"mlflow": {"tracking_server_arn": "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/team"}},
+        {"mlflow": {"tracking_server_arn": "arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/a\u2028b"}},
+        {"mlflow": {"tracking_uri": "https://mlflow.example.com", "experiment": "exp", "run_name": "r-1"}},
+        {"mlflow": {"tracking_uri": "http://x", "tracking_server_arn": "arn:aws:sagemaker:us-east-1:1:mlflow-app/a"}},
+        {"mlflow": {"experiment": "a" * 300}}, {"mlflow": {}}]),
 }
 _change = st.sampled_from(_PATHS).flatmap(
     lambda p: st.tuples(st.just(p), st.one_of(_PLAUSIBLE[p], _PLAUSIBLE[p], _value) if p in _PLAUSIBLE else _value))
