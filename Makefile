@@ -12,7 +12,7 @@ SDK_V2 := $(VENV)/sdk-v2
 SDK_V3 := $(VENV)/sdk-v3
 SDK_ENV_PACKAGES := 'moto[server]>=5.1' 'pytest>=8' 'pytest-xdist>=3.5' 'hypothesis>=6.100' 'sagemaker-training>=5' \
 	'sagemaker-pytorch-training>=3' pathspec typer rich pydantic pyyaml
-# pip options for torch, e.g. an index of CPU-only wheels on a machine without one on local disk (README, "Install")
+# pip options for torch, e.g. an index of CPU-only wheels on a machine without one on local disk (docs/index.md, "Prerequisites")
 TORCH_PIP_OPTS ?=
 
 # No AWS account is needed: the demo and the tests talk to moto. The SDK's telemetry is off for the tests (users
@@ -21,8 +21,11 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export SAGEMAKER_USER_CONFIG_OVERRIDE := $(CURDIR)/.ci/sagemaker-config.yaml
 # Python writes byte-code, as on users' machines and in SageMaker's containers (some CI images turn it off)
 unexport PYTHONDONTWRITEBYTECODE
+# MkDocs' and Material's notices about MkDocs 2 (printed on every build; the site builds with MkDocs 1.6)
+export NO_MKDOCS_2_WARNING := 1
+export DISABLE_MKDOCS_2_WARNING := true
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint docs clean
 
 $(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,9 +75,13 @@ test: $(STAMP) $(SDK_V2)/.installed $(SDK_V3)/.installed lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=10 tests/unit
 
+# the documentation site (docs/, mkdocs.yml) into site/; the tests build it with --strict
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict
+
 # what the environments, the builds (setuptools writes the egg-info beside each mapped package folder) and the
 # tests leave behind
 clean:
-	rm -rf $(VENV) build dist *.egg-info entry_points/*.egg-info jobs/*.egg-info stubs/*/build stubs/*/*.egg-info \
+	rm -rf $(VENV) build dist site *.egg-info entry_points/*.egg-info jobs/*.egg-info stubs/*/build stubs/*/*.egg-info \
 		.pytest_cache .ruff_cache .hypothesis .import_linter_cache
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

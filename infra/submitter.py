@@ -2,8 +2,8 @@
 role's (``policies.Scope``), from the calls each command makes.
 
 ``submitter_policy`` is the whole document (parliament lints it with the others: ``lint.policy_files``);
-``markdown_table`` is the README's table of it, kept equal to this module by a test. Deploying the set-up stack
-(``smjobs infra deploy``) is not in it: creating an IAM role and a bucket through CloudFormation
+``markdown_table`` is the table of it in docs/aws-account.md, kept equal to this module by a test. Deploying the
+set-up stack (``smjobs infra deploy``) is not in it: creating an IAM role and a bucket through CloudFormation
 (``CAPABILITY_NAMED_IAM``) is an administrator's step, done once per account.
 """
 
@@ -67,7 +67,7 @@ def submitter_policy(scope: Scope, role_name: str = DEFAULT_ROLE_NAME) -> dict:
 
 
 def markdown_table() -> str:
-    """The README's table: each command group, what it does with AWS, and the actions it needs."""
+    """docs/aws-account.md's table: each command group, what it does with AWS, and the actions it needs."""
     rows = ["| commands | why | actions |", "|---|---|---|"]
     for commands, why, actions, _kind in COMMANDS:
         rows.append(f"| {commands} | {why} | {', '.join(f'`{a}`' for a in actions)} |")

@@ -1,6 +1,6 @@
 """Step time and cost of one training configuration: compute, exposed communication, pipeline bubble, price.
 
-The model, per optimizer step (documented with its assumptions in the README, "Choosing an instance"):
+The model, per optimizer step (documented with its assumptions in docs/planner.md):
 - compute: the FLOPs the GPUs execute (6 x parameters + 12 x layers x hidden x seq_len per token, plus the
   recomputed forward) over the peak of the precision used (bf16/fp16 tensor cores, TF32, or plain fp32) times a
   model-FLOPs utilisation: the GPU model's default (``catalog/utilisation.json``, fitted to published runs) or

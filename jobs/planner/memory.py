@@ -1,6 +1,6 @@
 """Analytic per-GPU training memory: model states, activations and a runtime overhead.
 
-Sources (see also docs in the README):
+Sources (see also docs/planner.md, "Memory model"):
 - Model states: mixed-precision Adam keeps 2 bytes of bf16/fp16 weights, 2 of gradients and 12 of optimizer
   state (fp32 master weights, momentum, variance) per parameter, 16 in all; sharding divides them as ZeRO
   stages do (Rajbhandari et al., ZeRO, arXiv 1910.02054): FSDP full shard 16/N, shard-grad-op 2 + 14/N.

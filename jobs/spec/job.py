@@ -46,7 +46,9 @@ class InstancePreference(_Frozen):
     """One entry of SageMaker's ``ResourceConfig.InstancePreferences``."""
 
     instance_type: str
+    """A GPU training instance type, e.g. ``ml.p4d.24xlarge``."""
     instance_count: int = Field(default=1, ge=1, le=MAX_INSTANCES)
+    """Instances of that type."""
 
 
 class Compute(_Frozen):
@@ -289,7 +291,8 @@ class JobSpec(_Frozen):
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     """Script arguments (``--key value``); lists, dicts, bools and numbers reach the script intact."""
     distribution: Strategy = Field(default_factory=DDP)
-    """How the job spreads over GPUs: ddp, fsdp or smddp."""
+    """How the job spreads over GPUs: ``type`` is ddp, fsdp, smddp, pipeline, naive_mp, smp_v2 or smp_v1, with
+    that strategy's settings beside it."""
     framework_version: str = DEFAULT_FRAMEWORK_VERSION
     """PyTorch version of the SageMaker training image; by default the newest the bundled scripts are tested
     with. SMDDP and SMP have images for older versions only (validation names them)."""
@@ -313,7 +316,8 @@ class JobSpec(_Frozen):
     metric_definitions: tuple[MetricDefinition, ...] = ()
     """Metrics scraped from the log."""
     role_arn: str | None = None
-    """IAM execution role; when absent, submit uses --role or creates smjobs' own role."""
+    """IAM execution role ARN; when absent, submit uses --role, the notebook's role in Studio, the smjobs stack's
+    role or an existing role of smjobs' name (it creates one only with --create-infra)."""
     inference: InferenceSettings | None = None
     """Makes this an inference job (see InferenceSettings)."""
     tuning: TuningSettings | None = None

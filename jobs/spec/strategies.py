@@ -190,6 +190,7 @@ class ModelParallelV2(_Strategy):
     hybrid_shard_degree: int = Field(default=0, ge=0, le=1_000_000)
     """Processes each parameter is sharded across; 0 shards across the whole data-parallel group."""
     tensor_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
+    """Processes each layer's weights are split across (SMP v2's tensor parallelism, inside an instance)."""
     context_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
     """Splits the sequence; at most hybrid_shard_degree."""
     expert_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
@@ -199,8 +200,11 @@ class ModelParallelV2(_Strategy):
     activation_loading_horizon: int = Field(default=2, ge=1, le=1_000_000)
     """Activations prefetched back to the GPU ahead of use (with offloading)."""
     fsdp_cache_flush_warnings: bool = True
+    """Warn when PyTorch's caching allocator flushes its cache (a sign of memory pressure)."""
     allow_empty_shards: bool = False
+    """Allow empty shards when a tensor does not divide evenly over the sharding group."""
     random_seed: int | None = None
+    """Seed of the random operations in SMP v2's tensor- and expert-parallel modules; unset: SMP's default."""
 
     def parameters(self) -> dict:
         """``mp_parameters`` as SMP v2 reads them (only what differs from its defaults, plus the degrees)."""
@@ -255,13 +259,20 @@ class ModelParallelV1(_Strategy):
     partitions: int = Field(default=2, ge=1, le=1_000_000)
     """Pipeline partitions the model is split into."""
     microbatches: int = Field(default=4, ge=1, le=100_000)
+    """Micro-batches each batch is split into for the pipeline."""
     pipeline: Literal["simple", "interleaved"] = "interleaved"
+    """SMP v1's pipeline schedule: simple (all forwards, then all backwards) or interleaved (1F1B)."""
     optimize: Literal["speed", "memory"] = "speed"
+    """What SMP v1's partitioning and tensor parallelism favour."""
     placement_strategy: Literal["cluster", "spread"] = "cluster"
+    """How ranks are laid out over the parallel groups: cluster keeps a model replica's partitions on neighbouring
+    GPUs, spread puts data-parallel replicas next to each other."""
     ddp: bool = False
     """Data parallelism across model replicas; required with tensor_parallel_degree > 1."""
     tensor_parallel_degree: int = Field(default=1, ge=1, le=1_000_000)
+    """Processes each distributed module's weights are split across (SMP v1's tensor parallelism)."""
     custom_mpi_options: str = ""
+    """Extra mpirun options, passed through as SageMaker's ``custom_mpi_options``."""
 
     def parameters(self) -> dict:
         params = {

@@ -54,6 +54,7 @@ class Objective(_Frozen):
     regex: str | None = None
     """Regular expression with one capture group for the value; by default the metric definition's."""
     goal: Literal["minimize", "maximize"] = "minimize"
+    """Whether a lower (loss) or a higher (accuracy) value is better."""
 
 
 class Hyperband(_Frozen):
@@ -89,7 +90,9 @@ class InstanceConfig(_Frozen):
     """A {type, count} trials may run on (``HyperParameterTuningResourceConfig.InstanceConfigs``)."""
 
     instance_type: str
+    """A GPU training instance type, e.g. ``ml.g6e.12xlarge``."""
     instance_count: int = Field(default=1, ge=1, le=10_000)
+    """Instances per trial."""
 
 
 class TuningSettings(_Frozen):
@@ -98,6 +101,7 @@ class TuningSettings(_Frozen):
     parameters: dict[str, TunedParameter]
     """The search space, by hyperparameter name (at most 30)."""
     objective: Objective
+    """The metric the search optimises and its direction."""
     strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = "Bayesian"
     """Bayesian (locally: Optuna's TPE), Random, Hyperband (successive halving on the logged objective) or Grid
     (every combination of categorical values)."""
@@ -111,7 +115,9 @@ class TuningSettings(_Frozen):
     hyperband: Hyperband | None = None
     """With strategy Hyperband: its resource bounds."""
     completion: Completion | None = None
+    """When the whole tuning job may stop before max_trials."""
     warm_start: WarmStart | None = None
+    """Earlier tuning jobs whose trials this search starts from."""
     max_usd: float | None = Field(default=None, gt=0)
     """Budget for all trials: maximum trials is lowered to what it pays for at the estimated trial cost."""
     max_runtime_s: int | None = Field(default=None, ge=120, le=30 * 24 * 3600)

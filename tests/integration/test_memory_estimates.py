@@ -3,7 +3,7 @@
 The training scripts measure their own peak (``--track_memory``, torch's MemTracker over the real step, with
 real gloo collectives and real pipeline schedules). The traced estimate (``smjobs.planner.traced``) must come
 within 10% of it for five models of the zoo under DDP, FSDP and pipeline settings; the analytic estimate
-(``smjobs.planner.memory``) within 20% for the GPT language model. Why the analytic one differs: README, "Memory model".
+(``smjobs.planner.memory``) within 20% for the GPT language model. Why the analytic one differs: docs/planner.md, "Measured against real ... training steps".
 """
 
 from __future__ import annotations

@@ -145,8 +145,8 @@ def test_smddp_job_runs_locally_under_torchrun_and_equals_ddp(tmp_path):
     assert_same(a, b)
 
 
-# `smjobs run smp_v1_gpt` (8 processes, pp 2 x dp 4 x tp 2) runs in tests/integration/test_readme.py, as the README
-# shows it.
+# `smjobs run smp_v1_gpt` (8 processes, pp 2 x dp 4 x tp 2) runs in tests/integration/test_docs.py, as
+# docs/stub.md shows it.
 
 
 def test_fsdp_runs_on_the_smddp_backend(tmp_path):

@@ -1,6 +1,6 @@
-"""The README's Studio section, in an environment shaped like a current Studio kernel: SDK v3 installed (this module
-runs where v3 is), the notebook's metadata file present, and the execution role found with boto3 alone (the SDK is
-made unimportable while the README's code runs): the user profile's role, else the domain's default."""
+"""The docs' Studio section (docs/getting-started.md), in an environment shaped like a current Studio kernel: SDK
+v3 installed (this module runs where v3 is), the notebook's metadata file present, and the execution role found with boto3 alone (the SDK is
+made unimportable while the page's code runs): the user profile's role, else the domain's default."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 from smjobs.aws import account
 
 pytestmark = pytest.mark.sdk_v3
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[3] / "docs" / "getting-started.md"
 ACCOUNT = "123456789012"
 
 
@@ -50,7 +50,7 @@ def studio(moto_aws, tmp_path, monkeypatch):
 
 
 def run_readme_block(moto_aws, tmp_path, spec_data, monkeypatch) -> dict:
-    """The README's Studio code, as a notebook cell, with the SageMaker SDK unimportable; returns its globals. The
+    """The Studio section's code, as a notebook cell, with the SageMaker SDK unimportable; returns its globals. The
     kernel's AWS session is moto's, whose client records what is sent."""
     from smjobs.aws.context import AwsContext
 
@@ -61,7 +61,7 @@ def run_readme_block(moto_aws, tmp_path, spec_data, monkeypatch) -> dict:
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec_data))
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(studio_block(), "README.md (In SageMaker Studio)", "exec"), scope)  # noqa: S102
+    exec(compile(studio_block(), "docs/getting-started.md (In SageMaker Studio)", "exec"), scope)  # noqa: S102
     return scope
 
 

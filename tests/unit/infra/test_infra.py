@@ -238,8 +238,8 @@ def test_lint_judge_fails_on_unlisted_and_stale_findings():
     assert set(stale) == set(allowed) - {listed}
 
 
-def test_the_readme_lists_the_submitters_permissions_from_the_policy_module():
-    """The README's permission table is generated from infra/submitter.py, whose policy covers every SageMaker,
+def test_the_docs_list_the_submitters_permissions_from_the_policy_module():
+    """The AWS account page's permission table is generated from infra/submitter.py, whose policy covers every SageMaker,
     S3, CloudFormation, Service Quotas and Logs action smjobs' own commands call (read from the code's calls)."""
     import re
     from pathlib import Path
@@ -248,7 +248,7 @@ def test_the_readme_lists_the_submitters_permissions_from_the_policy_module():
     from smjobs.infra.policies import Scope
 
     root = Path(__file__).resolve().parents[3]
-    assert submitter.markdown_table() in (root / "README.md").read_text()
+    assert submitter.markdown_table() in (root / "docs" / "aws-account.md").read_text()
     allowed = {a for s in submitter.submitter_policy(Scope(bucket="b"))["Statement"]
                for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     # every operation of these services that jobs/aws calls (methods and paginators), named from botocore's models
