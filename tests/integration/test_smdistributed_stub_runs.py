@@ -194,6 +194,26 @@ def scheduled_reference(steps: int | None = None):
     return model.state_dict(), losses, evaluations, optimizer.param_groups[0]["lr"]
 
 
+def test_which_configuration_smp_init_uses_follows_smp(tmp_path):
+    """SMP initialises itself at import inside a SageMaker job (its mp_parameters and an MPI launch), so a dict given
+    to smp.init there is ignored with a warning; under torchrun the dict's keys win and the job's fill in the rest."""
+    job = {"partitions": 2, "microbatches": 2, "ddp": True}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPTS), OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               SM_HP_MP_PARAMETERS=json.dumps(job))
+    script = str(SCRIPTS / "smp_v1_init_precedence.py")
+    under_mpi = subprocess.run([str(MPIRUN), "-np", "2", "--oversubscribe", sys.executable, script],
+                               capture_output=True, text=True, env=env, timeout=300, cwd=SCRIPTS)
+    under_torchrun = torchrun("smp_v1_init_precedence.py", mp_parameters=job)
+
+    def said(done):
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return json.loads(done.stdout.split("PRECEDENCE ", 1)[1].splitlines()[0])
+
+    assert said(under_mpi) == {"microbatches": 2, "partitions": 2, "ignored": True}
+    assert said(under_torchrun) == {"microbatches": 4, "partitions": 2, "ignored": False}
+
+
 @pytest.mark.parametrize(("processes", "mp_parameters"), [
     (2, {"partitions": 1, "ddp": True, "microbatches": 2}),
     (4, {"partitions": 2, "tensor_parallel_degree": 2, "ddp": True, "microbatches": 4, "placement_strategy": "spread"}),
@@ -224,26 +244,32 @@ def gpt_reference():
 
 @pytest.mark.parametrize(("processes", "mp_parameters"), [
     (2, {"partitions": 2, "ddp": True, "microbatches": 2}),
-    (4, {"partitions": 2, "tensor_parallel_degree": 2, "ddp": True, "microbatches": 2}),
-], ids=["2-pp2", "4-pp2-tp2"])
+    (4, {"partitions": 2, "ddp": True, "microbatches": 2}),
+    (4, {"partitions": 1, "tensor_parallel_degree": 2, "ddp": True, "microbatches": 2}),
+], ids=["2-pp2", "4-pp2-dp2", "4-tp2-dp2"])
 def test_aws_style_gpt_script_matches_torch_and_resumes_from_partial_checkpoints(tmp_path, processes, mp_parameters):
+    """The script meets the library as AWS's GPT example does (FusedLayerNorm, the GPT-2 translations,
+    tensor_parallelism=True, activation checkpointing, dynamic_loss_scale with fp16 off, empty batches on the
+    pipeline ranks after the first) and still ends with plain PyTorch's parameters and losses."""
     state, losses = gpt_reference()
     torchrun("smp_v1_gpt_style.py", str(tmp_path / "whole.pt"), str(tmp_path / "unused"), "-1",
              mp_parameters=mp_parameters, processes=processes)
     whole = torch.load(tmp_path / "whole.pt", weights_only=False)
     assert_same(whole["model"], state)
     assert torch.allclose(torch.tensor(whole["losses"]), torch.tensor(losses), atol=ATOL)
-    for fact in whole["facts"]:
+    for fact in whole["facts"]:  # every rank, those fed empty batches included, trained rank 0's model
+        assert torch.allclose(torch.tensor(fact["losses"]), torch.tensor(losses), atol=ATOL)
+        assert abs(fact["weights"] - whole["facts"][0]["weights"]) < ATOL
         assert fact["sizes"] == fact["expected"] and fact["tied"]
         assert fact["markers"] == [0.0] * len(losses), "broadcast_buffers: rank 0's buffers before every step"
-    if processes == 2:
-        return  # the checkpoint round trip below runs once, under tensor parallelism
+    if processes == 2 or mp_parameters["partitions"] == 1:
+        return  # the checkpoint round trip below runs once, with pipeline and data parallelism
     torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "3",
              mp_parameters=mp_parameters, processes=processes)
     assert (tmp_path / "ckpt" / "newest").read_text() == "total_steps3"
     files = sorted(p.name for p in (tmp_path / "ckpt" / "total_steps3_partial").iterdir())
-    assert files == ["model_0_0.pt", "model_0_1.pt", "model_1_0.pt", "model_1_1.pt", "optimizer_0_0.pt", "optimizer_0_1.pt",
-                     "optimizer_1_0.pt", "optimizer_1_1.pt", "user_content.pt"], "every tensor-parallel rank's file"
+    assert files == ["model_0_0.pt", "model_1_0.pt", "optimizer_0_0.pt", "optimizer_1_0.pt", "user_content.pt"], \
+        "one file per pipeline stage, written by its first data-parallel replica"
     torchrun("smp_v1_gpt_style.py", str(tmp_path / "out.pt"), str(tmp_path / "ckpt"), "-1",
              mp_parameters=mp_parameters, processes=processes)
     resumed = torch.load(tmp_path / "out.pt", weights_only=False)

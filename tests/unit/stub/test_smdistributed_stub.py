@@ -11,7 +11,7 @@ import pytest
 import torch
 from smdistributed import _launch
 from smdistributed.modelparallel import torch as smp
-from smdistributed.modelparallel.torch import _topology
+from smdistributed.modelparallel.torch import _step, _topology
 
 STUB = Path(__file__).resolve().parents[3] / "stubs" / "smdistributed-stub"
 
@@ -66,6 +66,108 @@ def test_configuration_comes_from_the_jobs_mp_parameters(monkeypatch):
     assert (cfg.pp_size, cfg.microbatches, cfg.placement) == (4, 8, "TPD")
 
 
+def test_a_dict_given_to_init_wins_over_the_jobs_mp_parameters_which_fill_in_the_rest(monkeypatch):
+    """Off SageMaker's MPI launch (torchrun, or SMP_MANUAL_INIT=1) the script's dict is what smp.init uses; the
+    job's mp_parameters give what it leaves out (SMP v1 issue 29, point 7)."""
+    monkeypatch.setenv("SM_HP_MP_PARAMETERS", '{"partitions": 2, "microbatches": 4, "ddp": true}')
+    cfg = _topology.config_from({"microbatches": 8, "placement_strategy": "spread"})
+    assert (cfg.pp_size, cfg.microbatches, cfg.placement, cfg.ddp) == (2, 8, "TPD", True)
+
+
+def test_smp_initialises_at_import_inside_a_sagemaker_mpi_job_only(monkeypatch):
+    """SMP's own rule (smdistributed/modelparallel/torch/__init__.py): the job's mp_parameters and an MPI launch
+    mean SMP initialises when imported, unless SMP_MANUAL_INIT=1."""
+    monkeypatch.delenv("SM_HP_MP_PARAMETERS", raising=False)
+    monkeypatch.delenv("OMPI_COMM_WORLD_RANK", raising=False)
+    assert not smp._sagemaker_launch()
+    monkeypatch.setenv("SM_HP_MP_PARAMETERS", "{}")
+    assert not smp._sagemaker_launch()  # torchrun: the script calls smp.init itself
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "0")
+    assert smp._sagemaker_launch()
+
+
+def test_keys_set_to_off_are_not_called_without_effect():
+    """Point 8: fast_mode=False or offload_activations=False ask for nothing; only keys set to something are named."""
+    with pytest.warns(UserWarning, match=r"\['optimize'\] are accepted without effect"):
+        _topology.config_from({"partitions": 2, "fast_mode": False, "offload_activations": False,
+                               "static_mode": False, "skip_tracing": 0, "optimize": "speed"})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _topology.config_from({"partitions": 2, "fast_mode": False, "offload_activations": False})
+
+
+def test_fused_layer_norm_is_layer_norm_and_the_gpt2_translations_keep_the_layout():
+    from smdistributed.modelparallel.torch.nn import FusedLayerNorm
+    from smdistributed.modelparallel.torch.nn.huggingface.gpt2 import (
+        translate_hf_state_dict_to_smdistributed_gpt2,
+        translate_state_dict_to_hf_gpt2,
+    )
+
+    torch.manual_seed(0)
+    fused, plain = FusedLayerNorm(8, eps=1e-5), torch.nn.LayerNorm(8, eps=1e-5)
+    assert isinstance(fused, torch.nn.LayerNorm)
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 8)
+    assert torch.equal(fused(x), plain(x))
+    state = torch.nn.Linear(2, 2).state_dict()
+    for translate in (translate_state_dict_to_hf_gpt2, translate_hf_state_dict_to_smdistributed_gpt2):
+        out = translate(state, 1024) if translate is translate_state_dict_to_hf_gpt2 else translate(state)
+        assert list(out) == list(state) and all(out[k] is state[k] for k in state)
+    with pytest.raises(NotImplementedError, match="DistributedTransformerLMHead"):
+        from smdistributed.modelparallel.torch.nn import DistributedTransformerLMHead  # noqa: F401
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first, self.drop, self.second = torch.nn.Linear(4, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2)
+
+    def forward(self, x, scale=1.0):
+        return self.second(self.drop(self.first(x))) * scale
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_activation_checkpointing_recomputes_and_changes_no_number(sequential):
+    """Point 4: set_activation_checkpointing changes memory only; the forward runs again in backward (dropout's
+    random state restored, keyword arguments kept)."""
+    def build():
+        torch.manual_seed(0)
+        block = _Block()
+        return torch.nn.Sequential(block.first, block.drop, block.second) if sequential else block
+
+    reference, checkpointed = build(), build()
+    calls = []
+    first = checkpointed[0] if sequential else checkpointed.first
+    first.register_forward_hook(lambda *_: calls.append(1))
+    smp.set_activation_checkpointing(checkpointed, **({"strategy": "group_2"} if sequential else {}))
+    x = torch.randn(5, 4)
+    kwargs = {} if sequential else {"scale": 2.0}
+    torch.manual_seed(1)
+    expected = reference(x, **kwargs).sum()
+    expected.backward()
+    torch.manual_seed(1)
+    got = checkpointed(x, **kwargs).sum()
+    got.backward()
+    assert torch.equal(got, expected) and len(calls) == 2, "forward once, and once more in backward"
+    for a, b in zip(reference.parameters(), checkpointed.parameters(), strict=True):
+        assert torch.equal(a.grad, b.grad)
+    if not sequential:
+        with pytest.raises(ValueError, match="nn.Sequential only"):
+            smp.set_activation_checkpointing(torch.nn.Linear(2, 2), strategy="contiguous")
+
+
+def test_tensor_parallelism_and_fp16_loss_scaling_arguments_are_accepted():
+    """Points 3 and 5: tensor_parallelism=True swaps no module; the loss-scaling arguments are fp16-only."""
+    with smp.model_creation(tensor_parallelism=True, dtype=torch.float32):
+        model = torch.nn.Linear(2, 2)
+    assert type(model) is torch.nn.Linear
+    with smp.tensor_parallelism():
+        assert type(torch.nn.Linear(2, 2)) is torch.nn.Linear
+    smp.set_tensor_parallelism(model, True)
+
+
 def test_speed_only_parameters_are_accepted_with_a_warning():
     with pytest.warns(UserWarning, match="accepted without effect"):
         cfg = _topology.config_from({"partitions": 2, "optimize": "speed", "active_microbatches": 3})
@@ -91,12 +193,12 @@ def test_microbatch_slicing_of_nested_inputs_and_custom_types():
             return Custom(self.data.narrow(axis, mb * size, size))
 
     batch = {"x": torch.arange(8).reshape(8, 1), "pair": (torch.arange(8), torch.arange(16).reshape(8, 2)), "n": 3}
-    second = smp._slice(batch, 4, 1, 0, "batch")
+    second = _step._slice(batch, 4, 1, 0, "batch")
     assert second["x"].flatten().tolist() == [2, 3] and second["pair"][1].tolist() == [[4, 5], [6, 7]] and second["n"] == 3
-    assert smp._slice(torch.arange(16).reshape(2, 8), 4, 3, 1, "y").tolist() == [[6, 7], [14, 15]]
-    assert smp._slice(Custom(torch.arange(8)), 2, 1, 0, "c").data.tolist() == [4, 5, 6, 7]
+    assert _step._slice(torch.arange(16).reshape(2, 8), 4, 3, 1, "y").tolist() == [[6, 7], [14, 15]]
+    assert _step._slice(Custom(torch.arange(8)), 2, 1, 0, "c").data.tolist() == [4, 5, 6, 7]
     with pytest.raises(ValueError, match="10 entries along axis 0, which 4 micro-batches do not divide"):
-        smp._slice(torch.zeros(10), 4, 0, 0, "x")
+        _step._slice(torch.zeros(10), 4, 0, 0, "x")
 
 
 def test_step_output_reductions():

@@ -5,9 +5,13 @@ Local semantics (README.md has the full coverage table):
   launcher's environment (torchrun or mpirun) and places every rank on the pipeline, tensor and reduced-data
   axes exactly as ``placement_strategy`` says; all the rank and size functions and process groups follow.
 - Pipeline partitions are *replicated*, not split: every rank of a model replica holds the whole model and runs
-  every micro-batch, so the ranks of one replica compute the same numbers (memory is not saved). With
-  ``tensor_parallel_degree`` > 1 no module is tensor-parallel (the stub has no distributed modules), so the
-  tensor-parallel ranks act as further data-parallel ranks. Results equal a one-process run on the whole batch.
+  every micro-batch, so the ranks of one replica compute the same numbers (memory is not saved). As in SMP, a
+  step's tensor inputs are pp_rank 0's: they are broadcast over the pipeline group, so the other pipeline ranks may
+  be fed dummy batches. With ``tensor_parallel_degree`` > 1 no module is tensor-parallel (the stub has no
+  distributed modules; ``model_creation(tensor_parallelism=True)`` and its kin are accepted and change nothing), so
+  the tensor-parallel ranks act as further data-parallel ranks. Results equal a one-process run on the whole batch.
+- Where SMP initialises itself at import (an MPI launch with the job's ``SM_HP_MP_PARAMETERS`` and no
+  ``SMP_MANUAL_INIT=1``), so does the stub, and the job's mp_parameters win over a dict given to ``smp.init``.
 - ``@smp.step`` really splits its inputs into ``microbatches`` along the batch axis, runs the function once per
   micro-batch, averages gradients over micro-batches (``model.backward``) and then across DP_GROUP, and returns
   ``StepOutput`` objects.
@@ -18,16 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import functools
-import inspect
+import os
+import warnings
 
 import torch
 import torch.distributed as dist
+import torch.utils.checkpoint
 
 from smdistributed._launch import init_default_group
 from smdistributed.modelparallel.torch import _state, amp, nn, optimizers, patches  # noqa: F401  (smp.nn, smp.amp, ...)
 from smdistributed.modelparallel.torch._checkpoint import load, resume_from_checkpoint, save, save_checkpoint
 from smdistributed.modelparallel.torch._model import DistributedModel, DistributedOptimizer
+from smdistributed.modelparallel.torch._step import StepOutput, step
 from smdistributed.modelparallel.torch._topology import all_groups, config_from, topology
 
 __all__ = [
@@ -64,9 +70,24 @@ class RankType(enum.Enum):
 
 
 # ----- initialisation ------------------------------------------------------------------------------------
+def _sagemaker_launch() -> bool:
+    """SMP's own test for "inside a SageMaker job": the job's mp_parameters and an MPI launch. There SMP calls
+    ``init()`` when it is imported, unless ``SMP_MANUAL_INIT`` is set to 1."""
+    return "SM_HP_MP_PARAMETERS" in os.environ and "OMPI_COMM_WORLD_RANK" in os.environ
+
+
 def init(config: dict | None = None) -> None:
-    """Start SMP: configuration from ``config`` or the job's mp_parameters, torch.distributed, the rank groups."""
+    """Start SMP: the configuration, torch.distributed, the rank groups.
+
+    The configuration, as SMP reads it: inside a SageMaker job (see ``_sagemaker_launch``) SMP has initialised
+    itself from the job's mp_parameters at import, and a later ``smp.init(config)`` is ignored with a warning.
+    Elsewhere (torchrun, or ``SMP_MANUAL_INIT=1``) the keys ``config`` sets win over the job's mp_parameters, and
+    the job's fill in the rest."""
     if _state.initialized():
+        if config and _state.current("smp.init").topology.rank == 0:
+            warnings.warn("smdistributed-stub: SageMaker model parallelism is initialized already (from the job's "
+                          "mp_parameters, at import); this smp.init(config) call is ignored, as SMP ignores it. Set "
+                          "SMP_MANUAL_INIT=1 in the job's environment to initialise from the script's dict.", stacklevel=2)
         return
     cfg = config_from(config)
     me = init_default_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -252,99 +273,7 @@ def allgather(obj, group=CommGroup.WORLD) -> list:
     return out
 
 
-# ----- the training step ---------------------------------------------------------------------------------
-class StepOutput:
-    """One tensor's versions across the micro-batches of an ``smp.step`` call."""
-
-    def __init__(self, outputs: list):
-        self.outputs = list(outputs)
-
-    def reduce_mean(self):
-        return torch.stack(self.outputs).mean(dim=0)
-
-    def reduce_sum(self):
-        return torch.stack(self.outputs).sum(dim=0)
-
-    def concat(self):
-        return torch.cat(self.outputs)
-
-    def stack(self):
-        return torch.stack(self.outputs)
-
-    def __repr__(self) -> str:
-        return f"StepOutput({len(self.outputs)} micro-batches)"
-
-
-def _slice(value, count: int, index: int, axis: int, name: str):
-    if isinstance(value, torch.Tensor):
-        if value.dim() == 0:
-            return value
-        length = value.shape[axis]
-        if length % count:
-            raise ValueError(f"smp.step: argument {name!r} has {length} entries along axis {axis}, which "
-                             f"{count} micro-batches do not divide; make the batch a multiple of microbatches")
-        return value.narrow(axis, index * (length // count), length // count)
-    if hasattr(value, "smp_slice"):
-        return value.smp_slice(count, index, axis)
-    if isinstance(value, dict):
-        return type(value)((k, _slice(v, count, index, axis, f"{name}[{k!r}]")) for k, v in value.items())
-    if isinstance(value, (list, tuple, set)):
-        items = [_slice(v, count, index, axis, f"{name}[{i}]") for i, v in enumerate(value)]
-        return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
-    return value
-
-
-def _collect(outputs: list, detach: bool):
-    first = outputs[0]
-    if isinstance(first, torch.Tensor):
-        return StepOutput([o.detach() if detach else o for o in outputs])
-    if isinstance(first, dict):
-        return type(first)((k, _collect([o[k] for o in outputs], detach)) for k in first)
-    if isinstance(first, (list, tuple)):
-        items = [_collect([o[i] for o in outputs], detach) for i in range(len(first))]
-        return type(first)(*items) if hasattr(first, "_fields") else type(first)(items)
-    if first is None:
-        return None
-    return list(outputs)  # Python values: one per micro-batch, as AWS documents (sum(loss_batch) works)
-
-
-def step(func=None, /, *, non_split_inputs=None, input_split_axes=None, detach_outputs=True):
-    """Decorate one forward-and-backward pass (or a forward pass alone, for evaluation): run it once per
-    micro-batch of its inputs. Gradients are averaged across DP_GROUP only when the step ran a backward pass, so an
-    evaluation step touches no gradient and issues no collective (it may run on some ranks only). An unknown
-    keyword argument is a TypeError, as in SMP."""
-    if func is None:
-        return functools.partial(step, non_split_inputs=non_split_inputs, input_split_axes=input_split_axes,
-                                 detach_outputs=detach_outputs)
-    signature = inspect.signature(func)
-    keep_whole = set(non_split_inputs or ())
-    axes = dict(input_split_axes or {})
-
-    @functools.wraps(func)
-    def run(*args, **kwargs):
-        session = _state.current("smp.step")
-        count = session.config.microbatches
-        bound = signature.bind(*args, **kwargs)
-        if session.model is not None:
-            session.model._before_first_step()
-        outputs = []
-        session.in_step = True
-        session.extra["backward_in_step"] = False
-        try:
-            for index in range(count):
-                sliced = {name: value if name in keep_whole else _slice(value, count, index, axes.get(name, 0), name)
-                          for name, value in bound.arguments.items()}
-                call = inspect.BoundArguments(signature, sliced)
-                outputs.append(func(*call.args, **call.kwargs))
-        finally:
-            session.in_step = False
-        if session.model is not None and session.extra["backward_in_step"]:
-            session.model._average_across_data_parallel()
-        session.steps += 1
-        return _collect(outputs, detach_outputs)
-
-    return run
-
+# ----- the training step: _step.py
 
 # ----- context managers ----------------------------------------------------------------------------------
 @contextlib.contextmanager
@@ -385,10 +314,11 @@ state = _StateView()
 
 
 @contextlib.contextmanager
-def model_creation(tensor_parallelism: bool = False, dtype=None, **tensor_parallel_config):
-    """Create the model with ``dtype`` as the default dtype; tensor parallelism is not emulated."""
-    if tensor_parallelism:
-        raise NotImplementedError("smp.model_creation(tensor_parallelism=True): tensor-parallel modules are not emulated by smdistributed-stub")
+def model_creation(tensor_parallelism: bool = False, dtype=None, distribute_embedding: bool = False,
+                   **tensor_parallel_config):
+    """Create the model with ``dtype`` as the default dtype. ``tensor_parallelism=True`` is accepted and swaps no
+    module (the stub has no distributed modules: tensor-parallel ranks act as data-parallel ranks), so the model
+    keeps its own modules and state-dict layout."""
     previous = torch.get_default_dtype()
     if dtype is not None:
         torch.set_default_dtype(dtype)
@@ -407,9 +337,49 @@ def _not_emulated(api: str):
     return refuse
 
 
-tensor_parallelism = _not_emulated("smp.tensor_parallelism")
+@contextlib.contextmanager
+def tensor_parallelism(enabled: bool = True, **kwargs):
+    """Marks the modules created inside for tensor parallelism; locally none is swapped (see ``model_creation``)."""
+    yield
+
+
+def set_tensor_parallelism(module, enabled: bool = True, **kwargs) -> None:
+    """Marks ``module`` for tensor parallelism; locally it stays as it is (see ``model_creation``)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"smp.set_tensor_parallelism: expected an nn.Module, got {type(module).__name__}")
+
+
+def set_activation_checkpointing(module, preserve_rng_state: bool = True, pack_args_as_tuple: bool = False,
+                                 strategy: str = "each") -> None:
+    """Recompute ``module``'s activations in the backward pass instead of keeping them (``torch.utils.checkpoint``,
+    as ``smp.patches.checkpoint`` does): an ``nn.Sequential`` by groups of its layers (``strategy``), any other
+    module as a whole. Memory changes; results do not."""
+    if isinstance(module, torch.nn.Sequential):
+        layers = torch.nn.Sequential(*module)  # a view of the same layers: the wrapped forward calls these, not itself
+
+        def forward(input):  # noqa: A002  (nn.Sequential's own name)
+            return patches.checkpoint.checkpoint_sequential(layers, input, strategy=strategy,
+                                                            preserve_rng_state=preserve_rng_state,
+                                                            pack_args_as_tuple=pack_args_as_tuple)
+    elif isinstance(module, torch.nn.Module):
+        if pack_args_as_tuple or strategy != "each":
+            raise ValueError("smp.set_activation_checkpointing: pack_args_as_tuple and strategy apply to an "
+                             f"nn.Sequential only; {type(module).__name__} is checkpointed as a whole")
+        inner = module.forward
+
+        def forward(*args, **kwargs):
+            return torch.utils.checkpoint.checkpoint(inner, *args, use_reentrant=False,
+                                                     preserve_rng_state=preserve_rng_state, **kwargs)
+    else:
+        raise TypeError(f"smp.set_activation_checkpointing: expected an nn.Module, got {type(module).__name__}")
+    module.forward = forward
+
+
 delay_param_initialization = _not_emulated("smp.delay_param_initialization")
 tp_register = _not_emulated("smp.tp_register")
 tp_register_with_module = _not_emulated("smp.tp_register_with_module")
-set_activation_checkpointing = _not_emulated("smp.set_activation_checkpointing")
-set_tensor_parallelism = _not_emulated("smp.set_tensor_parallelism")
+
+
+# As SMP does: inside a SageMaker job it initialises at import, unless the job asks to call smp.init() itself
+if _sagemaker_launch() and int(os.environ.get("SMP_MANUAL_INIT", "0") or "0") == 0:
+    init()

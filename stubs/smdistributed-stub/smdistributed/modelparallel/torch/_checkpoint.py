@@ -85,24 +85,26 @@ def resume_from_checkpoint(path, tag: str | None = None, partial: bool = True, s
                            load_optimizer: bool = True, load_sharded_optimizer_state: bool = True,
                            translate_function=None):
     """Load the newest (or ``tag``) checkpoint into the wrapped model and, with ``load_optimizer``, the optimizer;
-    return the user content. Nothing is sharded, so ``load_sharded_optimizer_state`` changes nothing."""
+    return the user content. Nothing is sharded, so ``load_sharded_optimizer_state`` changes nothing.
+    ``translate_function`` maps the checkpoint's model state dict to the model's (e.g. a Hugging Face
+    checkpoint's, with ``smp.nn.huggingface.gpt2.translate_hf_state_dict_to_smdistributed_gpt2``)."""
     load_optimizer_states = load_optimizer
-    if translate_function is not None:
-        raise NotImplementedError("smp.resume_from_checkpoint(translate_function=...) is not emulated by smdistributed-stub")
+    translate = translate_function or (lambda state: state)
     session = _state.current("smp.resume_from_checkpoint")
     root = Path(path)
     tag = tag or (root / "newest").read_text().strip()
     user_content = None
     if partial:
         folder = root / f"{tag}_partial"
-        session.model.load_state_dict(torch.load(folder / f"model_{_rank_info()}.pt", weights_only=False), strict=strict)
+        state = torch.load(folder / f"model_{_rank_info()}.pt", weights_only=False)
+        session.model.load_state_dict(translate(state), strict=strict)
         if load_optimizer_states and session.optimizer is not None:
             session.optimizer.load_state_dict(torch.load(folder / f"optimizer_{_rank_info()}.pt", weights_only=False))
         if (folder / "user_content.pt").exists():
             user_content = torch.load(folder / "user_content.pt", weights_only=False)
     else:
         full = torch.load(root / tag, weights_only=False)
-        session.model.load_state_dict(full["model"], strict=strict)
+        session.model.load_state_dict(translate(full["model"]), strict=strict)
         if load_optimizer_states and session.optimizer is not None and full["optimizer"] is not None:
             session.optimizer.load_state_dict(full["optimizer"])
         if (root / f"user_content_{tag}").exists():

@@ -204,9 +204,11 @@ class DistributedOptimizer(torch.optim.Optimizer):
     wrapped optimizer's."""
 
     def __init__(self, optimizer, static_loss_scale=1.0, dynamic_loss_scale: bool = False, **dynamic_loss_args):
-        # Optimizer.__init__ is not called: the wrapped optimizer owns the parameters, groups and state
-        if dynamic_loss_scale:
-            _not_emulated("smp.DistributedOptimizer(dynamic_loss_scale=True) (fp16 loss scaling)")
+        # Optimizer.__init__ is not called: the wrapped optimizer owns the parameters, groups and state.
+        # The loss-scaling arguments are effective only for fp16 training (AWS, "DistributedOptimizer"), which the
+        # stub refuses at smp.init(): here they are always without effect, as in an SMP job with fp16 off.
+        self.loss_scaling = {"static_loss_scale": static_loss_scale, "dynamic_loss_scale": dynamic_loss_scale,
+                             **dynamic_loss_args}
         self.optimizer = optimizer
         self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = {}, {}
         self._optimizer_state_dict_pre_hooks, self._optimizer_state_dict_post_hooks = {}, {}

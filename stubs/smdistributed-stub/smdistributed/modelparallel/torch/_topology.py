@@ -61,9 +61,10 @@ def _turned_on(key: str, value) -> bool:
 
 
 def config_from(config: dict | None) -> Config:
-    """The configuration ``smp.init`` uses: the argument, else the job's ``mp_parameters`` (SM_HP_MP_PARAMETERS)."""
-    if config is None:
-        config = json.loads(os.environ.get("SM_HP_MP_PARAMETERS", "{}") or "{}")
+    """The configuration ``smp.init`` uses: the job's ``mp_parameters`` (SM_HP_MP_PARAMETERS), with the keys of
+    ``config`` (the script's dict) over them."""
+    job = json.loads(os.environ.get("SM_HP_MP_PARAMETERS", "{}") or "{}")
+    config = {**job, **(config or {})}
     unknown = sorted(set(config) - KNOWN)
     if unknown:
         raise ValueError(f"smp.init: unknown mp_parameters {unknown}; known: {sorted(KNOWN)}")
@@ -71,7 +72,9 @@ def config_from(config: dict | None) -> Config:
     if set_and_not_emulated:
         raise NotImplementedError(f"smp.init: mp_parameters {set_and_not_emulated} are not emulated by smdistributed-stub "
                                   "(see its README); remove them for local runs")
-    ignored = sorted(k for k in config if k in NO_EFFECT and config[k] != DEFAULTS.get(k))
+    # a key set to off (False, None, 0) asks for nothing, so saying it has no effect would be noise
+    ignored = sorted(k for k in config if k in NO_EFFECT and config[k] not in (False, None, 0)
+                     and config[k] != DEFAULTS.get(k))
     if ignored and launch().rank == 0:  # once per job, not once per process
         warnings.warn(f"smdistributed-stub: mp_parameters {ignored} are accepted without effect locally "
                       "(they tune speed, memory or placement, not results)", stacklevel=3)

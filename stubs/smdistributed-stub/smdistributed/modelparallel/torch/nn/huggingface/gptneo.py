@@ -1,0 +1,6 @@
+"""``smp.nn.huggingface.gptneo``: the gptneo state-dict translations (the identity locally; see the package docstring)."""
+
+from smdistributed.modelparallel.torch.nn.huggingface import unchanged
+
+translate_state_dict_to_hf_gptneo = unchanged
+translate_hf_state_dict_to_smdistributed_gptneo = unchanged
