@@ -524,7 +524,9 @@ def start_tracking(env: SageMakerEnv, params: dict | None = None, environ=None):
         client.update_run(run_id, status="RUNNING")
     else:
         tags = {"mlflow.parentRunId": config["parent_run_id"]} if config.get("parent_run_id") else {}
-        run_id = client.create_run(experiment_id, run_name=config.get("run_name"), tags=tags).info.run_id
+        # a tuning trial's settings name no run: it takes its own training job's name, which SageMaker sets
+        run_name = config.get("run_name") or environ.get("TRAINING_JOB_NAME")
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"run_id": run_id, "tracking_uri": config.get("tracking_uri")}))
     _TRACKING.run, _TRACKING.client = run_id, client

@@ -6,6 +6,8 @@ sent); and a tuning job's trials, objective values and cost so far, read back (`
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,13 @@ from smjobs.aws.submit import guard
 from smjobs.checks import service_model
 from smjobs.errors import SpecError
 from smjobs.request import source
-from smjobs.tuning.request import TuningRequest
+from smjobs.tuning.request import PARENT_RUN_PENDING, TuningRequest
+from smjobs.tuning.tracking import create_parent_run
+
+from smjobs_runtime import TRACKING_ENV
 
 OPERATION = "CreateHyperParameterTuningJob"
+log = logging.getLogger(__name__)
 
 
 def submit_tuning(request: TuningRequest, aws: AwsContext) -> str:
@@ -35,8 +41,45 @@ def submit_tuning(request: TuningRequest, aws: AwsContext) -> str:
         raise SpecError(problems)
     with tempfile.TemporaryDirectory(prefix="smjobs-tuning-") as tmp:
         upload.upload_job_files(aws.client("s3"), training, source.manifest_for(training), Path(tmp))
+    if request.tracking is not None:
+        _set_parent_run(request, start_parent_run(request))
     sagemaker.create_hyper_parameter_tuning_job(**request.create_tuning_job)
     return request.job_name
+
+
+def start_parent_run(request: TuningRequest) -> str | None:
+    """The tuning job's own MLflow run, which every trial's run names as its parent (SageMaker runs the trials as
+    separate training jobs, so the parent is made here, before any starts): in the spec's server, tagged with the
+    tuning job's name, with the search's strategy and objective as params. It stays RUNNING; the trials' runs
+    carry the results. None, with a warning, when MLflow is not installed here or the server cannot be reached:
+    the trials are then tracked without a parent."""
+    tracking = request.tracking
+    config = request.create_tuning_job["HyperParameterTuningJobConfig"]
+    objective = config["HyperParameterTuningJobObjective"]
+    try:
+        _, run_id = create_parent_run(tracking["tracking_uri"], tracking["experiment"], tracking["run_name"], {
+            "strategy": config["Strategy"], "objective": f"{objective['Type']} {objective['MetricName']}"},
+            tags={"smjobs.tuning_job": request.job_name})
+    except ImportError:
+        log.warning("MLflow is not installed here (pip install 'smjobs[tracking]'): the trials' runs get no parent run")
+        return None
+    except Exception as exc:  # noqa: BLE001  (any MLflow or network failure: the tuning job goes on without it)
+        log.warning("could not create the tuning job's MLflow run in %s (%s): the trials' runs get no parent run",
+                    tracking["tracking_uri"], exc)
+        return None
+    log.info("MLflow run %s (the trials' parent) in experiment %r", run_id, tracking["experiment"])
+    return run_id
+
+
+def _set_parent_run(request: TuningRequest, run_id: str | None) -> None:
+    """Put the parent run's id where the dry run shows PARENT_RUN_PENDING (or drop it, without a parent)."""
+    environment = request.create_tuning_job["TrainingJobDefinition"]["Environment"]
+    settings = json.loads(environment[TRACKING_ENV])
+    if settings.get("parent_run_id") == PARENT_RUN_PENDING:
+        settings.pop("parent_run_id")
+        if run_id is not None:
+            settings["parent_run_id"] = run_id
+        environment[TRACKING_ENV] = json.dumps(settings, separators=(",", ":"))
 
 
 def _trials(client, name: str) -> list[dict]:

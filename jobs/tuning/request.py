@@ -20,10 +20,15 @@ from smjobs.spec.tuning import tuning_name
 from smjobs.tuning.space import Estimate
 from smjobs.tuning.trials import Space, trial_data
 
+from smjobs_runtime import TRACKING_ENV
+
 SCALING = {"auto": "Auto", "linear": "Linear", "log": "Logarithmic", "reverse_log": "ReverseLogarithmic"}
 WARM_START = {"identical_data_and_algorithm": "IdenticalDataAndAlgorithm", "transfer_learning": "TransferLearning"}
 ESTIMATOR_METADATA = {"sagemaker_estimator_class_name": '"PyTorch"', "sagemaker_estimator_module": '"sagemaker.pytorch.estimator"'}
 """Static hyperparameters the SDK adds to every tuning job of a PyTorch estimator."""
+PARENT_RUN_PENDING = "<created at submit>"
+"""The trials' ``parent_run_id`` in the dry run: the tuning job's own MLflow run exists only once it is submitted
+(``smjobs.aws.tuning.start_parent_run``), as the role and bucket are resolved only then."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class TuningRequest:
     estimate: dict[str, Any]
     create_tuning_job: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    tracking: dict[str, Any] | None = None
+    """The tuning job's own MLflow run, created at submit (tracking_uri, experiment, run_name); each trial's run is
+    its child. None without a ``tracking`` section."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -115,6 +123,7 @@ def build_tuning_request(spec: JobSpec, space: Space, estimate: Estimate, *, job
     for key in ("InputDataConfig", "VpcConfig", "CheckpointConfig", "Environment"):
         if key in ctj:
             definition[key] = ctj[key]
+    tracking = _trials_tracking(definition, spec, name)
     for key in ("EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining"):
         if ctj.get(key):
             definition[key] = ctj[key]
@@ -151,4 +160,19 @@ def build_tuning_request(spec: JobSpec, space: Space, estimate: Estimate, *, job
                "trial_hours": estimate.trial_hours, "total_usd": estimate.total_usd, "basis": estimate.basis,
                "capped_by_budget": estimate.capped, "budget_usd": t.max_usd}
     return TuningRequest(name, training, tuner, ranges, configs, tuple(str(r) for r in space.removed), summary, request,
-                         space.notes)
+                         space.notes, tracking)
+
+
+def _trials_tracking(definition: dict[str, Any], spec: JobSpec, name: str) -> dict[str, Any] | None:
+    """With a tracking section: each trial's run is a child of the tuning job's run and takes its own training
+    job's name (the script reads TRAINING_JOB_NAME, which SageMaker sets), not the tuning job's; returns the
+    parent run's settings."""
+    if spec.tracking is None or TRACKING_ENV not in definition.get("Environment", {}):
+        return None
+    settings = json.loads(definition["Environment"][TRACKING_ENV])
+    parent = {"tracking_uri": settings["tracking_uri"], "experiment": settings["experiment"],
+              "run_name": spec.tracking.mlflow.run_name or name}
+    settings.pop("run_name", None)
+    settings["parent_run_id"] = PARENT_RUN_PENDING
+    definition["Environment"] = {**definition["Environment"], TRACKING_ENV: json.dumps(settings, separators=(",", ":"))}
+    return parent

@@ -21,6 +21,7 @@ from typing import Any
 
 from smjobs.spec.job import JobSpec
 from smjobs.spec.tuning import grid_size, objective_regex
+from smjobs.tuning.tracking import create_parent_run
 from smjobs.tuning.trials import Space, trial_data
 
 from smjobs_runtime import TRACKING_ENV
@@ -174,8 +175,6 @@ def _parent_run(spec: JobSpec, work_dir: Path) -> dict | None:
     gets (``smjobs_runtime.start_tracking``) and the client. None without tracking."""
     if spec.tracking is None:
         return None
-    from mlflow.tracking import MlflowClient
-
     from smjobs.local.runner import local_tracking_uri
 
     mlflow = spec.tracking.mlflow
@@ -183,21 +182,12 @@ def _parent_run(spec: JobSpec, work_dir: Path) -> dict | None:
     if not uri:
         work_dir.mkdir(parents=True, exist_ok=True)
         uri, artifacts = local_tracking_uri(work_dir), (work_dir / "mlartifacts").resolve().as_uri()
-    client = MlflowClient(tracking_uri=uri)
     name = mlflow.experiment or spec.name
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name, artifact_location=artifacts)
-    run = client.create_run(experiment_id, run_name=mlflow.run_name or f"{spec.name}-tuning")
-    client.log_batch(run.info.run_id, params=[_param("strategy", spec.tuning.strategy),
-                                              _param("objective", f"{spec.tuning.objective.goal} {spec.tuning.objective.metric}")])
-    settings = {"tracking_uri": uri, "experiment": name, "artifact_location": artifacts, "parent_run_id": run.info.run_id}
+    client, run_id = create_parent_run(uri, name, mlflow.run_name or f"{spec.name}-tuning", {
+        "strategy": spec.tuning.strategy, "objective": f"{spec.tuning.objective.goal} {spec.tuning.objective.metric}"},
+        artifact_location=artifacts)
+    settings = {"tracking_uri": uri, "experiment": name, "artifact_location": artifacts, "parent_run_id": run_id}
     return {"client": client, "settings": settings}
-
-
-def _param(key: str, value: str):
-    from mlflow.entities import Param
-
-    return Param(key, value)
 
 
 def plot(result: LocalTuning, spec: JobSpec, path: Path) -> Path:

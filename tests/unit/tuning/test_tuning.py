@@ -190,6 +190,47 @@ def test_the_request_the_sdk_sends_is_the_dry_run(captured):
     assert described["HyperParameterTuningJobName"] == request.job_name
 
 
+def test_a_tracked_tuning_job_gets_a_parent_run_that_every_trial_names(captured, tmp_path):
+    """SageMaker runs the trials as separate jobs: the tuning job's MLflow run is made at submit, in the spec's
+    server, and the trials' settings name it as their parent (the dry run shows where it goes)."""
+    from mlflow.tracking import MlflowClient
+
+    from smjobs.tuning.request import PARENT_RUN_PENDING, build_tuning_request
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = validate_spec(tuning_spec({"max_trials": 2}, tracking={"mlflow": {"tracking_uri": store, "experiment": "search"}}))
+    dry = build_tuning_request(spec, *prepare(spec), job_name="lr-search-1")
+    dry_settings = json.loads(dry.create_tuning_job["TrainingJobDefinition"]["Environment"]["SMJOBS_MLFLOW"])
+    assert dry_settings["parent_run_id"] == PARENT_RUN_PENDING and "run_name" not in dry_settings
+    request = api.submit_tuning(spec, aws=captured, job_name="lr-search-1")
+    [sent] = captured.tuning
+    assert sent == request.create_tuning_job
+    settings = json.loads(sent["TrainingJobDefinition"]["Environment"]["SMJOBS_MLFLOW"])
+    assert settings == {"tracking_uri": store, "experiment": "search", "parent_run_id": settings["parent_run_id"]}
+    client = MlflowClient(tracking_uri=store)
+    parent = client.get_run(settings["parent_run_id"])
+    assert parent.info.run_name == "lr-search-1" and parent.data.tags["smjobs.tuning_job"] == "lr-search-1"
+    assert parent.data.params == {"strategy": "Bayesian", "objective": "Minimize train:loss"}
+    assert client.get_experiment(parent.info.experiment_id).name == "search"
+
+
+def test_a_trial_run_takes_its_training_jobs_name_and_its_parent(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    import smjobs_runtime as smr
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store)
+    parent = client.create_run(client.create_experiment("search"), run_name="lr-search-1").info.run_id
+    env = smr.environment({"SM_CURRENT_HOST": "algo-1", "SM_HOSTS": '["algo-1"]', "RANK": "0", "WORLD_SIZE": "1",
+                           "SMJOBS_CHECKPOINT_DIR": str(tmp_path / "ckpt")})
+    settings = {"tracking_uri": store, "experiment": "search", "parent_run_id": parent}
+    run_id = smr.start_tracking(env, {"lr": 0.01}, environ={"SMJOBS_MLFLOW": json.dumps(settings),
+                                                            "TRAINING_JOB_NAME": "lr-search-1-002-abcdef12"})
+    run = client.get_run(run_id)
+    assert run.info.run_name == "lr-search-1-002-abcdef12" and run.data.tags["mlflow.parentRunId"] == parent
+
+
 def test_tune_status_shows_trials_objectives_cost_and_the_best(captured):
     spec = validate_spec(tuning_spec({"max_trials": 3}))
     request = api.submit_tuning(spec, aws=captured)
