@@ -26,7 +26,7 @@ from smjobs.cli.shared import (
     spec_region,
 )
 from smjobs.errors import SpecError, UsageError
-from smjobs.tables import print_table
+from smjobs.tables import print_pairs
 
 
 @command(panel=PLAN)
@@ -58,24 +58,19 @@ def validate(spec: SpecArg, region: RegionOpt = None, overrides: SetOpt = None, 
                                      excluded=len(manifest.excluded)),
             notices=notice(job, region)))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{job.name}: valid", show_header=False)
-    table.add_column()
-    table.add_column()
     compute = job.compute
-    table.add_row("strategy", f"{job.distribution.type} ({job.distribution.launcher})")
-    table.add_row("instances", f"{compute.instance_count} x {compute.instance_type}")
+    rows = [("strategy", f"{job.distribution.type} ({job.distribution.launcher})"),
+            ("instances", f"{compute.instance_count} x {compute.instance_type}")]
     if compute.instance_preferences:
-        table.add_row("instance preferences", ", ".join(f"{p.instance_count} x {p.instance_type}"
-                                                        for p in compute.instance_preferences) + " (SageMaker takes the first it has)")
-    table.add_row("processes", f"{request.processes_per_host} per host, world size {request.world_size}")
-    table.add_row("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"])
-    table.add_row("entry point", escape(f"{request.source_dir}/{request.entry_point}"))
-    table.add_row("hyperparameters", str(len(request.create_training_job["HyperParameters"])))
-    table.add_row("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
-                  f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")
-    print_table(out, table)
+        rows.append(("instance preferences", ", ".join(f"{p.instance_count} x {p.instance_type}"
+                                                       for p in compute.instance_preferences) + " (SageMaker takes the first it has)"))
+    rows += [("processes", f"{request.processes_per_host} per host, world size {request.world_size}"),
+             ("image", request.create_training_job["AlgorithmSpecification"]["TrainingImage"]),
+             ("entry point", escape(f"{request.source_dir}/{request.entry_point}")),
+             ("hyperparameters", str(len(request.create_training_job["HyperParameters"]))),
+             ("code archive", f"{len(manifest.files)} files, {source.human_bytes(manifest.total_bytes)} "
+                              f"({len(manifest.excluded)} left out; `smjobs submit --dry-run` lists them)")]
+    print_pairs(out, f"{job.name}: valid", rows)
     notice(job, region)
 
 
