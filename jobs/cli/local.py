@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -58,6 +59,10 @@ def _run_local(spec, processes, work_dir, fresh, overrides, quiet=False) -> int:
     notice(job, remote=False)
     compute = job.compute
     procs = processes or local_run.default_processes(request)
+    cpus = os.cpu_count() or 1
+    if processes is not None and processes > cpus:
+        err.print(f"note: {processes} processes share this machine's {cpus} CPUs: each runs slower; the numbers "
+                  "are the same", markup=False)
     out.print(f"[bold]local run[/] of {escape(job.name)}: 1 host x {procs} process(es) standing in for "
               f"{compute.instance_count} x {compute.instance_type} ({request.world_size} processes); "
               f"launcher {local_run.launcher(request)}; work dir {escape(str(layout.base_dir))}", highlight=False)

@@ -122,6 +122,26 @@ def test_run_local_refuses_bad_input_before_any_process(tmp_path, spec_data):
         assert not work.exists(), "no process may start and no tree be laid out"
 
 
+def test_more_processes_than_cpus_is_said_before_the_run(tmp_path, spec_data, monkeypatch):
+    import os
+
+    from smjobs.cli import local as cli_local
+
+    class Done:
+        shell_exit_code = 0
+
+    started = []
+    monkeypatch.setattr(cli_local, "run_with_progress", lambda *a, **k: started.append(a) or Done())
+    monkeypatch.setattr(cli_local, "report", lambda result: None)
+    cpus = os.cpu_count() or 1
+    spec = write(tmp_path, spec_data)
+    many = runner.invoke(app, ["run", spec, "--processes", str(cpus + 1), "--work-dir", str(tmp_path / "w1")])
+    assert many.exit_code == 0, many.output
+    assert f"{cpus + 1} processes share this machine's {cpus} CPUs" in many.output and len(started) == 1
+    fewer = runner.invoke(app, ["run", spec, "--processes", "1", "--work-dir", str(tmp_path / "w2")])
+    assert fewer.exit_code == 0 and "CPUs" not in fewer.output
+
+
 def test_set_overrides_reach_the_spec(tmp_path, spec_data):
     result = runner.invoke(app, ["submit", write(tmp_path, spec_data), "--dry-run", "--job-name", "j",
                                  "--set", "steps=7", "--set", "layers=[1,2]", "--set", "lr=1e-3",
