@@ -70,9 +70,9 @@ def constraints(field) -> str:
             if isinstance(item, getattr(annotated_types, {"ge": "Ge", "gt": "Gt", "le": "Le", "lt": "Lt"}[attr])):
                 out.append(f"{symbol} {getattr(item, attr):,}")
         if isinstance(item, annotated_types.MinLen):
-            out.append(f"at least {item.min_length} characters")
+            out.append(f"at least {item.min_length} character{'' if item.min_length == 1 else 's'}")
         if isinstance(item, annotated_types.MaxLen):
-            out.append(f"at most {item.max_length} characters")
+            out.append(f"at most {item.max_length} character{'' if item.max_length == 1 else 's'}")
         if getattr(item, "pattern", None):
             out.append(f"matches `{item.pattern}`")
     return ", ".join(out)

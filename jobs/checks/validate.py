@@ -171,6 +171,8 @@ def _type_fix(kind: str, path: str) -> str:
         return f"give {path} true or false."
     if kind == "literal_error":
         return f"use one of the values listed for {path}."
+    if kind == "string_too_short":
+        return f"give {path} a value, or leave it out where it is optional."
     return f"give {path} a value of the expected type."
 
 

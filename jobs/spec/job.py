@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from smjobs.spec.field_docs import describe_fields
@@ -26,6 +26,19 @@ ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodul
 """The bundled training scripts (``entry_points/`` in the repository, ``smjobs/entry_points`` installed)."""
 
 HyperparameterValue = str | bool | int | float | list | dict | None
+
+
+def _printable(value: str) -> str:
+    # a path goes to the file system (resolve, stat) before the rules run; a control character in one is a typo,
+    # never a file, and would stop os.path with a ValueError
+    if any(ord(c) < 32 for c in value):
+        raise PydanticCustomError("smjobs", "holds a control character, so it names no file, folder or S3 location",
+                                  {"fix": "write it as printable text."})
+    return value
+
+
+Location = Annotated[str, AfterValidator(_printable)]
+"""A path or URI: printable text."""
 
 
 class _Frozen(BaseModel):
@@ -82,7 +95,7 @@ class Compute(_Frozen):
 class Channel(_Frozen):
     """One input data channel, mounted at ``/opt/ml/input/data/<name>`` (``SM_CHANNEL_<NAME>``)."""
 
-    uri: str = Field(min_length=1)
+    uri: Location = Field(min_length=1)
     """An ``s3://bucket/prefix`` URI, or a local directory that is uploaded at submit."""
     input_mode: Literal["File", "FastFile"] = "File"
     """File copies the data before training; FastFile streams it from S3 on demand."""
@@ -93,16 +106,6 @@ class Channel(_Frozen):
     """FullyReplicated gives every instance all objects; ShardedByS3Key splits objects across instances."""
     content_type: str | None = None
     """MIME type passed to the container, if the script wants it."""
-
-    @field_validator("uri")
-    @classmethod
-    def _printable(cls, uri: str) -> str:
-        # a local path goes to the file system (resolve, stat) before the rules run; a control character there
-        # is a typo, never a folder
-        if any(ord(c) < 32 for c in uri):
-            raise PydanticCustomError("smjobs", "holds a control character, so it names no S3 prefix or folder",
-                                      {"fix": "give an s3:// URI or a local directory."})
-        return uri
 
 
 class Security(_Frozen):
@@ -238,13 +241,13 @@ class InferenceSettings(_Frozen):
     torchrun, a ``data`` and a ``model`` channel, these settings as hyperparameters, and ``output_path`` as the
     checkpoint location (finished parts are the checkpoints; predictions.jsonl lands beside them)."""
 
-    model: str
+    model: Location
     """The trained model: a training job's ``model.tar.gz`` (S3 URI), an S3 prefix or local folder holding
     ``model.pt`` or ``model.tar.gz``, or a local ``model.pt``. A local one is relative to the spec file."""
-    input: str
+    input: Location
     """The records: an S3 prefix or local folder of JSON Lines, CSV or ``.pt`` files (relative to the spec file),
     or a manifest of such files (``*.manifest``, SageMaker's format: ``[{"prefix": ...}, "key", ...]``)."""
-    output_path: str
+    output_path: Location
     """``s3://bucket/prefix`` for predictions.jsonl, errors.jsonl and the finished parts."""
     batch_size: int = Field(default=64, ge=1, le=2**20)
     """Records per forward pass on one process."""
@@ -280,11 +283,11 @@ class JobSpec(_Frozen):
 
     name: str
     """Base job name; a timestamp is appended per submission (at most 47 characters)."""
-    entry_point: str
+    entry_point: Location
     """Training script, relative to source_dir, e.g. ``train.py``."""
     compute: Compute
     """Instances and limits."""
-    source_dir: str | None = None
+    source_dir: Location | None = None
     """Folder uploaded as the job's code (filtered: see ``smjobs.request.source``). In a spec file, relative to the file;
     when absent, the spec file's own folder if the entry point is there or is not one of smjobs' bundled scripts,
     else the bundled scripts' folder."""
@@ -301,11 +304,11 @@ class JobSpec(_Frozen):
     (the Amazon Linux 2023 ones, from PyTorch 2.11), as the SDK does not use it."""
     inputs: dict[str, Channel] = Field(default_factory=dict)
     """Input channels by name."""
-    output_path: str | None = None
+    output_path: Location | None = None
     """S3 URI for model artefacts; defaults to the session's bucket."""
-    checkpoint_s3_uri: str | None = None
+    checkpoint_s3_uri: Location | None = None
     """S3 URI that SageMaker syncs with checkpoint_local_path; required with spot."""
-    checkpoint_local_path: str = "/opt/ml/checkpoints"
+    checkpoint_local_path: Location = "/opt/ml/checkpoints"
     """Directory in the container that is synced to checkpoint_s3_uri."""
     environment: dict[str, str] = Field(default_factory=dict)
     """Environment variables for the training container."""
@@ -355,15 +358,21 @@ def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
     script (so errors name that folder); a bundled script name alone means smjobs' own."""
     data = dict(data)
     folder = Path(spec_file).resolve().parent
+
+    def local(value: Any) -> bool:
+        # an empty path or one with a control character is left as written, for validation to refuse by name
+        return isinstance(value, str) and bool(value) and "://" not in value and not any(ord(c) < 32 for c in value)
+
     entry = data.get("entry_point")
-    if data.get("source_dir"):
+    if local(data.get("source_dir")):
         data["source_dir"] = str((folder / Path(data["source_dir"]).expanduser()).resolve())
-    elif isinstance(entry, str) and ((folder / entry).is_file() or entry not in bundled_scripts()):
+    elif not data.get("source_dir") and isinstance(entry, str) and (
+            entry not in bundled_scripts() or (local(entry) and (folder / entry).is_file())):
         data["source_dir"] = str(folder)
     if isinstance(data.get("inference"), dict):
         section = dict(data["inference"])
         for key in ("model", "input"):
-            if isinstance(section.get(key), str) and "://" not in section[key]:
+            if local(section.get(key)):
                 section[key] = str((folder / Path(section[key]).expanduser()).resolve())
         data["inference"] = section
         if section.get("model_factory") and not data.get("source_dir"):
@@ -371,7 +380,7 @@ def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
     if isinstance(data.get("inputs"), dict):
         inputs = {}
         for name, channel in data["inputs"].items():
-            if isinstance(channel, dict) and isinstance(channel.get("uri"), str) and "://" not in channel["uri"]:
+            if isinstance(channel, dict) and local(channel.get("uri")):
                 channel = {**channel, "uri": str((folder / Path(channel["uri"]).expanduser()).resolve())}
             inputs[name] = channel
         data["inputs"] = inputs

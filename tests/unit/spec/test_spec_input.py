@@ -88,6 +88,19 @@ def test_a_channel_uri_with_a_control_character_or_nothing_is_one_problem(spec_d
     assert raised.value.paths() == ["inputs.train.uri"], str(raised.value)
 
 
+def test_paths_with_control_characters_in_a_spec_file_are_problems_not_crashes(tmp_path):
+    """A spec file's relative paths are resolved against its folder before validation: a NUL there stopped
+    os.path with a ValueError, and an empty channel URI became the file's own folder."""
+    from smjobs.spec.job import read_spec_data, resolve_file_paths
+
+    path = tmp_path / "job.yaml"
+    path.write_text('name: x\nentry_point: train.py\ncompute: {instance_type: ml.g5.xlarge}\nsource_dir: "a\\0b"\n'
+                    'inputs: {train: {uri: "da\\0ta"}, test: {uri: ""}}\n')
+    with pytest.raises(SpecError) as raised:
+        validate_spec(resolve_file_paths(read_spec_data(path), path))
+    assert sorted(raised.value.paths()) == ["inputs.test.uri", "inputs.train.uri", "source_dir"], str(raised.value)
+
+
 def test_service_patterns_are_read_with_java_semantics():
     assert re.fullmatch(java_to_python_regex(r"\d{12}"), "123456789012")
     assert not re.fullmatch(java_to_python_regex(r"\d{12}"), "١٢٣٤٥٦٧٨٩٠١٢")  # Arabic-Indic digits: not Java's \d
