@@ -28,10 +28,15 @@ ENTRY_POINTS_DIR = Path(importlib.util.find_spec("smjobs.entry_points").submodul
 HyperparameterValue = str | bool | int | float | list | dict | None
 
 
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a control character (NUL, a newline, ...): in a path, a typo, never a file, and what
+    stops ``os.path`` with a ValueError."""
+    return any(ord(c) < 32 for c in text)
+
+
 def _printable(value: str) -> str:
-    # a path goes to the file system (resolve, stat) before the rules run; a control character in one is a typo,
-    # never a file, and would stop os.path with a ValueError
-    if any(ord(c) < 32 for c in value):
+    # a path goes to the file system (resolve, stat) before the rules run
+    if has_control_character(value):
         raise PydanticCustomError("smjobs", "holds a control character, so it names no file, folder or S3 location",
                                   {"fix": "write it as printable text."})
     return value
@@ -361,7 +366,7 @@ def resolve_file_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]:
 
     def local(value: Any) -> bool:
         # an empty path or one with a control character is left as written, for validation to refuse by name
-        return isinstance(value, str) and bool(value) and "://" not in value and not any(ord(c) < 32 for c in value)
+        return isinstance(value, str) and bool(value) and "://" not in value and not has_control_character(value)
 
     entry = data.get("entry_point")
     if local(data.get("source_dir")):
