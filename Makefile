@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the stub is installed as a wheel (its .pth file, which serves torch.sagemaker, is not in editable installs) and
+# reinstalled when its files change
+STUB := stubs/smdistributed-stub
+STUB_STAMP := $(VENV)/.stub-installed
+STUB_FILES := $(STUB)/pyproject.toml $(STUB)/setup.py $(STUB)/smdistributed_stub.pth $(shell find $(STUB) -name '*.py' -not -path '*/build/*' 2>/dev/null)
 # cfn-lint, checkov and parliament get an environment of their own: checkov pins an older boto3 than smjobs needs
 LINT_VENV  := $(VENV)/lint
 LINT_STAMP := $(LINT_VENV)/.installed
@@ -27,15 +32,19 @@ export DISABLE_MKDOCS_2_WARNING := true
 
 .PHONY: demo test test-fast lint docs clean
 
-$(STAMP): setup.cfg pyproject.toml stubs/smdistributed-stub/pyproject.toml
+$(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: it resolves to the CPU wheel on local disk instead of a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_OPTS) torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# the local stand-in for SageMaker's smdistributed (SMDDP, SMP v1); never uploaded with a job
-	$(BIN)/python -m pip install --quiet -e stubs/smdistributed-stub
 	touch $(STAMP)
+
+# the local stand-in for SageMaker's smdistributed (SMDDP, SMP v1) and torch.sagemaker (SMP v2); never uploaded with a job
+$(STUB_STAMP): $(STUB_FILES) | $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(STUB)
+	rm -rf $(STUB)/build $(STUB)/*.egg-info
+	touch $(STUB_STAMP)
 
 $(LINT_STAMP): Makefile | $(STAMP)
 	$(PYTHON) -m venv $(LINT_VENV)
@@ -53,7 +62,7 @@ $(VENV)/sdk-%/.installed: | $(STAMP)
 	$(VENV)/sdk-$*/bin/python -m pip install --quiet $(SDK_$*) $(SDK_ENV_PACKAGES)
 	touch $@
 
-demo: $(STAMP)
+demo: $(STUB_STAMP)
 	$(BIN)/python -m smjobs.demo
 
 # ruff on the code; import-linter's layer, edge and no-cycle contracts; cfn-lint, checkov and parliament on the CloudFormation template and every policy, failing on
@@ -67,16 +76,16 @@ lint: $(STAMP) $(LINT_STAMP)
 # every test on both cores (pytest-xdist), a file per worker at a time (--dist loadfile: a file's shared runs and
 # fixtures, such as the wheel, are made once). Measured on 2 cores: the integration tests took 17.7 min one at a
 # time and 12.5 min on two workers; most of their time is torch's import in each process a run starts.
-test: $(STAMP) $(SDK_V2)/.installed $(SDK_V3)/.installed lint
+test: $(STUB_STAMP) $(SDK_V2)/.installed $(SDK_V3)/.installed lint
 	SMJOBS_LINT_TOOLS=$(CURDIR)/$(LINT_VENV)/bin SMJOBS_SDK_ENVS=$(CURDIR)/$(SDK_V2):$(CURDIR)/$(SDK_V3) \
 		$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests/unit tests/integration
 
 # the edit-test loop: tests/unit alone, on both cores
-test-fast: $(STAMP)
+test-fast: $(STUB_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=10 tests/unit
 
 # the documentation site (docs/, mkdocs.yml) into site/; the tests build it with --strict
-docs: $(STAMP)
+docs: $(STUB_STAMP)
 	$(BIN)/python -m mkdocs build --strict
 
 # what the environments, the builds (setuptools writes the egg-info beside each mapped package folder) and the

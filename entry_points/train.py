@@ -63,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     # never on the command line; the flags are for runs by hand
     p.add_argument("--parallel", choices=["none", "ddp", "fsdp", "smp_v2"], default="ddp")
     p.add_argument("--mp_parameters", type=toolkit_mapping, default={}, help="SageMaker model parallelism settings (smp_v2)")
+    p.add_argument("--smp_v2_backend", choices=["auto", "torch.sagemaker", "native"], default="auto",
+                   help="smp_v2: torch.sagemaker when it can be imported (auto), always, or native FSDP2 + DTensor")
     p.add_argument("--backend", choices=["auto", "nccl", "gloo", "smddp"], default="auto")
     p.add_argument("--mixed_precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument("--fsdp_sharding", choices=["full_shard", "shard_grad_op", "hybrid_shard"], default="full_shard")
@@ -79,8 +81,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def smp_v2_library(args):
+    """torch.sagemaker: SMP v2 in SageMaker's pytorch-smp images, smdistributed-stub's stand-in on other machines;
+    None (native FSDP2 + DTensor) without either, or when --smp_v2_backend native asks for it."""
+    if args.smp_v2_backend == "native":
+        return None
+    try:
+        import torch.sagemaker as tsm
+    except ImportError:
+        if args.smp_v2_backend == "torch.sagemaker":
+            raise
+        return None
+    return tsm
+
+
 def smp_v2_mesh(args, env, device):
-    """(replicate, shard, tp) mesh from SMP v2's parameters: hybrid_shard_degree 0 shards over all of dp."""
+    """SMP v2's process layout. With torch.sagemaker, tsm.init() reads the job's mp_parameters and None is
+    returned; natively, the (replicate, shard, tp) mesh: hybrid_shard_degree 0 shards over all of dp."""
+    tsm = smp_v2_library(args)
+    if tsm is not None:
+        tsm.init(args.mp_parameters or None)  # the job's SM_HP_MP_PARAMETERS, where set, take priority
+        return None
     from torch.distributed.device_mesh import init_device_mesh
 
     params = args.mp_parameters
@@ -94,34 +115,36 @@ def smp_v2_mesh(args, env, device):
 
 
 def data_parallel_coordinates(args, env, mesh) -> tuple[int, int]:
-    """(rank, size) among the processes that take different data; tensor-parallel peers share a slice."""
-    if mesh is None:
+    """(rank, size) among the processes that take different data; tensor-parallel peers share a slice
+    (consecutive ranks, tp varying fastest, under SMP v2 and natively)."""
+    if args.parallel != "smp_v2" or not env.distributed:
         return env.rank, env.world_size
-    replicate, shard = mesh["replicate"], mesh["shard"]
-    return replicate.get_local_rank() * shard.size() + shard.get_local_rank(), replicate.size() * shard.size()
+    tp = mesh["tp"].size() if mesh is not None else smp_v2_library(args).state.tp_size
+    return env.rank // tp, env.world_size // tp
 
 
 def wrap_smp_v2(model: torch.nn.Module, args, env, device, mesh) -> torch.nn.Module:
-    """SageMaker model parallelism v2: torch.sagemaker in its image, native FSDP2 + DTensor TP elsewhere."""
-    try:
-        import torch.sagemaker as tsm  # present only in SageMaker's smdistributed-modelparallel images
-    except ImportError:
-        tsm = None
-    if tsm is not None:
+    """SageMaker model parallelism v2 as AWS's scripts use it (tsm.transform, then torch's FSDP, which SMP
+    groups from hybrid_shard_degree), or natively FSDP2 + DTensor TP on the same layout."""
+    blocks = {type(m) for m in model.modules() if type(m).__name__ in ("Block", "Linear", "Conv2d")}
+    if mesh is None:
         from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-        tsm.init()  # reads the job's mp_parameters: hybrid sharding, TP, offloading
-        return FullyShardedDataParallel(tsm.transform(model), device_id=device if device.type == "cuda" else None)
+        model = smp_v2_library(args).transform(model)
+        wrapped = {t for t in blocks if t.__name__ == "Block"} or blocks
+        return FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy(wrapped), use_orig_params=True,
+                                        device_id=device)
     from torch.distributed.fsdp import fully_shard
 
     if mesh["tp"].size() > 1:
         from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
-        blocks = [m for m in model.modules() if type(m).__name__ == "Block"]
-        if not blocks:
-            raise ValueError("tensor_parallel_degree > 1 is implemented for the gpt model")
-        for block in blocks:  # Megatron-style: first MLP Linear by columns, second by rows
-            parallelize_module(block.mlp, mesh["tp"], {"0": ColwiseParallel(), "2": RowwiseParallel()})
+        plan = getattr(model, "_tp_plan", None)
+        if not plan:
+            raise ValueError(f"tensor_parallel_degree > 1: {type(model).__name__} has no tensor-parallel plan (_tp_plan)")
+        styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
+        parallelize_module(model, mesh["tp"], {name: styles[style]() for name, style in plan.items()})
     dp_mesh = mesh["replicate", "shard"]
     for module in model.modules():
         if type(module).__name__ == "Block":
@@ -216,7 +239,12 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
     if env.rank == 0:
         backend = dist.get_backend() if dist.is_initialized() else "none"
         unsharded = args.parallel == "fsdp" and args.fsdp_unsharded_microbatches
-        print(f"training {args.model} with {args.parallel} on {env.world_size} process(es), "
+        parallel = args.parallel
+        if parallel == "smp_v2" and env.distributed:
+            tsm = smp_v2_library(args)
+            parallel += " (torch.sagemaker" + (", smdistributed-stub)" if getattr(tsm, "__stub__", False) else ")") \
+                if tsm else " (native FSDP2)"
+        print(f"training {args.model} with {parallel} on {env.world_size} process(es), "
               f"device {device.type}, backend {backend}, from step {start}"
               + (f"; fsdp unsharded between {args.grad_accum_steps} micro-batches" if unsharded else ""), flush=True)
     log = MetricLog(args.steps, args.log_every, args.global_batch_size, enabled=env.rank == 0)
@@ -263,7 +291,10 @@ def train_steps(args, env, device, report, stop) -> torch.nn.Module | None:
 def save_model(model, args, env) -> None:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    # offloading (rank 0 gathers into host memory) matters on GPUs only; on CPU, gloo crashes gathering FSDP1's
+    # tensor-parallel parameters that way (torch 2.13), and every rank gathering costs the same
+    on_gpu = any(p.is_cuda for p in model.parameters())
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=on_gpu))
     if env.rank == 0:
         smr.save_model(env, {"model": full, "args": vars(args)})
 

@@ -121,6 +121,10 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    _tp_plan = {"blocks.*.mlp.0": "colwise", "blocks.*.mlp.2": "rowwise"}
+    """Tensor parallelism, in Hugging Face's notation (which SMP v2's stand-in reads too): each block's MLP split
+    Megatron-style, the first Linear by columns and the second by rows; attention stays whole."""
+
     def __init__(self, vocab_size: int = 256, d_model: int = 64, n_layers: int = 2, n_heads: int = 4, seq_len: int = 32):
         super().__init__()
         self.tok = nn.Embedding(vocab_size, d_model)

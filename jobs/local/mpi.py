@@ -18,9 +18,19 @@ HOST = "algo-1"
 
 
 def uses_smdistributed(request: TrainingRequest) -> bool:
-    """SMDDP and SMP v1 jobs: their scripts import smdistributed, and SageMaker starts them with mpirun."""
-    libraries = request.estimator["distribution"].get("smdistributed", {})
+    """SMDDP and SMP v1 jobs: their scripts import smdistributed, and SageMaker starts them with mpirun. (SMP v2
+    names smdistributed's modelparallel too, but with torch_distributed: torchrun, and ``torch.sagemaker``.)"""
+    distribution = request.estimator["distribution"]
+    if uses_smp_v2(request):
+        return False
+    libraries = distribution.get("smdistributed", {})
     return any(libraries.get(name, {}).get("enabled") for name in ("dataparallel", "modelparallel"))
+
+
+def uses_smp_v2(request: TrainingRequest) -> bool:
+    distribution = request.estimator["distribution"]
+    return bool(distribution.get("torch_distributed", {}).get("enabled")
+                and distribution.get("smdistributed", {}).get("modelparallel", {}).get("enabled"))
 
 
 SSHD = Path("/usr/sbin/sshd")

@@ -26,6 +26,8 @@ TORCH_PROCESS_BYTES = 0.4 * 2**30
 """Resident memory of a training process before its model exists: the interpreter, torch and gloo (measured about
 0.35 GiB with torch 2.13 on CPU)."""
 MEMORY_MARGIN = 0.9
+BUNDLED_GPT_DEFAULTS = {"n_layers": 2, "d_model": 64, "n_heads": 4, "seq_len": 32, "vocab_size": 256}
+"""The bundled scripts' gpt dimensions a job leaves unset (entry_points/common/models.py; a test holds them equal)."""
 """Share of this machine's available memory a local run may plan to use."""
 
 
@@ -147,9 +149,11 @@ def degree_problems(request: TrainingRequest, processes: int) -> list[Problem]:
         tp, shard = params.get("tensor_parallel_degree", 1), params.get("hybrid_shard_degree", 0)
         group = tp * (shard or 1)
         if processes % group:
+            fit = (f"--set distribution.hybrid_shard_degree={processes // tp}" if processes % tp == 0
+                   else f"--set distribution.tensor_parallel_degree=1 --set distribution.hybrid_shard_degree={processes}")
             return [Problem("distribution.tensor_parallel_degree", f"tensor_parallel_degree {tp} x hybrid_shard_degree "
                             f"{shard or 1} = {group} must divide the local process count {processes}.",
-                            f"run with --processes {group}, or change the degrees with --set.")]
+                            f"run with --processes {group}, or fit the degrees to {processes} processes: {fit}.")]
     if kind == "naive_mp" and processes < 1:
         return [Problem("--processes", "naive model parallelism needs at least one process.", "run with --processes 2.")]
     return []
@@ -196,6 +200,8 @@ def estimate_memory(spec, processes: int) -> MemoryCheck | None:
 
     if spec.plan.model_factory is not None or spec.compute.instance_type not in catalog.instances().types:
         return None  # a traced model would need a trace here; `validate` sizes it against the GPU
+    if spec.hyperparameters.get("model") == "gpt":  # the script's defaults size what the job leaves unset
+        spec = spec.model_copy(update={"hyperparameters": {**BUNDLED_GPT_DEFAULTS, **spec.hyperparameters}})
     load, problems = workload(spec, defaults=True)
     if load is None or problems:
         return None
@@ -206,9 +212,14 @@ def estimate_memory(spec, processes: int) -> MemoryCheck | None:
     layout, micro = layouts[0]
     layout = replace(layout, precision="fp32", activation_bytes=4, overhead_gib=0.0, allocator_reserve=0.0, flash_attention=False)
     memory = load.shape.memory(layout, micro)
-    return MemoryCheck(memory.total + TORCH_PROCESS_BYTES, processes, available_memory_bytes(),
-                       f"{memory.describe().replace(' per GPU', ' of model state and activations')} + "
-                       f"{TORCH_PROCESS_BYTES / 2**30:.1f} GiB for torch itself", load.shape.parameter_count)
+    # every process builds the whole fp32 model before FSDP, tensor or pipeline parallelism splits it
+    built = load.shape.parameter_count * 4
+    if built > memory.total:
+        detail = f"{built / 2**30:,.2f} GiB for the whole fp32 model, which each process builds before it is split"
+    else:
+        detail = memory.describe().replace(" per GPU", " of model state and activations")
+    return MemoryCheck(max(memory.total, built) + TORCH_PROCESS_BYTES, processes, available_memory_bytes(),
+                       f"{detail} + {TORCH_PROCESS_BYTES / 2**30:.1f} GiB for torch itself", load.shape.parameter_count)
 
 
 def memory_problems(check: MemoryCheck | None) -> list[Problem]:

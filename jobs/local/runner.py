@@ -38,10 +38,18 @@ from smjobs.local import env as local_env
 from smjobs.local import failures
 from smjobs.local import prechecks as local_checks
 from smjobs.local import stop as local_stop
-from smjobs.local.mpi import HOST, launcher, mpi_runner_missing, torchrun_instead_of_mpi, uses_smdistributed  # noqa: F401
+from smjobs.local.mpi import (  # noqa: F401
+    HOST,
+    launcher,
+    mpi_runner_missing,
+    torchrun_instead_of_mpi,
+    uses_smdistributed,
+    uses_smp_v2,
+)
 from smjobs.local.stop import interrupt
 from smjobs.request import manifests, source
 from smjobs.request.training import TrainingRequest
+from smjobs.spec.job import ENTRY_POINTS_DIR
 
 from smjobs_runtime import CHECKPOINT_DIR_ENV, TRACKING_ENV
 
@@ -90,14 +98,20 @@ class LocalLayout:
 def local_problems(request: TrainingRequest, processes: int) -> list[Problem]:
     """What keeps a request from running locally, known without touching the work dir."""
     problems = local_checks.degree_problems(request, processes) + local_checks.channel_problems(request)
-    if uses_smdistributed(request):
-        import importlib.util
+    import importlib.util
 
-        if importlib.util.find_spec("smdistributed") is None:
-            problems.append(Problem("distribution.type", "SMDDP and SMP v1 scripts import smdistributed, which exists only in "
-                                    "SageMaker's GPU images and is not installed here.",
-                                    "install smjobs' local stand-in: pip install -e stubs/smdistributed-stub (make demo and "
-                                    "make test do), or run the job on SageMaker."))
+    if uses_smdistributed(request) and importlib.util.find_spec("smdistributed") is None:
+        problems.append(Problem("distribution.type", "SMDDP and SMP v1 scripts import smdistributed, which exists only in "
+                                "SageMaker's GPU images and is not installed here.",
+                                "install smjobs' local stand-in: pip install stubs/smdistributed-stub (make demo and "
+                                "make test do), or run the job on SageMaker."))
+    bundled = Path(request.estimator.get("source_dir") or "").resolve() == ENTRY_POINTS_DIR  # train.py falls back to FSDP2
+    # the stand-in's finder, without importing torch to look for torch.sagemaker
+    if uses_smp_v2(request) and not bundled and importlib.util.find_spec("_smdistributed_stub_hook") is None:
+        problems.append(Problem("distribution.type", "SMP v2 scripts import torch.sagemaker, which exists only in SageMaker's "
+                                "pytorch-smp images and is not installed here.",
+                                "install smjobs' local stand-in: pip install stubs/smdistributed-stub (make demo and "
+                                "make test do), or run the job on SageMaker."))
     return problems
 
 

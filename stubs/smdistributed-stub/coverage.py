@@ -29,6 +29,8 @@ def label(entry: dict) -> str:
         return f"`{entry['name']}({entry['parameter']}=)`"
     if entry["kind"] == "mp_parameter":
         return f"mp_parameters `{entry['name']}`"
+    if entry["kind"] == "smp_v2_parameter":
+        return f"SMP v2 parameters `{entry['name']}`"
     return f"`{entry['name']}`"
 
 

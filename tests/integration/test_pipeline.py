@@ -97,8 +97,8 @@ def test_smp_v2_native_fallback_matches_one_process(processes, mp_parameters, tm
     """Without torch.sagemaker, an SMP v2 job runs on FSDP2 (hybrid sharding) + DTensor tensor parallelism."""
     args = ["--model", "gpt", "--steps", "3", "--global_batch_size", "8", "--lr", "0.05", "--d_model", "32",
             "--seq_len", "8", "--optimizer", '{"name":"sgd","momentum":0.9}', "--log_every", "1"]
-    done = launch(ENTRY_POINTS_DIR / "train.py", processes, [*args, "--parallel", "smp_v2", "--mp_parameters",
-                                                              json.dumps(mp_parameters)], tmp_path / "smp")
+    done = launch(ENTRY_POINTS_DIR / "train.py", processes, [*args, "--parallel", "smp_v2", "--smp_v2_backend", "native",
+                                                              "--mp_parameters", json.dumps(mp_parameters)], tmp_path / "smp")
     assert done.returncode == 0, done.stderr[-4000:]
     single = subprocess.run([sys.executable, str(ENTRY_POINTS_DIR / "train.py"), *args, "--parallel", "none"],
                             capture_output=True, text=True, env={**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path / "one")})

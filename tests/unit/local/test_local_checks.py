@@ -250,3 +250,33 @@ def test_a_finished_run_is_not_trained_again_unless_it_changed_or_fresh(spec_dat
     # a run that saved no model never counts as finished
     local_checks.record_finished(request, layout.output_dir, layout.model_dir, 1.0)
     local_checks.unlock(local.prepare(request, work, 1, rerun_finished=False).base_dir)
+
+
+def test_the_bundled_gpt_defaults_the_memory_check_fills_in_are_the_scripts():
+    import argparse
+    import sys
+
+    from smjobs.spec.job import ENTRY_POINTS_DIR
+
+    sys.path.insert(0, str(ENTRY_POINTS_DIR))
+    from common.models import add_model_arguments
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    assert {k: defaults[k] for k in local_checks.BUNDLED_GPT_DEFAULTS} == local_checks.BUNDLED_GPT_DEFAULTS
+
+
+def test_a_large_smp_v2_gpt_is_sized_before_it_runs_and_the_degrees_fix_fits_the_processes():
+    from smjobs.local import mpi, runner
+    from smjobs.request.training import build_request
+    from smjobs.spec.job import example_path, read_spec_data
+
+    spec = validate_spec(read_spec_data(example_path("smp_v2_gpt")))  # vocab_size unset: the script's 256
+    check = local_checks.estimate_memory(spec, 4)
+    assert check is not None and check.parameters > 1e9
+    request = build_request(spec, job_name="t")
+    assert mpi.uses_smp_v2(request) and not mpi.uses_smdistributed(request)  # torchrun, as SageMaker starts it
+    (problem,) = runner.local_problems(request, 4)
+    assert problem.fix == ("run with --processes 16, or fit the degrees to 4 processes: "
+                           "--set distribution.hybrid_shard_degree=2.")

@@ -256,9 +256,20 @@ def test_the_guard_holds_when_the_real_package_is_a_namespace_package(tmp_path):
     assert allowed.returncode == 0, allowed.stderr[-2000:]
 
 
-def test_stub_is_installed_from_stubs_not_from_entry_points():
+def test_the_installed_stub_is_the_one_in_stubs_as_it_is_now():
+    """Installed as a wheel (its .pth file serves torch.sagemaker), from stubs/ and not from entry_points, and
+    reinstalled by make when its files change: every installed module has the bytes of its source here."""
+    from importlib import metadata
+
     origin = Path(importlib.util.find_spec("smdistributed").origin).resolve()
-    assert STUB in origin.parents
+    assert "entry_points" not in origin.parts
+    site = origin.parents[1]
+    sources = [p for p in STUB.rglob("*.py") if p.parent != STUB or p.name == "_smdistributed_stub_hook.py"]
+    sources = [p for p in sources if "build" not in p.relative_to(STUB).parts]
+    assert len(sources) > 40
+    stale = [str(p.relative_to(STUB)) for p in sources if (site / p.relative_to(STUB)).read_bytes() != p.read_bytes()]
+    assert not stale, f"reinstall the stub (make .venv/.stub-installed): {stale}"
+    assert "smdistributed_stub.pth" in {f.name for f in metadata.distribution("smdistributed-stub").files}
 
 
 def resolve(dotted: str):
@@ -311,7 +322,8 @@ def test_every_documented_name_is_there_and_behaves_as_its_status_says():
 
     data = surface()
     entries = data["entries"]
-    assert len(entries) >= 200 and {e["source"] for e in entries} <= set(data["sources"])
+    assert len(entries) >= 350 and {e["source"] for e in entries} <= set(data["sources"])
+    assert sum(e["name"].startswith("torch.sagemaker.") for e in entries) >= 80  # SMP v2's names
     wrong = []
     for e in entries:
         where = f"{e['name']}" + (f"({e['parameter']})" if "parameter" in e else "")
@@ -321,6 +333,15 @@ def test_every_documented_name_is_there_and_behaves_as_its_status_says():
                     _topology.config_from({e["name"]: e["example"]})
             else:
                 assert _topology.config_from({e["name"]: e["example"]}).raw == {e["name"]: e["example"]}, where
+            continue
+        if e["kind"] == "smp_v2_parameter":
+            from torch.sagemaker import _config
+
+            if e["status"] == "not emulated":
+                with pytest.raises(NotImplementedError, match=e["name"]):
+                    _config.load({e["name"]: e["example"]}, environ={})
+            else:
+                assert _config.load({e["name"]: e["example"]}, environ={})[e["name"]] == e["example"], where
             continue
         if e["kind"] == "parameter":
             target = resolve(e["name"])

@@ -1,0 +1,1 @@
+"""``torch.sagemaker.checkpoint``: checkpoint-directory utilities (``checkpoint.utils``)."""

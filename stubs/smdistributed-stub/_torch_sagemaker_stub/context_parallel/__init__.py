@@ -1,0 +1,1 @@
+"""``torch.sagemaker.context_parallel``: SMP's context parallelism (Transformer Engine ring attention), not emulated."""

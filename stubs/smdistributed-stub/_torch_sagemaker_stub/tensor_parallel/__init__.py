@@ -1,0 +1,1 @@
+"""``torch.sagemaker.tensor_parallel``: SMP's own tensor-parallel transformer modules, not emulated."""

@@ -1,0 +1,1 @@
+"""``torch.sagemaker.utils``: timing, module and process-group helpers of AWS's example scripts."""
