@@ -293,11 +293,40 @@ class StopSignal:
         return flag.item() > 0
 
 
-def _train_state(model, optimizer) -> dict:
-    from torch.distributed.checkpoint.state_dict import get_state_dict
+def _rank_local_optimizer() -> str | None:
+    """The key of this rank's own optimizer state when it cannot go through FSDP's conversion, else None.
 
+    Under smdistributed-stub's torch.sagemaker with tensor parallelism, torch's FSDP1 wraps DTensor slices and
+    converts their sharded optimizer state wrongly on load (the stand-in refuses it). Each rank then keeps its own
+    optimizer state, as SMP's local checkpoints do; a resume needs the same layout, which the checkpoint's record
+    of the shaping hyperparameters holds it to."""
+    tsm = sys.modules.get("torch.sagemaker")
+    if getattr(tsm, "__stub__", False) and tsm.is_initialized() and tsm.state.tp_size > 1:
+        import torch.distributed as dist
+
+        return f"optim_rank{dist.get_rank()}"
+    return None
+
+
+def _train_state(model, optimizer) -> dict:
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+    local = _rank_local_optimizer()
+    if local:
+        return {"model": get_model_state_dict(model), local: optimizer.state_dict()}
     model_state, optim_state = get_state_dict(model, optimizer)
     return {"model": model_state, "optim": optim_state}
+
+
+def _restore(model, optimizer, loaded: dict) -> None:
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_state_dict
+
+    local = _rank_local_optimizer()
+    if local:
+        set_model_state_dict(model, loaded["model"])
+        optimizer.load_state_dict(loaded[local])
+    else:
+        set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
 
 
 CONFIG_FILE = "config.json"
@@ -426,7 +455,6 @@ def load_latest_checkpoint(model, optimizer, env: SageMakerEnv, extra: dict | No
     import torch
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.api import CheckpointException
-    from torch.distributed.checkpoint.state_dict import set_state_dict
 
     done = checkpoints(env)
     if not done:
@@ -438,6 +466,10 @@ def load_latest_checkpoint(model, optimizer, env: SageMakerEnv, extra: dict | No
             "To fix: run with the checkpoint's values to resume, or start over with --fresh (deletes the checkpoints)")
     settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     skipped = []
+    if _rank_local_optimizer():  # the optimizer state's keys, for the load to fill (SMP's own helper)
+        from torch.sagemaker.distributed.checkpoint.state_dict_utils import init_optim_state
+
+        init_optim_state(optimizer, skip_empty_param=True)
     for path in reversed(done):
         loaded = {**_train_state(model, optimizer), "step": torch.tensor(0), **(extra or {})}
         try:
@@ -448,7 +480,7 @@ def load_latest_checkpoint(model, optimizer, env: SageMakerEnv, extra: dict | No
             skipped.append(f"{path.name} ({_reason(exc)})")
             _say(env, f"checkpoint {path.name} skipped: cannot be read: {_reason(exc)}")
             continue
-        set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+        _restore(model, optimizer, loaded)
         for group, own in zip(optimizer.param_groups, settings, strict=True):
             group.update(own)
         step = int(loaded["step"])

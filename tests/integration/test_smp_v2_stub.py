@@ -4,7 +4,7 @@
   unmodified on 4 processes (hybrid shard 2 x tensor parallel 2; shard 4) and on 2, matches a plain-torch
   one-process run, and resumes from its checkpoints (async_local bitwise; sharded);
 - the bundled train.py's smp_v2 path (`smjobs run smp_v2_gpt --processes 4`) under the stand-in matches the same
-  model under plain FSDP2 + DTensor with the same degrees, and a stopped run resumes bitwise (shard 4)."""
+  model under plain FSDP2 + DTensor with the same degrees, and a stopped run resumes bitwise."""
 
 from __future__ import annotations
 
@@ -146,16 +146,11 @@ def test_bundled_smp_v2_under_the_stand_in_matches_plain_fsdp2(stand_in_run, tmp
 SHARD_4 = {"hybrid_shard_degree": 4, "tensor_parallel_degree": 1, "sm_activation_offloading": False}
 
 
-@pytest.fixture(scope="module")
-def shard_4_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("smp-v2") / "shard-4"
+def test_bundled_smp_v2_shard_4_under_the_stand_in_matches_plain_fsdp2(tmp_path):
+    work = tmp_path / "ours"
     result = run(bundled(SHARD_4), work)
     assert result.exit_code == 0, "\n".join(result.lines[-30:])
-    return work, losses(result.lines)
-
-
-def test_bundled_smp_v2_shard_4_under_the_stand_in_matches_plain_fsdp2(shard_4_run, tmp_path):
-    work, ours = shard_4_run
+    ours = losses(result.lines)
     plain = run(bundled(SHARD_4, smp_v2_backend="native"), tmp_path / "plain")
     assert plain.exit_code == 0
     assert max(abs(a - b) for a, b in zip(ours, losses(plain.lines), strict=True)) <= ATOL
@@ -163,11 +158,10 @@ def test_bundled_smp_v2_shard_4_under_the_stand_in_matches_plain_fsdp2(shard_4_r
     assert all((a[k] - b[k]).abs().max().item() <= ATOL for k in b)
 
 
-def test_bundled_smp_v2_stopped_under_the_stand_in_resumes_bitwise(shard_4_run, tmp_path):
-    """Shard 4: with tensor parallelism the stand-in refuses FSDP1's sharded optimizer-state load (see the
-    stub's README), which the bundled script's checkpoints go through."""
-    work, _ = shard_4_run
-    data = bundled(SHARD_4)
+def test_bundled_smp_v2_stopped_under_the_stand_in_resumes_bitwise(stand_in_run, tmp_path):
+    """Hybrid shard 2 x tp 2: each rank keeps its own optimizer state (FSDP1 cannot convert TP slices' on load)."""
+    work, _ = stand_in_run
+    data = bundled({"hybrid_shard_degree": 2})
     started = {}
 
     def stop_after_step_3(line):
