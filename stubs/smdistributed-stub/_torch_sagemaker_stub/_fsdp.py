@@ -104,10 +104,11 @@ def sync_on_cpu(module, param_init_fn) -> None:
     ``param_init_fn``, as FSDP would), then give every data-parallel rank the first one's parameters and buffers
     (per tensor-parallel rank: each holds its own shards)."""
     import torch.distributed as dist
+    from torch.sagemaker.delayed_param import has_own_meta
 
     if param_init_fn is not None:
         for sub in module.modules():
-            if any(t is not None and t.is_meta for t in [*sub._parameters.values(), *sub._buffers.values()]):
+            if has_own_meta(sub):
                 param_init_fn(sub)
     group = state.dp_process_group
     source = min(dist.get_process_group_ranks(group))

@@ -8,11 +8,8 @@ import warnings
 import torch
 import torch.distributed as dist
 from torch.sagemaker import _config, _fsdp
+from torch.sagemaker.delayed_param import local_device
 from torch.sagemaker.state_handler import Ranker, state
-
-
-def device_type() -> str:
-    return "cuda" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu"
 
 
 def init(config=None) -> None:
@@ -27,7 +24,7 @@ def init(config=None) -> None:
     layout = _config.layout(params, world, local_world)
     from torch.distributed.device_mesh import init_device_mesh
 
-    mesh = init_device_mesh(device_type(), (layout.replicate_degree, layout.shard_degree, layout.tp_degree),
+    mesh = init_device_mesh(local_device().type, (layout.replicate_degree, layout.shard_degree, layout.tp_degree),
                             mesh_dim_names=("replicate", "shard", "tp"))
     state.reset()
     state.cfg, state.layout, state.device_mesh = dict(params), layout, mesh

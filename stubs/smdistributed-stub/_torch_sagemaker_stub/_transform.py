@@ -14,6 +14,7 @@ import re
 
 import torch
 import torch.distributed as dist
+from torch.sagemaker.delayed_param import local_device
 from torch.sagemaker.state_handler import state
 
 
@@ -31,7 +32,7 @@ def transform(model: torch.nn.Module, device=None, dtype=None, config=None, load
         model.to(dtype)
     if device is not None and not on_meta:
         model.to(device)
-    target = device or torch.device(_device())
+    target = device or local_device()
     if load_state_dict_from_rank0:
         _load_from_rank0(model, target)
     elif on_meta and state.tp_size > 1:
@@ -44,10 +45,6 @@ def transform(model: torch.nn.Module, device=None, dtype=None, config=None, load
     if state.tp_size > 1:
         _apply_plan(model)
     return model
-
-
-def _device() -> str:
-    return f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu"
 
 
 def _tensors(model):

@@ -15,6 +15,18 @@ import torch
 import torch.distributed as dist
 
 
+def local_device() -> torch.device:
+    """This process's device: its GPU under NCCL, else the CPU (gloo). The stand-in's one answer to it."""
+    if torch.cuda.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def has_own_meta(module: torch.nn.Module) -> bool:
+    """Whether the module's own parameters or buffers (not its children's) are still on the meta device."""
+    return any(t is not None and t.is_meta for t in [*module._parameters.values(), *module._buffers.values()])
+
+
 class DelayedParamIniter:
     def __init__(self, model: torch.nn.Module, init_method_using_config=None, verbose: bool = False):
         self.model = model
@@ -23,17 +35,11 @@ class DelayedParamIniter:
         self.num_params_inited = 0
         self._counted: set[int] = set()
 
-    def _device(self) -> torch.device:
-        if torch.cuda.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
-
     def get_param_init_fn(self):
         def param_init_fn(module: torch.nn.Module) -> None:
-            own = [*module._parameters.values(), *module._buffers.values()]
-            if not any(t is not None and t.is_meta for t in own):
+            if not has_own_meta(module):
                 return
-            module.to_empty(device=self._device(), recurse=False)
+            module.to_empty(device=local_device(), recurse=False)
             with torch.no_grad():
                 if self.init_method_using_config is not None:
                     self.init_method_using_config(module)
